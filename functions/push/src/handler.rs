@@ -1,0 +1,420 @@
+use crate::auth::{Denied, PushAuth};
+use cgm_shared::push::{MAX_BODY_BYTES, parse_push};
+use cgm_shared::store::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded, StoreError};
+use cgm_shared::time::SourceZone;
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+/// How much of an oversized body the quarantine stub keeps.
+const STUB_BYTES: usize = 4 * 1024;
+
+/// The longest id written to a log line; hostile ids can be kilobytes long.
+const LOG_ID_CHARS: usize = 128;
+
+pub struct PushService<S> {
+    store: S,
+    auth: PushAuth,
+    zone: SourceZone,
+    deadline: Duration,
+}
+
+/// What happened to one push: the `outcome` field of its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    Duplicate,
+    Conflict,
+    Quarantined,
+    Rejected,
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Stored => "stored",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Conflict => "conflict",
+            Outcome::Quarantined => "quarantined",
+            Outcome::Rejected => "rejected",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Everything the log line says about one push. Ids only: never a personal field or key.
+struct Report {
+    outcome: Outcome,
+    status: StatusCode,
+    /// The reply's `msg`: empty on success.
+    msg: &'static str,
+    test_id: Option<String>,
+    device_sn: Option<String>,
+    /// Why, for the operator: a fixed sentence, never request data.
+    reason: Option<String>,
+}
+
+impl Report {
+    fn new(outcome: Outcome, status: StatusCode, msg: &'static str) -> Self {
+        Self {
+            outcome,
+            status,
+            msg,
+            test_id: None,
+            device_sn: None,
+            reason: (!msg.is_empty()).then(|| msg.to_string()),
+        }
+    }
+}
+
+impl<S: PushStore> PushService<S> {
+    pub fn new(store: S, auth: PushAuth, zone: SourceZone, deadline: Duration) -> Self {
+        Self { store, auth, zone, deadline }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn auth(&self) -> &PushAuth {
+        &self.auth
+    }
+
+    /// Answers one push. Never fails: every case is a reply from DESIGN.md's table.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let started = Instant::now();
+        let arrival = Arrival { received_at_ms: chrono::Utc::now().timestamp_millis(), request_id: request_id(&req) };
+        let report = self.process(&req, &arrival).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let reply = reply(report.status, report.msg);
+        let level_is_warn = report.status.is_server_error() || report.outcome == Outcome::Conflict;
+        macro_rules! line {
+            ($lvl:ident) => {
+                tracing::$lvl!(
+                    target: "cgm_push",
+                    request_id = %arrival.request_id,
+                    test_id = report.test_id.as_deref().map(short),
+                    device_sn = report.device_sn.as_deref().map(short),
+                    outcome = report.outcome.as_str(),
+                    status = report.status.as_u16(),
+                    reason = report.reason.as_deref(),
+                    body_bytes = req.body().len(),
+                    latency_ms = (latency_ms * 1000.0).round() / 1000.0,
+                    "push"
+                )
+            };
+        }
+        if level_is_warn {
+            line!(warn);
+        } else {
+            line!(info);
+        }
+        reply
+    }
+
+    async fn process(&self, req: &Request, arrival: &Arrival) -> Report {
+        if req.method() != Method::POST {
+            return Report::new(Outcome::Rejected, StatusCode::METHOD_NOT_ALLOWED, "method not allowed, use POST");
+        }
+        match self.auth.check(source_ip(req).as_deref(), presented_key(req)) {
+            Ok(()) => {}
+            Err(Denied::Source) => {
+                return Report::new(Outcome::Rejected, StatusCode::FORBIDDEN, "source address not allowed");
+            }
+            Err(Denied::Key) => {
+                return Report::new(Outcome::Rejected, StatusCode::UNAUTHORIZED, "missing or wrong key");
+            }
+        }
+        let body: &[u8] = req.body();
+        match tokio::time::timeout(self.deadline, self.store_body(body, arrival)).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => unavailable(e),
+            Err(_) => unavailable(StoreError::Timeout),
+        }
+    }
+
+    async fn store_body(&self, body: &[u8], arrival: &Arrival) -> Result<Report, StoreError> {
+        if body.len() > MAX_BODY_BYTES {
+            let stub = Quarantined {
+                body_sha256: sha256_hex(body),
+                reason: "body over 64 KiB",
+                body: &body[..STUB_BYTES],
+                body_length: body.len(),
+                truncated: true,
+            };
+            self.store.put_quarantine(&stub, arrival).await?;
+            return Ok(Report::new(Outcome::Quarantined, StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
+        }
+
+        let reading = match parse_push(body, &self.zone) {
+            Ok(r) => r,
+            Err(why) => {
+                let reason = why.to_string();
+                let q = Quarantined {
+                    body_sha256: sha256_hex(body),
+                    reason: &reason,
+                    body,
+                    body_length: body.len(),
+                    truncated: false,
+                };
+                let recorded = self.store.put_quarantine(&q, arrival).await?;
+                let mut report = Report::new(Outcome::Quarantined, StatusCode::OK, "");
+                report.reason = Some(format!("{reason}{}", repeat_note(recorded)));
+                return Ok(report);
+            }
+        };
+
+        let mut report = Report::new(Outcome::Stored, StatusCode::OK, "");
+        report.test_id = Some(reading.test_id.clone());
+        report.device_sn = reading.device_sn.clone();
+        match self.store.put_reading(&reading, arrival).await? {
+            PutOutcome::Stored => {}
+            PutOutcome::Existing(Some(old)) if old == reading.measurement() => report.outcome = Outcome::Duplicate,
+            PutOutcome::Existing(_) => {
+                let conflict =
+                    Conflict { reading: &reading, measurement_hash: reading.measurement().hash(), raw_body: body };
+                let recorded = self.store.put_conflict(&conflict, arrival).await?;
+                report.outcome = Outcome::Conflict;
+                report.reason =
+                    Some(format!("same testId, different measurement; first kept{}", repeat_note(recorded)));
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn repeat_note(r: Recorded) -> &'static str {
+    match r {
+        Recorded::New => "",
+        Recorded::AlreadyThere => " (already recorded)",
+    }
+}
+
+fn unavailable(e: StoreError) -> Report {
+    let mut r = Report::new(Outcome::Unavailable, StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later");
+    r.reason = Some(e.to_string());
+    r
+}
+
+/// `{"code":…,"msg":…}` with the HTTP status beside it; `code` is the status itself except
+/// 0 for success, as Sinocare expects.
+fn reply(status: StatusCode, msg: &str) -> Response<Body> {
+    let code = if status == StatusCode::OK { 0 } else { status.as_u16() };
+    let body = serde_json::json!({ "code": code, "msg": msg }).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("a static status and header always build")
+}
+
+fn presented_key(req: &Request) -> Option<&str> {
+    req.headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.query_string_parameters_ref().and_then(|q| q.first("key")))
+}
+
+fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// API Gateway's request id (what its access log shows), else Lambda's.
+fn request_id(req: &Request) -> String {
+    let apigw = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    apigw.or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone())).unwrap_or_default()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn short(s: &str) -> &str {
+    match s.char_indices().nth(LOG_ID_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cgm_shared::sensitive::Sensitive;
+    use cgm_shared::store::memory::MemoryStore;
+    use serde_json::{Value, json};
+    use std::sync::atomic::Ordering;
+
+    const EVENT: &str = include_str!("../tests/data/push-event.json");
+    const SEED_EXAMPLE: &str = include_str!("../../shared/tests/data/seed-example.json");
+
+    fn service(keys: &[&str], cidrs: &[&str]) -> PushService<MemoryStore> {
+        let keys: Vec<_> = keys.iter().map(|k| Sensitive::new(k.to_string())).collect();
+        let cidrs = cidrs.iter().map(|c| c.parse().unwrap()).collect();
+        PushService::new(
+            MemoryStore::default(),
+            PushAuth::new(&keys, cidrs),
+            SourceZone::default(),
+            Duration::from_secs(3),
+        )
+    }
+
+    /// A real API Gateway HTTP API event with this body and query string.
+    fn event(body: &str, query: &str) -> Request {
+        let mut e: Value = serde_json::from_str(EVENT).unwrap();
+        e["body"] = json!(body);
+        e["rawQueryString"] = json!(query);
+        lambda_http::request::from_str(&e.to_string()).unwrap()
+    }
+
+    async fn call(svc: &PushService<MemoryStore>, req: Request) -> (u16, Value) {
+        let resp = svc.handle(req).await;
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let status = resp.status().as_u16();
+        (status, serde_json::from_slice(resp.body()).unwrap())
+    }
+
+    fn seed_with(patch: Value) -> String {
+        let mut body: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+        for (k, v) in patch.as_object().unwrap() {
+            body["data"][k] = v.clone();
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn seed_example_is_stored_and_acknowledged() {
+        let svc = service(&["test-key"], &[]);
+        let (status, reply) = call(&svc, event(SEED_EXAMPLE, "key=test-key")).await;
+        assert_eq!((status, reply), (200, json!({"code": 0, "msg": ""})));
+        let stored = svc.store.readings.lock().unwrap();
+        assert_eq!(stored["23434335345"].glucose.mmol, 5.6);
+    }
+
+    #[tokio::test]
+    async fn redelivery_is_a_duplicate_and_cgm_status_change_too() {
+        let svc = service(&[], &[]);
+        for body in [
+            SEED_EXAMPLE.to_string(),
+            SEED_EXAMPLE.to_string(),
+            seed_with(json!({"cgmStatus": "4", "patientName": "李四"})),
+        ] {
+            assert_eq!(call(&svc, event(&body, "")).await, (200, json!({"code": 0, "msg": ""})));
+        }
+        assert_eq!(svc.store.readings.lock().unwrap().len(), 1);
+        assert!(svc.store.conflicts.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn different_measurement_is_a_conflict_recorded_once() {
+        let svc = service(&[], &[]);
+        call(&svc, event(SEED_EXAMPLE, "")).await;
+        let other = seed_with(json!({"testResult": "7.1"}));
+        for _ in 0..3 {
+            assert_eq!(call(&svc, event(&other, "")).await, (200, json!({"code": 0, "msg": ""})));
+        }
+        assert_eq!(svc.store.readings.lock().unwrap()["23434335345"].glucose.text, "5.6", "first kept");
+        assert_eq!(svc.store.conflicts.lock().unwrap().len(), 1, "re-sends of one conflict collapse");
+    }
+
+    #[tokio::test]
+    async fn numeric_string_equals_number_when_comparing() {
+        let svc = service(&[], &[]);
+        call(&svc, event(SEED_EXAMPLE, "")).await;
+        call(&svc, event(&seed_with(json!({"serialNo": "1", "testResult": "5.60", "status": 1})), "")).await;
+        assert!(svc.store.conflicts.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unusable_body_is_quarantined_with_code_0() {
+        let svc = service(&[], &[]);
+        for body in ["", "not json", "[1]", r#"{"reservedCode":"01"}"#] {
+            assert_eq!(call(&svc, event(body, "")).await, (200, json!({"code": 0, "msg": ""})), "{body:?}");
+        }
+        call(&svc, event("not json", "")).await;
+        let q = svc.store.quarantine.lock().unwrap();
+        assert_eq!(q.len(), 4, "re-sends of one body collapse");
+        let reasons: Vec<&str> = q.values().map(|k| k.reason.as_str()).collect();
+        assert!(reasons.contains(&"body is not JSON"), "{reasons:?}");
+    }
+
+    #[tokio::test]
+    async fn wrong_or_missing_key_is_401_and_stores_nothing() {
+        let svc = service(&["old-key", "new-key"], &[]);
+        assert_eq!(
+            call(&svc, event(SEED_EXAMPLE, "key=wrong")).await,
+            (401, json!({"code": 401, "msg": "missing or wrong key"}))
+        );
+        assert_eq!(call(&svc, event(SEED_EXAMPLE, "")).await.0, 401);
+        assert_eq!(call(&svc, event("garbage", "")).await.0, 401);
+        assert!(svc.store.readings.lock().unwrap().is_empty());
+        assert!(svc.store.quarantine.lock().unwrap().is_empty());
+        assert_eq!(call(&svc, event(SEED_EXAMPLE, "key=new-key")).await.0, 200, "the rotation key works");
+    }
+
+    #[tokio::test]
+    async fn key_may_come_in_a_header() {
+        let svc = service(&["k1"], &[]);
+        let mut req = event(SEED_EXAMPLE, "");
+        req.headers_mut().insert("x-api-key", "k1".parse().unwrap());
+        assert_eq!(call(&svc, req).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn source_outside_allow_list_is_403() {
+        let svc = service(&["test-key"], &["198.51.100.0/24"]);
+        assert_eq!(
+            call(&svc, event(SEED_EXAMPLE, "key=test-key")).await,
+            (403, json!({"code": 403, "msg": "source address not allowed"}))
+        );
+        let svc = service(&["test-key"], &["203.0.113.0/24"]);
+        assert_eq!(call(&svc, event(SEED_EXAMPLE, "key=test-key")).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_413_with_a_stub() {
+        let svc = service(&[], &[]);
+        let big = format!(r#"{{"reservedCode":"01","data":{{"pad":"{}"}}}}"#, "x".repeat(1 << 20));
+        assert_eq!(call(&svc, event(&big, "")).await, (413, json!({"code": 413, "msg": "body over 64 KiB"})));
+        let q = svc.store.quarantine.lock().unwrap();
+        let k = q.values().next().unwrap();
+        assert_eq!(
+            (k.reason.as_str(), k.body.len(), k.body_length, k.truncated),
+            ("body over 64 KiB", 4096, big.len(), true)
+        );
+    }
+
+    #[tokio::test]
+    async fn storage_failure_is_503() {
+        let svc = service(&[], &[]);
+        svc.store.fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            call(&svc, event(SEED_EXAMPLE, "")).await,
+            (503, json!({"code": 503, "msg": "storage unavailable, retry later"}))
+        );
+        assert_eq!(call(&svc, event("not json", "")).await.0, 503, "quarantine too must be durable before code 0");
+    }
+
+    #[tokio::test]
+    async fn other_methods_are_405() {
+        let svc = service(&[], &[]);
+        let mut req = event(SEED_EXAMPLE, "");
+        *req.method_mut() = Method::GET;
+        assert_eq!(call(&svc, req).await.0, 405);
+    }
+
+    #[test]
+    fn log_ids_are_cut_short() {
+        assert_eq!(short(&"é".repeat(300)).chars().count(), LOG_ID_CHARS);
+        assert_eq!(short("abc"), "abc");
+    }
+}

@@ -1,0 +1,217 @@
+//! The one configuration type, read from the environment once at cold start.
+//!
+//! The same names are used in the SAM template and in local runs. A secret may be given
+//! directly (`PUSH_KEY`, for local runs) or, in the stack, as `<NAME>_PARAM`: the name of
+//! an SSM SecureString that the function that needs it reads once at cold start (see
+//! [`crate::aws::resolve_secret`]). Errors name the variable, never its value.
+
+use crate::sensitive::Sensitive;
+use crate::time::SourceZone;
+use ipnet::IpNet;
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not valid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("{var} must be set: {why}")]
+    Missing { var: &'static str, why: &'static str },
+    #[error("reading the secret named by {var} from SSM failed")]
+    Ssm {
+        var: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Where a secret comes from. Resolved at cold start by the function that needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSetting {
+    Unset,
+    Value(Sensitive<String>),
+    /// The name of an SSM SecureString parameter.
+    Param(String),
+}
+
+/// DynamoDB table names, each from the variable the template sets with `!Ref`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tables {
+    pub readings: String,
+    pub conflicts: String,
+    pub quarantine: String,
+}
+
+impl Tables {
+    /// The environment variable that names each table; the local stack matches these with
+    /// the template's `!Ref`s.
+    pub const VARS: [&'static str; 3] = ["READINGS_TABLE", "CONFLICTS_TABLE", "QUARANTINE_TABLE"];
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PUSH_KEY` / `PUSH_KEY_PARAM`: one or more keys, comma-separated.
+    pub push_key: SecretSetting,
+    /// `ALLOWED_SOURCE_CIDRS`: empty means any source.
+    pub allowed_source_cidrs: Vec<IpNet>,
+    /// `SOURCE_TIMEZONE`: the zone of Sinocare's zone-less `testTime`.
+    pub source_timezone: SourceZone,
+    pub tables: Tables,
+    /// `DYNAMODB_ENDPOINT`: local runs only (DynamoDB Local).
+    pub dynamodb_endpoint: Option<String>,
+    /// `PUSH_DEADLINE_MS`: the time the push route may spend on storage before answering
+    /// 503, well inside Sinocare's 5 s.
+    pub push_deadline_ms: u64,
+    /// True inside AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set by the service).
+    pub in_lambda: bool,
+}
+
+pub const DEFAULT_PUSH_DEADLINE_MS: u64 = 3_000;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    /// Reads the configuration through `get`, so tests and the local server can supply
+    /// their own values.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let allowed_source_cidrs = match non_empty("ALLOWED_SOURCE_CIDRS") {
+            None => Vec::new(),
+            Some(list) => parse_cidrs(&list)?,
+        };
+        let source_timezone = match non_empty("SOURCE_TIMEZONE") {
+            None => SourceZone::default(),
+            Some(z) => z.parse().map_err(|e: crate::time::BadZone| ConfigError::Invalid {
+                var: "SOURCE_TIMEZONE",
+                reason: e.to_string(),
+            })?,
+        };
+        let table = |var: &'static str, default: &str| non_empty(var).unwrap_or_else(|| default.to_string());
+        let push_deadline_ms = match non_empty("PUSH_DEADLINE_MS") {
+            None => DEFAULT_PUSH_DEADLINE_MS,
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (100..=4_500).contains(&ms) => ms,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "PUSH_DEADLINE_MS",
+                        reason: "expected milliseconds between 100 and 4500 (Sinocare waits 5 s)".into(),
+                    });
+                }
+            },
+        };
+
+        Ok(Config {
+            push_key: secret_setting(&non_empty, "PUSH_KEY", "PUSH_KEY_PARAM")?,
+            allowed_source_cidrs,
+            source_timezone,
+            tables: Tables {
+                readings: table("READINGS_TABLE", "ReadingsTable"),
+                conflicts: table("CONFLICTS_TABLE", "ConflictsTable"),
+                quarantine: table("QUARANTINE_TABLE", "QuarantineTable"),
+            },
+            dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
+            push_deadline_ms,
+            in_lambda: non_empty("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+        })
+    }
+}
+
+fn secret_setting(
+    non_empty: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    param_var: &'static str,
+) -> Result<SecretSetting, ConfigError> {
+    match (non_empty(var), non_empty(param_var)) {
+        (Some(_), Some(_)) => {
+            Err(ConfigError::Invalid { var: param_var, reason: format!("set either {var} or {param_var}, not both") })
+        }
+        (Some(v), None) => Ok(SecretSetting::Value(Sensitive::new(v))),
+        (None, Some(name)) => Ok(SecretSetting::Param(name)),
+        (None, None) => Ok(SecretSetting::Unset),
+    }
+}
+
+fn parse_cidrs(list: &str) -> Result<Vec<IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, s)| {
+            // A bare address means just that host.
+            s.parse::<IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from)).map_err(|_| {
+                ConfigError::Invalid {
+                    var: "ALLOWED_SOURCE_CIDRS",
+                    reason: format!("entry {} is not a CIDR like 203.0.113.0/24", i + 1),
+                }
+            })
+        })
+        .collect()
+}
+
+/// Splits a resolved `PUSH_KEY` value into its keys (comma-separated, so two can be live
+/// while Sinocare moves from the old to the new one).
+pub fn split_keys(value: &str) -> Vec<Sensitive<String>> {
+    value.split(',').map(str::trim).filter(|k| !k.is_empty()).map(|k| Sensitive::new(k.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_fit_a_local_run() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.push_key, SecretSetting::Unset);
+        assert!(c.allowed_source_cidrs.is_empty());
+        assert_eq!(c.source_timezone, SourceZone::default());
+        assert_eq!(c.tables.readings, "ReadingsTable");
+        assert_eq!(c.push_deadline_ms, DEFAULT_PUSH_DEADLINE_MS);
+        assert!(!c.in_lambda);
+    }
+
+    #[test]
+    fn reads_every_setting() {
+        let c = cfg(&[
+            ("PUSH_KEY_PARAM", "/cgm/push-key"),
+            ("ALLOWED_SOURCE_CIDRS", "203.0.113.0/24, 198.51.100.7"),
+            ("SOURCE_TIMEZONE", "Asia/Shanghai"),
+            ("READINGS_TABLE", "r"),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "push"),
+        ])
+        .unwrap();
+        assert_eq!(c.push_key, SecretSetting::Param("/cgm/push-key".into()));
+        assert_eq!(c.allowed_source_cidrs.len(), 2);
+        assert_eq!(c.tables.readings, "r");
+        assert_eq!(c.dynamodb_endpoint.as_deref(), Some("http://127.0.0.1:8000"));
+        assert!(c.in_lambda);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_not_the_value() {
+        let e = cfg(&[("ALLOWED_SOURCE_CIDRS", "10.0.0.0/8,secret-looking-text")]).unwrap_err().to_string();
+        assert!(e.contains("ALLOWED_SOURCE_CIDRS") && e.contains("entry 2"), "{e}");
+        assert!(!e.contains("secret-looking-text"), "{e}");
+        let e = cfg(&[("SOURCE_TIMEZONE", "Nowhere/Else")]).unwrap_err().to_string();
+        assert!(e.contains("SOURCE_TIMEZONE"), "{e}");
+        let e = cfg(&[("PUSH_KEY", "k"), ("PUSH_KEY_PARAM", "/p")]).unwrap_err().to_string();
+        assert!(e.contains("PUSH_KEY_PARAM") && !e.contains(": k"), "{e}");
+        let e = cfg(&[("PUSH_DEADLINE_MS", "9000")]).unwrap_err().to_string();
+        assert!(e.contains("PUSH_DEADLINE_MS"), "{e}");
+    }
+
+    #[test]
+    fn keys_split_on_commas() {
+        let keys = split_keys(" old-key ,new-key,, ");
+        let keys: Vec<&str> = keys.iter().map(|k| k.expose().as_str()).collect();
+        assert_eq!(keys, ["old-key", "new-key"]);
+    }
+}

@@ -1,0 +1,43 @@
+//! Logging as Lambda expects it: one JSON object per line by default (or plain text when
+//! `AWS_LAMBDA_LOG_FORMAT=Text`), level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+//!
+//! Personal data is never handed to a log macro here (see [`crate::sensitive`]). The AWS
+//! SDK and its HTTP stack, however, print whole request and response bodies at TRACE, and
+//! a DynamoDB body holds the patient fields: their TRACE events are dropped whatever level
+//! is asked for. The canary tests hold both rules.
+
+use tracing::Level;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer, filter};
+
+/// Targets that log payloads at TRACE.
+const PAYLOAD_LOGGING_TARGETS: [&str; 6] = ["aws_smithy", "aws_sdk", "aws_sigv4", "aws_runtime", "hyper", "h2"];
+
+/// Installs the process-wide subscriber. Call once, first thing in `main`.
+pub fn init() {
+    let json = !std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().or_else(|| std::env::var("RUST_LOG").ok());
+    let _ = tracing::subscriber::set_global_default(subscriber(json, level.as_deref(), std::io::stdout));
+}
+
+/// A subscriber that writes to `writer`; tests use it to capture every line of a request.
+pub fn subscriber<W>(json: bool, level: Option<&str>, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    // Lambda's level names are upper case; EnvFilter takes either.
+    let wanted =
+        EnvFilter::try_new(level.unwrap_or("info").to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_payloads = filter::filter_fn(|meta| {
+        !(*meta.level() == Level::TRACE && PAYLOAD_LOGGING_TARGETS.iter().any(|t| meta.target().starts_with(t)))
+    });
+    let base = tracing_subscriber::fmt::layer().with_writer(writer).with_target(true);
+    let format = if json {
+        base.json().flatten_event(true).with_current_span(false).with_span_list(false).boxed()
+    } else {
+        // CloudWatch adds its own timestamps; ANSI colours would show up as escape codes.
+        base.with_ansi(false).boxed()
+    };
+    tracing_subscriber::registry().with(format.with_filter(no_payloads).with_filter(wanted))
+}

@@ -1,0 +1,147 @@
+//! The zone Sinocare's zone-less `testTime` is read in, and turning it into a UTC instant.
+//!
+//! The spec gives `yyyy-MM-dd HH:mm:ss` with no zone; Sinocare's devices and cloud run on
+//! China Standard Time (UTC+8, no daylight saving), so that is the default. A time that
+//! carries its own offset (ISO-8601 / RFC 3339) is taken as given.
+
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use std::str::FromStr;
+
+/// `SOURCE_TIMEZONE`: a fixed offset (`+08:00`, `-05:30`, `UTC`) or an IANA zone name
+/// (`Asia/Shanghai`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SourceZone {
+    Fixed(FixedOffset),
+    Named(Tz),
+}
+
+impl Default for SourceZone {
+    fn default() -> Self {
+        SourceZone::Fixed(FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset"))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("expected an offset like +08:00 or an IANA zone name like Asia/Shanghai")]
+pub struct BadZone;
+
+impl FromStr for SourceZone {
+    type Err = BadZone;
+
+    fn from_str(s: &str) -> Result<Self, BadZone> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("z") {
+            return Ok(SourceZone::Fixed(FixedOffset::east_opt(0).ok_or(BadZone)?));
+        }
+        if s.starts_with('+') || s.starts_with('-') {
+            return parse_offset(s).map(SourceZone::Fixed);
+        }
+        Tz::from_str(s).map(SourceZone::Named).map_err(|_| BadZone)
+    }
+}
+
+fn parse_offset(s: &str) -> Result<FixedOffset, BadZone> {
+    let sign = if s.starts_with('-') { -1 } else { 1 };
+    let body = &s[1..];
+    let (h, m) = match body.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if body.len() == 4 => body.split_at(2),
+        None => (body, "0"),
+    };
+    let h: i32 = h.parse().map_err(|_| BadZone)?;
+    let m: i32 = m.parse().map_err(|_| BadZone)?;
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return Err(BadZone);
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or(BadZone)
+}
+
+/// Why a `testTime` could not become an instant. Never carries the input text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeError {
+    Unparseable,
+    /// A wall-clock time skipped by a daylight-saving change in a named zone.
+    NotInZone,
+}
+
+const LOCAL_FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
+
+impl SourceZone {
+    /// The UTC instant of a Sinocare `testTime`.
+    pub fn to_utc(&self, text: &str) -> Result<DateTime<Utc>, TimeError> {
+        let text = text.trim();
+        if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
+            return Ok(with_offset.with_timezone(&Utc));
+        }
+        let naive = LOCAL_FORMATS
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+            .ok_or(TimeError::Unparseable)?;
+        let local = match self {
+            SourceZone::Fixed(off) => pick(off.from_local_datetime(&naive)),
+            SourceZone::Named(tz) => pick(tz.from_local_datetime(&naive)),
+        };
+        local.ok_or(TimeError::NotInZone)
+    }
+}
+
+/// In a repeated hour (clocks going back) the earlier instant is taken: the reading cannot
+/// be placed more precisely, and the earlier one keeps a sensor's sequence monotonic.
+fn pick<Z: TimeZone>(r: LocalResult<DateTime<Z>>) -> Option<DateTime<Utc>> {
+    match r {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(early, _) => Some(early.with_timezone(&Utc)),
+        LocalResult::None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn zone_less_time_is_china_standard_time_by_default() {
+        let z = SourceZone::default();
+        assert_eq!(z.to_utc("2021-11-02 12:33:33"), Ok(utc("2021-11-02T04:33:33Z")));
+        assert_eq!(z.to_utc("2021-11-02T12:33:33"), Ok(utc("2021-11-02T04:33:33Z")));
+    }
+
+    #[test]
+    fn explicit_offset_is_taken_as_given() {
+        let z: SourceZone = "-05:00".parse().unwrap();
+        assert_eq!(z.to_utc("2021-11-02T12:33:33+08:00"), Ok(utc("2021-11-02T04:33:33Z")));
+        assert_eq!(z.to_utc("2021-11-02T04:33:33Z"), Ok(utc("2021-11-02T04:33:33Z")));
+    }
+
+    #[test]
+    fn zones_parse_from_offsets_and_names() {
+        assert_eq!("+08:00".parse::<SourceZone>(), Ok(SourceZone::default()));
+        assert_eq!("+0800".parse::<SourceZone>(), Ok(SourceZone::default()));
+        assert_eq!("+8".parse::<SourceZone>(), Ok(SourceZone::default()));
+        assert!(matches!("Asia/Shanghai".parse::<SourceZone>(), Ok(SourceZone::Named(_))));
+        assert_eq!("Mars/Olympus".parse::<SourceZone>(), Err(BadZone));
+        assert_eq!("+25:00".parse::<SourceZone>(), Err(BadZone));
+    }
+
+    #[test]
+    fn named_zone_follows_daylight_saving() {
+        let z: SourceZone = "Europe/Berlin".parse().unwrap();
+        assert_eq!(z.to_utc("2024-07-01 12:00:00"), Ok(utc("2024-07-01T10:00:00Z")));
+        assert_eq!(z.to_utc("2024-01-01 12:00:00"), Ok(utc("2024-01-01T11:00:00Z")));
+        assert_eq!(z.to_utc("2024-03-31 02:30:00"), Err(TimeError::NotInZone));
+        assert_eq!(z.to_utc("2024-10-27 02:30:00"), Ok(utc("2024-10-27T00:30:00Z")));
+    }
+
+    #[test]
+    fn impossible_dates_are_unparseable() {
+        let z = SourceZone::default();
+        for bad in ["2021-13-45 25:61:00", "", "yesterday", "2021-11-02", "12:33:33"] {
+            assert_eq!(z.to_utc(bad), Err(TimeError::Unparseable), "{bad}");
+        }
+    }
+}

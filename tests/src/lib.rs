@@ -1,0 +1,165 @@
+//! Shared set-up for the integration tests: a DynamoDB Local to talk to (started by
+//! `make test`, found through `DYNAMODB_ENDPOINT`), tables created from the template under
+//! a prefix of each test's own so tests run in parallel, real API Gateway events, and log
+//! capture.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_local::tables;
+use cgm_local::template::Template;
+use cgm_shared::Config;
+use lambda_http::Request;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The seed's example payload, verbatim.
+pub const SEED_EXAMPLE: &str = include_str!("../../functions/shared/tests/data/seed-example.json");
+/// A real API Gateway HTTP API (payload 2.0) event for the push route.
+pub const PUSH_EVENT: &str = include_str!("../../functions/push/tests/data/push-event.json");
+
+/// The DynamoDB Local these tests use. Fails, naming what is missing, when there is none.
+pub fn endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()).unwrap_or_else(|| {
+        panic!(
+            "these tests need DynamoDB Local: run them with `make test` (it starts one on a free port), \
+             or start one yourself and set DYNAMODB_ENDPOINT=http://127.0.0.1:<port>"
+        )
+    })
+}
+
+/// A fresh set of tables, named `<random prefix><LogicalId>`, created from the template.
+pub struct Stack {
+    pub endpoint: String,
+    pub client: Client,
+    pub table_vars: HashMap<String, String>,
+}
+
+impl Stack {
+    pub async fn new() -> Self {
+        let endpoint = endpoint();
+        let cfg = Config::from_lookup(|k| (k == "DYNAMODB_ENDPOINT").then(|| endpoint.clone())).unwrap();
+        let sdk = cgm_shared::aws::sdk_config(&cfg).await;
+        let client = cgm_shared::aws::dynamodb(&sdk, Some(&endpoint), cgm_shared::aws::CallLimits::PUSH);
+        let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let template = Template::load_default().expect("infra/template.yaml");
+        let table_vars = tables::create_from_template(&client, &template, &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("creating tables in DynamoDB Local at {endpoint} failed: {e}"));
+        Stack { endpoint, client, table_vars }
+    }
+
+    /// The configuration a function would read, with these tables and `extra` settings.
+    pub fn config(&self, extra: &[(&str, &str)]) -> Config {
+        self.config_at(&self.endpoint, extra)
+    }
+
+    /// The same, pointed at another endpoint (an unreachable or slow one).
+    pub fn config_at(&self, endpoint: &str, extra: &[(&str, &str)]) -> Config {
+        let mut env: HashMap<String, String> = self.table_vars.clone();
+        env.insert("DYNAMODB_ENDPOINT".into(), endpoint.into());
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration")
+    }
+
+    pub fn table(&self, var: &str) -> &str {
+        &self.table_vars[var]
+    }
+
+    /// Every item of a table (tests only: the tables are tiny).
+    pub async fn scan(&self, var: &str) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(self.table(var))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+}
+
+/// A push as API Gateway delivers it: the real event shape with this body, query string
+/// and source address.
+pub fn push_request(body: &str, query: &str, source_ip: &str) -> Request {
+    let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
+    e["body"] = json!(body);
+    e["rawQueryString"] = json!(query);
+    e["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    e["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway event")
+}
+
+/// The seed example with fields of `data` replaced (`null` values are set, not removed).
+pub fn seed_with(patch: Value) -> String {
+    let mut body: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+    for (k, v) in patch.as_object().expect("patch is an object") {
+        body["data"][k] = v.clone();
+    }
+    body.to_string()
+}
+
+/// The seed example with fields of `data` removed.
+pub fn seed_without(fields: &[&str]) -> String {
+    let mut body: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+    for f in fields {
+        body["data"].as_object_mut().unwrap().remove(*f);
+    }
+    body.to_string()
+}
+
+/// The status and JSON body of a handler's reply.
+pub fn reply_of(resp: &lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    (resp.status().as_u16(), serde_json::from_slice(resp.body()).expect("JSON reply"))
+}
+
+/// Every log line written while the returned guard lives (on this thread, which is where a
+/// `#[tokio::test]` runs everything), at `level` for every target, the AWS SDK's included.
+pub fn capture_logs(level: &str) -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    let buf = LogBuffer::default();
+    let writer = buf.clone();
+    let sub = cgm_shared::telemetry::subscriber(true, Some(level), move || writer.clone());
+    let guard = tracing::subscriber::set_default(sub);
+    (buf, guard)
+}
+
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+pub fn n<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_n().ok()).map(String::as_str)
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs, idempotently, the tools that `make dev` and `make test` need and that a fresh
+# machine does not have. Everything lands in the git-ignored .tools/ folder, except the
+# aarch64 Rust target, which rustup keeps per toolchain.
+#
+#   tools/install.sh dynamodb-local   DynamoDB Local (the official AWS engine, run by Java 17)
+#   tools/install.sh sam              one Python venv with aws-sam-cli, cfn-lint, cargo-lambda, ziglang
+#   tools/install.sh all              both, plus the aarch64 target
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="$root/.tools"
+mkdir -p "$tools"
+
+# DynamoDB Local has no registry package of its own here; the amplify simulator ships
+# AWS's DynamoDBLocal.jar and its native libraries unchanged under package/emulator/.
+DDB_PACKAGE=amplify-dynamodb-simulator@2.9.30
+ddb_dir="$tools/dynamodb-local"
+
+dynamodb_local() {
+  if [ -f "$ddb_dir/DynamoDBLocal.jar" ]; then return 0; fi
+  command -v java >/dev/null || { echo "install.sh: java (17+) is needed to run DynamoDB Local" >&2; exit 1; }
+  command -v npm >/dev/null || { echo "install.sh: npm is needed to fetch DynamoDB Local ($DDB_PACKAGE)" >&2; exit 1; }
+  echo "install.sh: fetching DynamoDB Local ($DDB_PACKAGE) into .tools/dynamodb-local" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$DDB_PACKAGE" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf "$ddb_dir.partial"
+  mv "$tmp/package/emulator" "$ddb_dir.partial"
+  mv "$ddb_dir.partial" "$ddb_dir"
+  rm -rf "$tmp"
+}
+
+# Pinned so that a CI run next month lints with the rules this template was checked with.
+PY_PACKAGES=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==0.14.1)
+venv="$tools/venv"
+
+sam_tools() {
+  local stamp="$venv/.installed"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${PY_PACKAGES[*]}" ]; then return 0; fi
+  echo "install.sh: installing ${PY_PACKAGES[*]} into .tools/venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+  echo "${PY_PACKAGES[*]}" >"$stamp"
+}
+
+aarch64_target() {
+  if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then return 0; fi
+  rustup target add aarch64-unknown-linux-gnu
+}
+
+case "${1:-all}" in
+  dynamodb-local) dynamodb_local ;;
+  sam) sam_tools; aarch64_target ;;
+  all) dynamodb_local; sam_tools; aarch64_target ;;
+  *) echo "usage: tools/install.sh [dynamodb-local|sam|all]" >&2; exit 2 ;;
+esac

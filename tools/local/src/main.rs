@@ -1,0 +1,137 @@
+//! `cgm-dev` (what `make dev` runs): the whole stack on this machine. DynamoDB Local on
+//! 127.0.0.1:8000 (unless `DYNAMODB_ENDPOINT` names one already running), tables from
+//! `infra/template.yaml`, and every route of the template on 127.0.0.1:${PORT:-3000},
+//! served by the same handler code the Lambdas run. Ctrl-C stops everything it started.
+
+use anyhow::{Context, bail};
+use cgm_local::dynamodb_local::{DynamoDbLocal, Storage, is_dynamodb_local};
+use cgm_local::server::{self, Handler, Router};
+use cgm_local::tables;
+use cgm_local::template::Template;
+use cgm_shared::Config;
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const DYNAMODB_PORT: u16 = 8000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    cgm_shared::telemetry::init();
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().context("PORT must be a port number")?,
+        Err(_) => 3000,
+    };
+    let state_dir = cgm_local::repo_root().join(".dev");
+    std::fs::create_dir_all(&state_dir).context("creating .dev/")?;
+    let pid_file = state_dir.join("dynamodb-local.pid");
+
+    // Check our own port first, so a second `make dev` stops before touching the first
+    // one's DynamoDB Local.
+    let listener = StdListener::bind(("127.0.0.1", port)).map_err(|_| {
+        anyhow::anyhow!(
+            "port {port} on 127.0.0.1 is held by another process (another `make dev`?): stop it or set PORT"
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+
+    let (endpoint, ddb) = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        Some(e) => {
+            eprintln!("cgm-dev: using DynamoDB at {e} (DYNAMODB_ENDPOINT); starting none");
+            (e, None)
+        }
+        None => {
+            stop_stale(&pid_file);
+            let ddb = DynamoDbLocal::start(Some(DYNAMODB_PORT), Storage::InMemory)?;
+            std::fs::write(&pid_file, ddb.pid().to_string()).context("writing the PID file")?;
+            eprintln!("cgm-dev: DynamoDB Local on {} (pid {}, in memory)", ddb.endpoint(), ddb.pid());
+            (ddb.endpoint(), Some(ddb))
+        }
+    };
+
+    let result = run(listener, port, &endpoint).await;
+    if let Some(mut d) = ddb {
+        d.stop();
+        let _ = std::fs::remove_file(&pid_file);
+        eprintln!("cgm-dev: DynamoDB Local stopped");
+    }
+    result
+}
+
+/// A DynamoDB Local left behind by an earlier run that was killed: stop it, but only if
+/// the PID file's process really is one.
+fn stop_stale(pid_file: &PathBuf) {
+    let Ok(text) = std::fs::read_to_string(pid_file) else { return };
+    if let Ok(pid) = text.trim().parse::<u32>()
+        && is_dynamodb_local(pid)
+    {
+        eprintln!("cgm-dev: stopping a stale DynamoDB Local from an earlier run (pid {pid})");
+        let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        for _ in 0..100 {
+            if !is_dynamodb_local(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
+async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result<()> {
+    let template = Template::load_default()?;
+    let sdk = cgm_shared::aws::sdk_config(&local_config(endpoint, &HashMap::new())?).await;
+    let client = cgm_shared::aws::dynamodb(&sdk, Some(endpoint), cgm_shared::aws::CallLimits::PUSH);
+    let table_vars = tables::create_from_template(&client, &template, "").await?;
+    let cfg = local_config(endpoint, &table_vars)?;
+
+    let push = Arc::new(cgm_push::from_config(&cfg).await?);
+    let mut handlers: HashMap<String, Handler> = HashMap::new();
+    handlers.insert(
+        "PushFunction".into(),
+        Arc::new(move |req| {
+            let push = push.clone();
+            Box::pin(async move { push.handle(req).await })
+        }),
+    );
+    let router = Arc::new(Router::new(template.routes(), &handlers)?);
+
+    let base = format!("http://127.0.0.1:{port}");
+    eprintln!("cgm-dev: serving on {base}");
+    for r in router.routes() {
+        eprintln!("  {:<6} {base}{}", r.method, r.path);
+    }
+    let key_hint = match &cfg.push_key {
+        cgm_shared::config::SecretSetting::Unset => String::new(),
+        _ => "?key=$PUSH_KEY".to_string(),
+    };
+    eprintln!("\nPush URL: {base}/sinocare/cgm{key_hint}");
+    eprintln!(
+        "Try:  curl -s -X POST '{base}/sinocare/cgm{key_hint}' -H 'content-type: application/json' --data-binary @functions/shared/tests/data/seed-example.json"
+    );
+    eprintln!("Stop: Ctrl-C\n");
+
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tokio::select! {
+        _ = server::serve(listener, router) => bail!("server stopped"),
+        _ = shutdown_signal() => { eprintln!("\ncgm-dev: stopping"); Ok(()) }
+    }
+}
+
+/// The environment, with the local table names and endpoint laid over it.
+fn local_config(endpoint: &str, tables: &HashMap<String, String>) -> anyhow::Result<Config> {
+    Config::from_lookup(|k| match k {
+        "DYNAMODB_ENDPOINT" => Some(endpoint.to_string()),
+        _ => tables.get(k).cloned().or_else(|| std::env::var(k).ok()),
+    })
+    .context("configuration")
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
