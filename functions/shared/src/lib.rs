@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod partner;
 pub mod push;
 pub mod sensitive;
 pub mod store;
