@@ -4,16 +4,19 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 VENV := .tools/venv/bin
+# The SAM CLI, cargo-lambda and zig all come from one venv; no telemetry from CI.
+SAM := PATH="$(CURDIR)/$(VENV):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/sam
 
-.PHONY: dev test check lint unit template tools
+.PHONY: dev test check lint unit template sam-build tools
 
 ## Start DynamoDB Local and serve every route on 127.0.0.1:$${PORT:-3000}.
 dev:
 	tools/install.sh dynamodb-local
 	$(CARGO) run -p cgm-local --bin cgm-dev
 
-## Everything CI runs: formatting, clippy, unit and integration tests, template checks.
-test: tools lint unit template
+## Everything CI runs: formatting, clippy, unit and integration tests, template checks and
+## the arm64 build of every function.
+test: tools lint unit template sam-build
 
 tools:
 	tools/install.sh all
@@ -27,8 +30,16 @@ unit:
 	$(CARGO) build --locked -p cgm-local --bin with-dynamodb-local
 	target/debug/with-dynamodb-local $(CARGO) nextest run --workspace --locked --no-fail-fast
 
+## Lint and validate the SAM template offline (no AWS account needed).
 template:
 	$(VENV)/cfn-lint infra/template.yaml
+	$(SAM) validate --lint --template-file infra/template.yaml
+
+## Build every function as SAM would for deployment: arm64 `bootstrap` files under
+## .aws-sam/build/<Function>/, non-interactively.
+sam-build:
+	$(SAM) build --template-file infra/template.yaml --build-dir .aws-sam/build
+	tools/check-build.sh .aws-sam/build
 
 ## The faster loop while editing: formatting, clippy and the tests, no install checks.
 check: lint unit

@@ -239,6 +239,34 @@ mod tests {
         }));
     }
 
+    /// Every crate under `functions/` that builds a Lambda (has a `src/main.rs`) has a
+    /// template function built from it, and every template function's `CodeUri` is such
+    /// a crate: a new Lambda cannot be forgotten in the stack, nor a stale resource kept.
+    #[test]
+    fn every_lambda_crate_has_a_template_function_and_back() {
+        let root = crate::repo_root();
+        let mut crates: Vec<String> = std::fs::read_dir(root.join("functions"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("src/main.rs").is_file())
+            .map(|e| format!("functions/{}", e.file_name().to_string_lossy()))
+            .collect();
+        crates.sort();
+        let mut built: Vec<String> = Template::load_default()
+            .unwrap()
+            .rust_functions()
+            .into_iter()
+            .map(|(id, uri)| {
+                let uri = uri.trim_start_matches("../").trim_end_matches('/').to_string();
+                assert!(root.join(&uri).join("Cargo.toml").is_file(), "{id}: CodeUri {uri} is not a crate");
+                uri
+            })
+            .collect();
+        built.sort();
+        assert!(!crates.is_empty());
+        assert_eq!(crates, built, "Lambda crates under functions/ vs rust-cargolambda functions in the template");
+    }
+
     #[test]
     fn understands_both_ref_forms_and_ttl() {
         let t = Template::parse(
