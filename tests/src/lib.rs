@@ -3,6 +3,8 @@
 //! a prefix of each test's own so tests run in parallel, real API Gateway events, and log
 //! capture.
 
+pub mod fake_partner;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cgm_local::tables;
@@ -101,6 +103,31 @@ pub fn push_request(body: &str, query: &str, source_ip: &str) -> Request {
     e["rawQueryString"] = json!(query);
     e["requestContext"]["http"]["sourceIp"] = json!(source_ip);
     e["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway event")
+}
+
+/// Any route's request as API Gateway delivers it: `route` is the template path (with
+/// `{params}`), `path` the concrete one.
+pub fn api_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    query: &str,
+    body: Option<&str>,
+) -> Request {
+    let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
+    let route_key = format!("{method} {route}");
+    e["routeKey"] = json!(route_key);
+    e["rawPath"] = json!(path);
+    e["rawQueryString"] = json!(query);
+    e["pathParameters"] =
+        params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into();
+    e["requestContext"]["routeKey"] = json!(route_key);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+    e["body"] = body.map_or(Value::Null, |b| json!(b));
     lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway event")
 }
 

@@ -1,22 +1,16 @@
 //! The local server behind `make dev`: real HTTP on loopback, the template's routes, the
 //! API Gateway event built from the request, and the same push handler.
 
-use cgm_local::server::{self, Handler, Router};
+use cgm_local::server::{self, Router};
 use cgm_local::template::Template;
 use cgm_tests::*;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 async fn start(stack: &Stack, extra: &[(&str, &str)]) -> String {
-    let push = Arc::new(cgm_push::from_config(&stack.config(extra)).await.unwrap());
-    let handler: Handler = Arc::new(move |req| {
-        let push = push.clone();
-        Box::pin(async move { push.handle(req).await })
-    });
+    let handlers = cgm_local::handlers(&stack.config(extra)).await.unwrap();
     let router =
-        Router::new(Template::load_default().unwrap().routes(), &HashMap::from([("PushFunction".into(), handler)]))
-            .expect("every template route has a handler");
+        Router::new(Template::load_default().unwrap().routes(), &handlers).expect("every template route has a handler");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::serve(listener, Arc::new(router)));

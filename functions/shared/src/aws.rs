@@ -32,6 +32,17 @@ impl CallLimits {
     };
 }
 
+impl CallLimits {
+    /// The partner proxy's token reads and writes: a little more patience than the push
+    /// path, still far inside API Gateway's 30 s.
+    pub const PARTNER: CallLimits = CallLimits {
+        connect: Duration::from_millis(1_000),
+        attempt: Duration::from_millis(2_000),
+        operation: Duration::from_millis(5_000),
+        max_attempts: 3,
+    };
+}
+
 /// The SDK configuration for this process. With `DYNAMODB_ENDPOINT` set (local runs) no
 /// credential or region lookup happens: DynamoDB Local accepts any static credentials, and
 /// real credentials should never be sent to a local endpoint.

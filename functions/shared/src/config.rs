@@ -39,13 +39,47 @@ pub struct Tables {
     pub readings: String,
     pub conflicts: String,
     pub quarantine: String,
+    /// Partner API user tokens, by `open_id`.
+    pub tokens: String,
+    /// Which `open_id` owns a device, learned from the partner API's answers.
+    pub device_owners: String,
 }
 
 impl Tables {
     /// The environment variable that names each table; the local stack matches these with
     /// the template's `!Ref`s.
-    pub const VARS: [&'static str; 3] = ["READINGS_TABLE", "CONFLICTS_TABLE", "QUARANTINE_TABLE"];
+    pub const VARS: [&'static str; 5] =
+        ["READINGS_TABLE", "CONFLICTS_TABLE", "QUARANTINE_TABLE", "TOKENS_TABLE", "DEVICE_OWNERS_TABLE"];
 }
+
+/// The vendor's Partner Open API, as the proxy calls it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartnerSettings {
+    /// `PARTNER_API_BASE_URL`: production is not published, so this is configuration.
+    pub base_url: String,
+    /// `PARTNER_APP_ID`: with a secret, every request carries the application signature.
+    pub app_id: Option<String>,
+    /// `PARTNER_APP_SECRET` / `PARTNER_APP_SECRET_PARAM`.
+    pub app_secret: SecretSetting,
+    pub paths: PartnerPaths,
+    /// `PARTNER_TIMEOUT_MS`: the limit for one upstream call, connection included.
+    pub call_timeout_ms: u64,
+    /// `PARTNER_MAX_RANGE_DAYS`: the longest glucose range one query may ask for.
+    pub max_range_days: u32,
+}
+
+/// The five upstream paths (`PARTNER_PATH_REGISTER`, `…_TOKEN`, `…_USER_GLUCOSE`,
+/// `…_DEVICE_INFO`, `…_DEVICE_GLUCOSE`), defaulting to the documented ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartnerPaths {
+    pub register: String,
+    pub token: String,
+    pub user_glucose: String,
+    pub device_info: String,
+    pub device_glucose: String,
+}
+
+pub const DEFAULT_PARTNER_BASE_URL: &str = "https://test-api.dreisamtech.com";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -56,6 +90,7 @@ pub struct Config {
     /// `SOURCE_TIMEZONE`: the zone of Sinocare's zone-less `testTime`.
     pub source_timezone: SourceZone,
     pub tables: Tables,
+    pub partner: PartnerSettings,
     /// `DYNAMODB_ENDPOINT`: local runs only (DynamoDB Local).
     pub dynamodb_endpoint: Option<String>,
     /// `PUSH_DEADLINE_MS`: the time the push route may spend on storage before answering
@@ -103,6 +138,47 @@ impl Config {
             },
         };
 
+        let number =
+            |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, what: &str| match non_empty(var) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        var,
+                        reason: format!("expected {what} between {} and {}", range.start(), range.end()),
+                    }),
+                },
+            };
+        let base_url = non_empty("PARTNER_API_BASE_URL").unwrap_or_else(|| DEFAULT_PARTNER_BASE_URL.to_string());
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                var: "PARTNER_API_BASE_URL",
+                reason: "expected an http(s):// URL".into(),
+            });
+        }
+        let path = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+            let p = non_empty(var).unwrap_or_else(|| default.to_string());
+            if p.starts_with('/') {
+                Ok(p)
+            } else {
+                Err(ConfigError::Invalid { var, reason: "expected a path starting with /".into() })
+            }
+        };
+        let partner = PartnerSettings {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            app_id: non_empty("PARTNER_APP_ID"),
+            app_secret: secret_setting(&non_empty, "PARTNER_APP_SECRET", "PARTNER_APP_SECRET_PARAM")?,
+            paths: PartnerPaths {
+                register: path("PARTNER_PATH_REGISTER", "/partner/v1/user/register")?,
+                token: path("PARTNER_PATH_TOKEN", "/partner/v1/user/token")?,
+                user_glucose: path("PARTNER_PATH_USER_GLUCOSE", "/partner/v1/user/glucose")?,
+                device_info: path("PARTNER_PATH_DEVICE_INFO", "/partner/v1/device/info")?,
+                device_glucose: path("PARTNER_PATH_DEVICE_GLUCOSE", "/partner/v1/device/glucose")?,
+            },
+            call_timeout_ms: number("PARTNER_TIMEOUT_MS", 8_000, 100..=25_000, "milliseconds")?,
+            max_range_days: number("PARTNER_MAX_RANGE_DAYS", 366, 1..=3_660, "days")? as u32,
+        };
+
         Ok(Config {
             push_key: secret_setting(&non_empty, "PUSH_KEY", "PUSH_KEY_PARAM")?,
             allowed_source_cidrs,
@@ -111,7 +187,10 @@ impl Config {
                 readings: table("READINGS_TABLE", "ReadingsTable"),
                 conflicts: table("CONFLICTS_TABLE", "ConflictsTable"),
                 quarantine: table("QUARANTINE_TABLE", "QuarantineTable"),
+                tokens: table("TOKENS_TABLE", "PartnerTokensTable"),
+                device_owners: table("DEVICE_OWNERS_TABLE", "DeviceOwnersTable"),
             },
+            partner,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             push_deadline_ms,
             in_lambda: non_empty("AWS_LAMBDA_FUNCTION_NAME").is_some(),
@@ -175,6 +254,10 @@ mod tests {
         assert_eq!(c.tables.readings, "ReadingsTable");
         assert_eq!(c.push_deadline_ms, DEFAULT_PUSH_DEADLINE_MS);
         assert!(!c.in_lambda);
+        assert_eq!(c.partner.base_url, DEFAULT_PARTNER_BASE_URL);
+        assert_eq!(c.partner.paths.user_glucose, "/partner/v1/user/glucose");
+        assert_eq!(c.partner.app_secret, SecretSetting::Unset);
+        assert_eq!(c.partner.max_range_days, 366);
     }
 
     #[test]
@@ -206,6 +289,12 @@ mod tests {
         assert!(e.contains("PUSH_KEY_PARAM") && !e.contains(": k"), "{e}");
         let e = cfg(&[("PUSH_DEADLINE_MS", "9000")]).unwrap_err().to_string();
         assert!(e.contains("PUSH_DEADLINE_MS"), "{e}");
+        let e = cfg(&[("PARTNER_PATH_TOKEN", "no-slash")]).unwrap_err().to_string();
+        assert!(e.contains("PARTNER_PATH_TOKEN"), "{e}");
+        let e = cfg(&[("PARTNER_APP_SECRET", "s3cr3t"), ("PARTNER_APP_SECRET_PARAM", "/p")]).unwrap_err().to_string();
+        assert!(e.contains("PARTNER_APP_SECRET_PARAM") && !e.contains("s3cr3t"), "{e}");
+        let e = cfg(&[("PARTNER_API_BASE_URL", "ftp://x")]).unwrap_err().to_string();
+        assert!(e.contains("PARTNER_API_BASE_URL"), "{e}");
     }
 
     #[test]

@@ -10,9 +10,36 @@ pub mod server;
 pub mod tables;
 pub mod template;
 
+use cgm_shared::Config;
+use server::Handler;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The repository root, found from this crate's place in it.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every function's handler, by the template's logical id, built from `cfg` the way each
+/// Lambda's cold start builds it.
+pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shared::ConfigError> {
+    let push = Arc::new(cgm_push::from_config(cfg).await?);
+    let partner = Arc::new(cgm_partner::from_config(cfg).await?);
+    let mut map: HashMap<String, Handler> = HashMap::new();
+    map.insert(
+        "PushFunction".into(),
+        Arc::new(move |req| {
+            let push = push.clone();
+            Box::pin(async move { push.handle(req).await })
+        }),
+    );
+    map.insert(
+        "PartnerFunction".into(),
+        Arc::new(move |req| {
+            let partner = partner.clone();
+            Box::pin(async move { partner.handle(req).await })
+        }),
+    );
+    Ok(map)
 }

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, bail};
 use cgm_local::dynamodb_local::{DynamoDbLocal, Storage, is_dynamodb_local};
-use cgm_local::server::{self, Handler, Router};
+use cgm_local::server::{self, Router};
 use cgm_local::tables;
 use cgm_local::template::Template;
 use cgm_shared::Config;
@@ -85,15 +85,7 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
     let table_vars = tables::create_from_template(&client, &template, "").await?;
     let cfg = local_config(endpoint, &table_vars)?;
 
-    let push = Arc::new(cgm_push::from_config(&cfg).await?);
-    let mut handlers: HashMap<String, Handler> = HashMap::new();
-    handlers.insert(
-        "PushFunction".into(),
-        Arc::new(move |req| {
-            let push = push.clone();
-            Box::pin(async move { push.handle(req).await })
-        }),
-    );
+    let handlers = cgm_local::handlers(&cfg).await?;
     let router = Arc::new(Router::new(template.routes(), &handlers)?);
 
     let base = format!("http://127.0.0.1:{port}");

@@ -8,6 +8,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod tokens;
 
 use crate::push::{Measurement, Reading};
 use std::future::Future;
