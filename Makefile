@@ -7,7 +7,7 @@ VENV := .tools/venv/bin
 # The SAM CLI, cargo-lambda and zig all come from one venv; no telemetry from CI.
 SAM := PATH="$(CURDIR)/$(VENV):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/sam
 
-.PHONY: dev test check lint unit template sam-build tools
+.PHONY: dev test check lint unit template sam-build tools bench
 
 ## Start DynamoDB Local and serve every route on 127.0.0.1:$${PORT:-3000}.
 dev:
@@ -43,3 +43,10 @@ sam-build:
 
 ## The faster loop while editing: formatting, clippy and the tests, no install checks.
 check: lint unit
+
+## Benchmarks: rewrites the figures in BENCHMARKS.md (not part of `make test`).
+bench: tools sam-build
+	$(CARGO) build --release --locked -p cgm-bench -p cgm-push -p cgm-local --bins
+	target/release/with-dynamodb-local target/release/cgm-bench
+	$(CARGO) bench --locked -p cgm-shared --bench hot_paths -- --noplot 2>&1 | tee target/criterion-summary.txt
+	tools/bench-micro.sh target/criterion-summary.txt BENCHMARKS.md

@@ -18,6 +18,10 @@ async fn main() -> Result<(), Error> {
             return Err(e.into());
         }
     };
+    // Warm the DynamoDB connection while the runtime asks for the first event: Lambda
+    // often initialises an environment before any request is routed to it.
+    let store = service.store().clone();
+    tokio::spawn(async move { store.warm_up().await });
     let service = &service;
     lambda_http::run(service_fn(move |req: Request| async move { Ok::<_, Error>(service.handle(req).await) })).await
 }

@@ -7,9 +7,10 @@
 //! is asked for. The canary tests hold both rules.
 
 use tracing::Level;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{EnvFilter, Layer, filter};
+use tracing_subscriber::{Layer, filter};
 
 /// Targets that log payloads at TRACE.
 const PAYLOAD_LOGGING_TARGETS: [&str; 6] = ["aws_smithy", "aws_sdk", "aws_sigv4", "aws_runtime", "hyper", "h2"];
@@ -26,9 +27,7 @@ pub fn subscriber<W>(json: bool, level: Option<&str>, writer: W) -> impl tracing
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    // Lambda's level names are upper case; EnvFilter takes either.
-    let wanted =
-        EnvFilter::try_new(level.unwrap_or("info").to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let wanted = targets(level.unwrap_or("info"));
     let no_payloads = filter::filter_fn(|meta| {
         !(*meta.level() == Level::TRACE && PAYLOAD_LOGGING_TARGETS.iter().any(|t| meta.target().starts_with(t)))
     });
@@ -36,8 +35,29 @@ where
     let format = if json {
         base.json().flatten_event(true).with_current_span(false).with_span_list(false).boxed()
     } else {
-        // CloudWatch adds its own timestamps; ANSI colours would show up as escape codes.
-        base.with_ansi(false).boxed()
+        base.boxed()
     };
     tracing_subscriber::registry().with(format.with_filter(no_payloads).with_filter(wanted))
+}
+
+/// `info`, `DEBUG` (Lambda's names are upper case, and it has `FATAL`) or a directive list
+/// such as `warn,cgm_push=debug`. Anything unreadable means `info`.
+fn targets(level: &str) -> Targets {
+    let level = level.trim().to_ascii_lowercase().replace("fatal", "error");
+    level.parse().unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_read_like_lambda_and_rust_log() {
+        let t = targets("DEBUG");
+        assert!(t.would_enable("cgm_push", &Level::DEBUG) && !t.would_enable("cgm_push", &Level::TRACE));
+        let t = targets("warn,cgm_push=debug");
+        assert!(t.would_enable("cgm_push", &Level::DEBUG) && !t.would_enable("aws_config", &Level::INFO));
+        assert!(targets("FATAL").would_enable("x", &Level::ERROR) && !targets("FATAL").would_enable("x", &Level::WARN));
+        assert!(targets("nonsense=!").would_enable("x", &Level::INFO));
+    }
 }

@@ -85,6 +85,13 @@ impl DynamoStore {
         &self.tables
     }
 
+    /// Opens (and with TLS, handshakes) a connection to the table's endpoint, so the first
+    /// push does not pay for it. A read of a key that never exists; its outcome is ignored.
+    pub async fn warm_up(&self) {
+        let _ =
+            self.client.get_item().table_name(&self.tables.readings).key(attr::TEST_ID, s("__warm-up__")).send().await;
+    }
+
     async fn consistent_measurement(&self, test_id: &str) -> Result<Option<Measurement>, StoreError> {
         let out = self
             .client

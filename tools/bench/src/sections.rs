@@ -1,0 +1,403 @@
+//! One function per figure in BENCHMARKS.md; each returns its markdown.
+
+use crate::runtime_api::RuntimeApi;
+use crate::stats::{ms, summarize, us};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use cgm_shared::push::parse_push;
+use cgm_shared::store::Arrival;
+use cgm_shared::store::dynamodb::reading_item;
+use cgm_tests::fake_partner::{FakePartner, T0};
+use cgm_tests::{Stack, api_request, push_request, seed_with};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const DAY: i64 = 86_400_000;
+
+fn body(test_id: &str, serial: u64) -> String {
+    seed_with(json!({"testId": test_id, "serialNo": serial, "status": "0"}))
+}
+
+fn release_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let p = cgm_local::repo_root().join("target/release").join(name);
+    anyhow::ensure!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release -p cgm-push -p cgm-local` first",
+        p.display()
+    );
+    Ok(p)
+}
+
+/// Figure 1: the push handler with a `lambda_http` request vs a bare conditional PutItem
+/// of the same kind of item, interleaved, same process, client and table.
+pub async fn overhead(n: usize) -> anyhow::Result<String> {
+    let stack = Stack::new().await;
+    let cfg = stack.config(&[("PUSH_KEY", "bench-key")]);
+    let svc = cgm_push::from_config(&cfg).await?;
+    let client = svc.store().client().clone();
+    let table = stack.table("READINGS_TABLE").to_string();
+    let (mut handler, mut bare) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let zone = cfg.source_timezone;
+    for i in 0..(n + 200) {
+        let a = body(&format!("h-{i}"), i as u64);
+        let req = push_request(&a, "key=bench-key", "203.0.113.10");
+        let t = Instant::now();
+        let resp = svc.handle(req).await;
+        let dh = t.elapsed();
+        anyhow::ensure!(resp.status() == 200, "handler answered {}", resp.status());
+
+        let b = body(&format!("b-{i}"), i as u64);
+        let t = Instant::now();
+        // What the handler cannot avoid doing either: parse, map, one conditional write.
+        let reading = parse_push(b.as_bytes(), &zone).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let item = reading_item(&reading, &Arrival { received_at_ms: 0, request_id: String::new() });
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(testId)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await?;
+        let db = t.elapsed();
+        if i >= 200 {
+            handler.push(dh);
+            bare.push(db);
+        }
+    }
+    let (h, b) = (summarize(&handler), summarize(&bare));
+    let ratio = |x: Duration, y: Duration| x.as_secs_f64() / y.as_secs_f64();
+    let mut o = String::new();
+    writeln!(o, "### 1. Handler overhead (N = {n} each, interleaved, after 200 warm-up pairs)\n")?;
+    writeln!(o, "| | median | p99 |\n|---|---|---|")?;
+    writeln!(o, "| push handler (lambda_http request → reply) | {} | {} |", ms(h.median), ms(h.p99))?;
+    writeln!(o, "| parse + item + bare conditional PutItem | {} | {} |", ms(b.median), ms(b.p99))?;
+    writeln!(
+        o,
+        "| **ratio** (target ≤ 1.10 / ≤ 1.25) | **{:.3}** | **{:.3}** |\n",
+        ratio(h.median, b.median),
+        ratio(h.p99, b.p99)
+    )?;
+    Ok(o)
+}
+
+/// Figure 2: the release local server under load, concurrency `c`, unique readings.
+pub async fn end_to_end(n: usize, c: usize) -> anyhow::Result<String> {
+    let endpoint = cgm_tests::endpoint();
+    let port = cgm_local::dynamodb_local::free_port()?;
+    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
+        .env("PORT", port.to_string())
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .env("PUSH_KEY", "bench-key")
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}/sinocare/cgm?key=bench-key");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(c).build()?;
+    let ready = Instant::now();
+    while http.post(&url).body("{}").send().await.is_err() {
+        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..c)
+        .map(|_| {
+            let (http, url, next) = (http.clone(), url.clone(), next.clone());
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return (lat, errors);
+                    }
+                    let b = body(&format!("e2e-{i}"), i as u64);
+                    let t = Instant::now();
+                    let ok = match http.post(&url).header("content-type", "application/json").body(b).send().await {
+                        Ok(r) => r.status() == 200 && r.json::<Value>().await.map(|v| v["code"] == 0).unwrap_or(false),
+                        Err(_) => false,
+                    };
+                    lat.push(t.elapsed());
+                    errors += usize::from(!ok);
+                }
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        let (l, e) = w.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    let took = started.elapsed();
+    let _ = child.kill().await;
+    let s = summarize(&lat);
+    let mut o = String::new();
+    writeln!(o, "### 2. End to end: release `cgm-dev` + DynamoDB Local, {n} unique pushes, concurrency {c}\n")?;
+    writeln!(o, "| throughput | p50 | p95 | p99 | max | errors |\n|---|---|---|---|---|---|")?;
+    writeln!(
+        o,
+        "| {:.0} pushes/s | {} | {} | {} | {} | {errors} |\n",
+        n as f64 / took.as_secs_f64(),
+        ms(s.median),
+        ms(s.p95),
+        ms(s.p99),
+        ms(s.max)
+    )?;
+    Ok(o)
+}
+
+fn lambda_command(api: &RuntimeApi, stack: &Stack) -> anyhow::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(release_binary("push")?);
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "push")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("PUSH_KEY", "bench-key")
+        .env("DYNAMODB_ENDPOINT", &stack.endpoint)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in &stack.table_vars {
+        cmd.env(k, v);
+    }
+    Ok(cmd)
+}
+
+fn event(i: usize) -> String {
+    let mut e: Value = serde_json::from_str(cgm_tests::PUSH_EVENT).expect("fixture");
+    e["body"] = json!(body(&format!("lambda-{}-{i}", uuid::Uuid::new_v4().simple()), i as u64));
+    e["rawQueryString"] = json!("key=bench-key");
+    e.to_string()
+}
+
+/// Figure 3: exec → first `next` (init) and exec → first response with its DynamoDB write.
+pub async fn cold_start(runs: usize) -> anyhow::Result<String> {
+    let stack = Stack::new().await;
+    let (mut init, mut first) = (Vec::new(), Vec::new());
+    for r in 0..runs {
+        let api = RuntimeApi::start().await?;
+        api.push(format!("req-{r}"), event(r));
+        let t0 = Instant::now();
+        let mut child = lambda_command(&api, &stack)?.spawn()?;
+        tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
+        let _ = child.kill().await;
+        anyhow::ensure!(api.errors().is_empty(), "the function reported errors: {:?}", api.errors());
+        let resp = api.responses();
+        anyhow::ensure!(resp[0].2.contains(r#"\"code\":0"#), "unexpected reply {}", resp[0].2);
+        init.push(api.first_next().unwrap_or(t0) - t0);
+        first.push(resp[0].1 - t0);
+    }
+    let (i, f) = (summarize(&init), summarize(&first));
+    let mut o = String::new();
+    writeln!(o, "### 3. Cold start: release `push` binary, Runtime API stand-in on loopback, {runs} runs\n")?;
+    writeln!(o, "| | median | p99 (= max of {runs}) |\n|---|---|---|")?;
+    writeln!(o, "| exec → first `GET …/invocation/next` (init; target ≤ 20 ms) | {} | {} |", ms(i.median), ms(i.p99))?;
+    writeln!(
+        o,
+        "| exec → first response, DynamoDB write included (target ≤ 30 ms) | {} | {} |\n",
+        ms(f.median),
+        ms(f.p99)
+    )?;
+    Ok(o)
+}
+
+/// Figure 4: peak RSS of one `push` process over `n` invocations.
+pub async fn memory(n: usize) -> anyhow::Result<String> {
+    let stack = Stack::new().await;
+    let api = RuntimeApi::start().await?;
+    for i in 0..n {
+        api.push(format!("m-{i}"), event(i));
+    }
+    let t0 = Instant::now();
+    let mut child = lambda_command(&api, &stack)?.spawn()?;
+    let pid = child.id().unwrap_or_default();
+    tokio::time::timeout(Duration::from_secs(600), api.wait_for(n)).await?;
+    let took = t0.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_string()
+    };
+    let (hwm, rss) = (field("VmHWM:"), field("VmRSS:"));
+    let _ = child.kill().await;
+    let errors = api.errors().len();
+    let mut o = String::new();
+    writeln!(o, "### 4. Memory: one `push` process, {n} invocations in a row\n")?;
+    writeln!(
+        o,
+        "| peak RSS (VmHWM; target ≤ 32 MB) | RSS at the end | invocations/s (sequential) | errors |\n|---|---|---|---|"
+    )?;
+    writeln!(
+        o,
+        "| {:.1} MB | {:.1} MB | {:.0} | {errors} |\n",
+        hwm.parse::<f64>().unwrap_or(0.0) / 1024.0,
+        rss.parse::<f64>().unwrap_or(0.0) / 1024.0,
+        n as f64 / took.as_secs_f64()
+    )?;
+    Ok(o)
+}
+
+/// Figure 6: the proxy's added latency over a zero-latency upstream, and a 90-day query
+/// paged to the end against an upstream with 50 ms per call.
+pub async fn proxy(n: usize) -> anyhow::Result<String> {
+    let stack = Stack::new().await;
+    let fake = FakePartner::start(DAY).await;
+    let env = fake.env();
+    let kv: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = stack.config(&kv);
+    let svc = cgm_partner::from_config(&cfg).await?;
+    let reg = svc
+        .handle(api_request("POST", "/partner/users", "/partner/users", &[], "", Some(r#"{"partner_uid":"bench"}"#)))
+        .await;
+    let reg: Value = serde_json::from_slice(reg.body())?;
+    let open_id = reg["data"]["open_id"].as_str().unwrap_or_default().to_string();
+    let token = reg["data"]["access_token"].as_str().unwrap_or_default().to_string();
+    let signer = cgm_shared::partner::sign::Signer::new(
+        cgm_tests::fake_partner::APP_ID,
+        cgm_shared::sensitive::Sensitive::new(cgm_tests::fake_partner::APP_SECRET.to_string()),
+    );
+    let http = reqwest::Client::new();
+    let (mut via, mut direct) = (Vec::new(), Vec::new());
+    for i in 0..(n + 100) {
+        let q = format!("open_id={open_id}");
+        let t = Instant::now();
+        let r = svc
+            .handle(api_request(
+                "GET",
+                "/partner/devices/{device_sn}",
+                "/partner/devices/DEV-1",
+                &[("device_sn", "DEV-1")],
+                &q,
+                None,
+            ))
+            .await;
+        let dv = t.elapsed();
+        anyhow::ensure!(r.status() == 200, "proxy answered {}", r.status());
+
+        let t = Instant::now();
+        let now = chrono::Utc::now().timestamp_millis();
+        let nonce = cgm_shared::partner::sign::new_nonce();
+        let h = signer.sign("GET", "/partner/v1/device/info", &[("device_sn", "DEV-1")], b"", now, &nonce);
+        let r = http
+            .get(format!("{}/partner/v1/device/info?device_sn=DEV-1", fake.uri()))
+            .header("X-App-Id", h.app_id)
+            .header("X-Timestamp", h.timestamp)
+            .header("X-Nonce", h.nonce)
+            .header("X-Signature", h.signature)
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        let _ = r.bytes().await?;
+        let dd = t.elapsed();
+        if i >= 100 {
+            via.push(dv);
+            direct.push(dd);
+        }
+    }
+    let (v, d) = (summarize(&via), summarize(&direct));
+    let added = v.median.saturating_sub(d.median);
+
+    // 90 days of 3-minute records, 50 ms per upstream call.
+    let slow = FakePartner::start(90 * DAY).await;
+    let env = slow.env();
+    let kv: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let svc = cgm_partner::from_config(&stack.config(&kv)).await?;
+    let reg = svc
+        .handle(api_request("POST", "/partner/users", "/partner/users", &[], "", Some(r#"{"partner_uid":"bench90"}"#)))
+        .await;
+    let reg: Value = serde_json::from_slice(reg.body())?;
+    let open_id = reg["data"]["open_id"].as_str().unwrap_or_default().to_string();
+    slow.set(|b| b.delay = Some(Duration::from_millis(50)));
+    let mut rows = String::new();
+    for limit in [2_000usize, 5_000] {
+        let before = slow.glucose_windows().len();
+        let (mut pages, mut records, mut cursor, mut biggest) = (0, 0, None::<String>, 0usize);
+        let t = Instant::now();
+        loop {
+            let mut q = format!("start_time={T0}&end_time={}&limit={limit}", T0 + 90 * DAY - 1);
+            if let Some(c) = &cursor {
+                q += &format!("&cursor={c}");
+            }
+            let path = format!("/partner/users/{open_id}/glucose");
+            let r = svc
+                .handle(api_request(
+                    "GET",
+                    "/partner/users/{open_id}/glucose",
+                    &path,
+                    &[("open_id", &open_id)],
+                    &q,
+                    None,
+                ))
+                .await;
+            anyhow::ensure!(r.status() == 200, "page answered {}", r.status());
+            biggest = biggest.max(r.body().len());
+            let v: Value = serde_json::from_slice(r.body())?;
+            pages += 1;
+            records += v["data"]["records"].as_array().map_or(0, Vec::len);
+            match v["data"]["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let took = t.elapsed();
+        let windows = slow.glucose_windows()[before..].to_vec();
+        let mut distinct = windows.clone();
+        distinct.sort();
+        distinct.dedup();
+        let most = distinct.iter().map(|w| windows.iter().filter(|x| *x == w).count()).max().unwrap_or(0);
+        writeln!(
+            rows,
+            "| {limit} | {pages} | {records} | {:.2} s | {} | {} | {most} | {:.2} MB |",
+            took.as_secs_f64(),
+            windows.len(),
+            distinct.len(),
+            biggest as f64 / 1e6
+        )?;
+    }
+    let mut o = String::new();
+    writeln!(o, "### 6. Partner proxy\n")?;
+    writeln!(
+        o,
+        "Device information through the proxy vs the same signed call made directly, zero-latency loopback stand-in, N = {n} each, interleaved:\n"
+    )?;
+    writeln!(o, "| | median | p99 |\n|---|---|---|")?;
+    writeln!(o, "| through the proxy handler | {} | {} |", ms(v.median), ms(v.p99))?;
+    writeln!(o, "| direct signed call | {} | {} |", ms(d.median), ms(d.p99))?;
+    writeln!(o, "| **added by the proxy** (target ≤ 1 ms) | **{}** | |\n", us(added))?;
+    writeln!(o, "A 90-day query of 3-minute records (43,200) paged to the end, 50 ms per upstream call:\n")?;
+    writeln!(
+        o,
+        "| limit | pages | records | total time | upstream glucose calls | distinct windows | most fetches of one window | largest page |"
+    )?;
+    writeln!(o, "|---|---|---|---|---|---|---|---|\n{rows}")?;
+    Ok(o)
+}
+
+/// Figure 5: sizes of the arm64 `bootstrap` files `sam build` left, and their zips.
+pub fn size() -> anyhow::Result<String> {
+    let root = cgm_local::repo_root();
+    let out =
+        std::process::Command::new(root.join("tools/check-build.sh")).arg(root.join(".aws-sam/build")).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "tools/check-build.sh failed (run `make sam-build` first): {text}");
+    let mut o = String::from(
+        "### 5. Size of the arm64 artifacts (`sam build`; targets: bootstrap ≤ 8 MB, zip ≤ 4 MB)\n\n| function | bootstrap | zip |\n|---|---|---|\n",
+    );
+    for l in text.lines() {
+        // check-build: <Fn> bootstrap <n> bytes, zip <m> bytes (arm64)
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.len() >= 7 && w[2] == "bootstrap" {
+            let mb = |s: &str| s.trim_end_matches(',').parse::<f64>().unwrap_or(0.0) / 1_048_576.0;
+            writeln!(o, "| {} | {:.2} MB | {:.2} MB |", w[1], mb(w[3]), mb(w[6]))?;
+        }
+    }
+    o.push('\n');
+    Ok(o)
+}
