@@ -1,23 +1,11 @@
 //! The partner proxy Lambda: configuration and clients once at cold start, then every
 //! invocation to [`cgm_partner::PartnerService::handle`].
 
-use cgm_shared::Config;
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    cgm_shared::telemetry::init();
-    let service = match Config::from_env() {
-        Ok(cfg) => cgm_partner::from_config(&cfg).await,
-        Err(e) => Err(e),
-    };
-    let service = match service {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
+    let service = cgm_shared::startup::cold_start(|cfg| async move { cgm_partner::from_config(&cfg).await }).await?;
     let service = &service;
     lambda_http::run(service_fn(move |req: Request| async move { Ok::<_, Error>(service.handle(req).await) })).await
 }

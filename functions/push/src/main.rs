@@ -1,23 +1,11 @@
 //! The push Lambda: configuration and clients once at cold start, then every invocation to
 //! [`cgm_push::PushService::handle`].
 
-use cgm_shared::Config;
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    cgm_shared::telemetry::init();
-    let service = match Config::from_env() {
-        Ok(cfg) => cgm_push::from_config(&cfg).await,
-        Err(e) => Err(e),
-    };
-    let service = match service {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
+    let service = cgm_shared::startup::cold_start(|cfg| async move { cgm_push::from_config(&cfg).await }).await?;
     // Warm the DynamoDB connection while the runtime asks for the first event: Lambda
     // often initialises an environment before any request is routed to it.
     let store = service.store().clone();

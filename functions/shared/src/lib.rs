@@ -10,6 +10,7 @@ pub mod config;
 pub mod partner;
 pub mod push;
 pub mod sensitive;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod time;
