@@ -138,21 +138,6 @@ pub fn render(c: &ChartInput<'_>) -> String {
         ty = BOTTOM + 45.0
     );
 
-    // The device's own alert thresholds.
-    for (class, label, v, colour) in [
-        ("threshold-low", "device low alert", c.low, "#c0392b"),
-        ("threshold-high", "device high alert", c.high, "#d68910"),
-    ] {
-        let Some(v) = v.filter(|v| v.is_finite()) else { continue };
-        let y = y_of(v);
-        let _ = writeln!(
-            s,
-            r##"<g class="{class}"><line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="8 5"/><text x="{tx}" y="{ty:.1}" text-anchor="end" fill="{colour}">{label} {v}</text></g>"##,
-            tx = RIGHT - 4.0,
-            ty = y - 5.0
-        );
-    }
-
     // Valid readings: one polyline per continuous run.
     let runs = runs(c.points);
     for run in &runs {
@@ -185,12 +170,33 @@ pub fn render(c: &ChartInput<'_>) -> String {
         );
     }
 
+    // The device's own alert thresholds, over the line so their labels stay readable.
+    for (class, label, v, colour) in [
+        ("threshold-low", "device low alert", c.low, "#c0392b"),
+        ("threshold-high", "device high alert", c.high, "#d68910"),
+    ] {
+        let Some(v) = v.filter(|v| v.is_finite()) else { continue };
+        let y = y_of(v);
+        let _ = writeln!(
+            s,
+            r##"<g class="{class}"><line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="8 5"/><text x="{tx}" y="{ty:.1}" text-anchor="end" fill="{colour}" stroke="#ffffff" stroke-width="3" paint-order="stroke">{label} {v}</text></g>"##,
+            tx = RIGHT - 4.0,
+            ty = y - 5.0
+        );
+    }
+
     let valid = c.points.len() - invalid.len();
     let breaks = runs.len().saturating_sub(1);
     let note = if c.points.is_empty() {
         "No readings on this day".to_string()
     } else {
-        format!("{valid} valid readings, {} invalid (warm-up), {breaks} gaps in the line", invalid.len())
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        format!(
+            "{}, {} invalid (warm-up), {} in the line",
+            plural(valid, "valid reading", "valid readings"),
+            invalid.len(),
+            plural(breaks, "gap", "gaps")
+        )
     };
     let _ = writeln!(s, r##"<text class="chart-note" x="{LEFT}" y="56" fill="#555555">{note}</text>"##);
     legend(&mut s);
