@@ -43,6 +43,17 @@ impl CallLimits {
     };
 }
 
+impl CallLimits {
+    /// The read side: a page of a query can take a while on a cold partition; the route's
+    /// own deadline (below API Gateway's 30 s) bounds the sum of the pages.
+    pub const READ: CallLimits = CallLimits {
+        connect: Duration::from_millis(1_000),
+        attempt: Duration::from_millis(4_000),
+        operation: Duration::from_millis(8_000),
+        max_attempts: 3,
+    };
+}
+
 /// The SDK configuration for this process. With `DYNAMODB_ENDPOINT` set (local runs) no
 /// credential or region lookup happens: DynamoDB Local accepts any static credentials, and
 /// real credentials should never be sent to a local endpoint.

@@ -43,13 +43,21 @@ pub struct Tables {
     pub tokens: String,
     /// Which `open_id` owns a device, learned from the partner API's answers.
     pub device_owners: String,
+    /// Nightscout follower tokens of the read side, stored hashed, by `tokenId`.
+    pub follow_tokens: String,
 }
 
 impl Tables {
     /// The environment variable that names each table; the local stack matches these with
     /// the template's `!Ref`s.
-    pub const VARS: [&'static str; 5] =
-        ["READINGS_TABLE", "CONFLICTS_TABLE", "QUARANTINE_TABLE", "TOKENS_TABLE", "DEVICE_OWNERS_TABLE"];
+    pub const VARS: [&'static str; 6] = [
+        "READINGS_TABLE",
+        "CONFLICTS_TABLE",
+        "QUARANTINE_TABLE",
+        "TOKENS_TABLE",
+        "DEVICE_OWNERS_TABLE",
+        "FOLLOW_TOKENS_TABLE",
+    ];
 }
 
 /// The vendor's Partner Open API, as the proxy calls it.
@@ -189,6 +197,7 @@ impl Config {
                 quarantine: table("QUARANTINE_TABLE", "QuarantineTable"),
                 tokens: table("TOKENS_TABLE", "PartnerTokensTable"),
                 device_owners: table("DEVICE_OWNERS_TABLE", "DeviceOwnersTable"),
+                follow_tokens: table("FOLLOW_TOKENS_TABLE", "FollowTokensTable"),
             },
             partner,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
@@ -252,6 +261,7 @@ mod tests {
         assert!(c.allowed_source_cidrs.is_empty());
         assert_eq!(c.source_timezone, SourceZone::default());
         assert_eq!(c.tables.readings, "ReadingsTable");
+        assert_eq!(c.tables.follow_tokens, "FollowTokensTable");
         assert_eq!(c.push_deadline_ms, DEFAULT_PUSH_DEADLINE_MS);
         assert!(!c.in_lambda);
         assert_eq!(c.partner.base_url, DEFAULT_PARTNER_BASE_URL);
@@ -267,6 +277,7 @@ mod tests {
             ("ALLOWED_SOURCE_CIDRS", "203.0.113.0/24, 198.51.100.7"),
             ("SOURCE_TIMEZONE", "Asia/Shanghai"),
             ("READINGS_TABLE", "r"),
+            ("FOLLOW_TOKENS_TABLE", "f"),
             ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
             ("AWS_LAMBDA_FUNCTION_NAME", "push"),
         ])
@@ -274,6 +285,7 @@ mod tests {
         assert_eq!(c.push_key, SecretSetting::Param("/cgm/push-key".into()));
         assert_eq!(c.allowed_source_cidrs.len(), 2);
         assert_eq!(c.tables.readings, "r");
+        assert_eq!(c.tables.follow_tokens, "f");
         assert_eq!(c.dynamodb_endpoint.as_deref(), Some("http://127.0.0.1:8000"));
         assert!(c.in_lambda);
     }

@@ -4,7 +4,7 @@
 //! China Standard Time (UTC+8, no daylight saving), so that is the default. A time that
 //! carries its own offset (ISO-8601 / RFC 3339) is taken as given.
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::str::FromStr;
 
@@ -84,6 +84,57 @@ impl SourceZone {
         };
         local.ok_or(TimeError::NotInZone)
     }
+
+    /// An instant as local RFC 3339 text with this zone's offset at that instant, e.g.
+    /// `2021-11-02T12:33:33+08:00` (fractional seconds only when there are any).
+    pub fn format_local(&self, t: DateTime<Utc>) -> String {
+        match self {
+            SourceZone::Fixed(off) => t.with_timezone(off).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+            SourceZone::Named(tz) => t.with_timezone(tz).to_rfc3339_opts(SecondsFormat::AutoSi, false),
+        }
+    }
+
+    /// The zone's offset from UTC at an instant (a named zone's changes with daylight saving).
+    pub fn offset_at(&self, t: DateTime<Utc>) -> FixedOffset {
+        match self {
+            SourceZone::Fixed(off) => *off,
+            SourceZone::Named(tz) => tz.offset_from_utc_datetime(&t.naive_utc()).fix(),
+        }
+    }
+
+    /// [`Self::format_local`] of an epoch-ms instant; `None` outside chrono's range.
+    pub fn format_local_ms(&self, ms: i64) -> Option<String> {
+        DateTime::from_timestamp_millis(ms).map(|t| self.format_local(t))
+    }
+
+    /// The UTC instants (ms) where a local calendar day starts and the next one starts. A
+    /// named zone's day may be 23 or 25 hours long; a midnight skipped by daylight saving
+    /// starts the day at the first local time that exists.
+    pub fn local_day_ms(&self, day: NaiveDate) -> Option<(i64, i64)> {
+        let start = self.day_start(day)?;
+        let end = self.day_start(day.succ_opt()?)?;
+        Some((start.timestamp_millis(), end.timestamp_millis()))
+    }
+
+    fn day_start(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
+        let midnight = day.and_hms_opt(0, 0, 0)?;
+        // No zone skips more than a few hours: step forward until a local time exists.
+        (0..=4 * 60).find_map(|m| {
+            let local = midnight + chrono::Duration::minutes(15 * m);
+            match self {
+                SourceZone::Fixed(off) => pick(off.from_local_datetime(&local)),
+                SourceZone::Named(tz) => pick(tz.from_local_datetime(&local)),
+            }
+        })
+    }
+
+    /// The zone as people read it in a chart or report: `+08:00`, or the IANA name.
+    pub fn label(&self) -> String {
+        match self {
+            SourceZone::Fixed(off) => off.to_string(),
+            SourceZone::Named(tz) => tz.name().to_string(),
+        }
+    }
 }
 
 /// In a repeated hour (clocks going back) the earlier instant is taken: the reading cannot
@@ -135,6 +186,37 @@ mod tests {
         assert_eq!(z.to_utc("2024-01-01 12:00:00"), Ok(utc("2024-01-01T11:00:00Z")));
         assert_eq!(z.to_utc("2024-03-31 02:30:00"), Err(TimeError::NotInZone));
         assert_eq!(z.to_utc("2024-10-27 02:30:00"), Ok(utc("2024-10-27T00:30:00Z")));
+    }
+
+    #[test]
+    fn instants_format_as_local_time_with_the_offset() {
+        let z = SourceZone::default();
+        assert_eq!(z.format_local(utc("2021-11-02T04:33:33Z")), "2021-11-02T12:33:33+08:00");
+        assert_eq!(z.format_local_ms(1_635_827_613_250).as_deref(), Some("2021-11-02T12:33:33.250+08:00"));
+        let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
+        assert_eq!(berlin.format_local(utc("2024-07-01T10:00:00Z")), "2024-07-01T12:00:00+02:00");
+        assert_eq!(berlin.format_local(utc("2024-01-01T11:00:00Z")), "2024-01-01T12:00:00+01:00");
+        let zero: SourceZone = "UTC".parse().unwrap();
+        assert_eq!(zero.format_local(utc("2024-01-01T11:00:00Z")), "2024-01-01T11:00:00+00:00");
+        assert_eq!(berlin.offset_at(utc("2024-07-01T10:00:00Z")).local_minus_utc(), 7_200);
+        assert_eq!(z.label(), "+08:00");
+        assert_eq!(berlin.label(), "Europe/Berlin");
+    }
+
+    #[test]
+    fn local_days_have_their_real_length() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let (start, end) = SourceZone::default().local_day_ms(day("2021-11-02")).unwrap();
+        assert_eq!(start, utc("2021-11-01T16:00:00Z").timestamp_millis());
+        assert_eq!(end - start, 86_400_000);
+        let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
+        let (start, end) = berlin.local_day_ms(day("2024-03-31")).unwrap();
+        assert_eq!(start, utc("2024-03-30T23:00:00Z").timestamp_millis());
+        assert_eq!(end - start, 23 * 3_600_000, "the spring-forward day is 23 hours");
+        // Chile starts daylight saving at midnight: 2022-09-11 00:00 never happened there.
+        let santiago: SourceZone = "America/Santiago".parse().unwrap();
+        let (start, _) = santiago.local_day_ms(day("2022-09-11")).unwrap();
+        assert_eq!(start, utc("2022-09-11T04:00:00Z").timestamp_millis(), "the day starts at 01:00 -03:00");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub fn repo_root() -> PathBuf {
 pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shared::ConfigError> {
     let push = Arc::new(cgm_push::from_config(cfg).await?);
     let partner = Arc::new(cgm_partner::from_config(cfg).await?);
+    let read = Arc::new(cgm_read::from_config(cfg).await);
     let mut map: HashMap<String, Handler> = HashMap::new();
     map.insert(
         "PushFunction".into(),
@@ -39,6 +40,13 @@ pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shar
         Arc::new(move |req| {
             let partner = partner.clone();
             Box::pin(async move { partner.handle(req).await })
+        }),
+    );
+    map.insert(
+        "ReadFunction".into(),
+        Arc::new(move |req| {
+            let read = read.clone();
+            Box::pin(async move { read.handle(req).await })
         }),
     );
     Ok(map)

@@ -8,6 +8,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod reads;
 pub mod tokens;
 
 use crate::push::{Measurement, Reading};

@@ -1,0 +1,76 @@
+//! Follower tokens: what a Nightscout client presents to read one device's feed.
+//!
+//! A token is 32 random bytes from the operating system, as 64 hex characters: unguessable,
+//! and safe in a URL. It is shown once, when created, and stored only as hashes: SHA-256 for
+//! `?token=`, and SHA-1 because Nightscout clients send the SHA-1 hex of their secret in the
+//! `api-secret` header. SHA-1 is weak against collisions, not against finding a 256-bit
+//! random input from its hash, so storing it does not weaken the token.
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random source failed")]
+pub struct NoRandomness(#[source] pub getrandom::Error);
+
+/// A new token id (16 random bytes, hex) and token (32 random bytes, hex).
+pub fn new_token() -> Result<(String, String), NoRandomness> {
+    let mut id = [0u8; 16];
+    let mut token = [0u8; 32];
+    getrandom::fill(&mut id).map_err(NoRandomness)?;
+    getrandom::fill(&mut token).map_err(NoRandomness)?;
+    Ok((hex::encode(id), hex::encode(token)))
+}
+
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn sha1_hex(token: &str) -> String {
+    hex::encode(Sha1::digest(token.as_bytes()))
+}
+
+/// An `api-secret` header as Nightscout clients send it: 40 hex digits, in either case.
+/// Anything else cannot match a stored hash.
+pub fn api_secret(header: &str) -> Option<String> {
+    let h = header.trim();
+    (h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
+}
+
+/// A `?token=` as we issue them: 64 hex digits. Checked before hashing so that junk is
+/// refused without a storage call.
+pub fn looks_like_token(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_match_known_values() {
+        // sha1("abc") and sha256("abc") from FIPS 180-2's examples.
+        assert_eq!(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let (id1, t1) = new_token().unwrap();
+        let (id2, t2) = new_token().unwrap();
+        assert_eq!((id1.len(), t1.len()), (32, 64));
+        assert!(looks_like_token(&t1));
+        assert_ne!((id1, t1), (id2, t2));
+    }
+
+    #[test]
+    fn api_secrets_are_forty_hex_digits() {
+        assert_eq!(
+            api_secret(" A9993E364706816ABA3E25717850C26C9CD0D89D ").as_deref(),
+            Some("a9993e364706816aba3e25717850c26c9cd0d89d")
+        );
+        assert_eq!(api_secret("plain-secret"), None);
+        assert_eq!(api_secret(&"g".repeat(40)), None);
+        assert!(!looks_like_token("short"));
+    }
+}

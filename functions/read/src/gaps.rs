@@ -1,0 +1,195 @@
+//! Lost readings: the holes in a device's `serialNo` sequence, with the times the missing
+//! readings were due, so a gap in the data can be seen (and chased with Sinocare) at once.
+//!
+//! A sensor numbers its readings 1, 2, 3, … and takes one every `increMinute` minutes. Two
+//! readings next to each other in time whose serial numbers differ by more than one have
+//! lost the ones between them. A missing reading was due `increMinute` after the one before
+//! it (the reading before the hole anchors the times; the one after closes them). A serial
+//! number that goes down means the sensor restarted its count: that is not a loss.
+//! Pure functions: no storage, no HTTP.
+
+/// The interval when a reading does not say (the iCan sensor's usual one).
+pub const DEFAULT_INCRE_MINUTE: u64 = 3;
+
+/// What gap finding needs of a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seq {
+    pub serial_no: u64,
+    pub measured_at_ms: i64,
+    pub incre_minute: Option<u64>,
+}
+
+/// A received reading next to a hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    pub serial_no: u64,
+    pub measured_at_ms: i64,
+}
+
+/// One run of missing serial numbers, `first..=last`, all due inside the period asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub first_serial_no: u64,
+    pub last_serial_no: u64,
+    /// When the first and the last missing reading were due (UTC ms).
+    pub expected_from_ms: i64,
+    pub expected_to_ms: i64,
+    pub incre_minute: u64,
+    /// The received readings on either side of the hole (possibly outside the period).
+    pub after: Neighbour,
+    pub before: Neighbour,
+}
+
+impl Gap {
+    pub fn missing(&self) -> u64 {
+        self.last_serial_no - self.first_serial_no + 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GapReport {
+    pub gaps: Vec<Gap>,
+    /// Readings that were due in the period: received plus missing.
+    pub expected: u64,
+    /// Distinct serial numbers received in the period.
+    pub received: u64,
+    pub missing: u64,
+}
+
+/// The holes among `readings` whose missing readings were due in `from_ms..=to_ms`.
+/// `readings` may include the nearest reading before and after the period, so a hole that
+/// crosses either end is still seen; they count as anchors, not as received.
+pub fn find_gaps(readings: &[Seq], from_ms: i64, to_ms: i64) -> GapReport {
+    let mut sorted: Vec<Seq> = readings.to_vec();
+    sorted.sort_by_key(|r| (r.measured_at_ms, r.serial_no));
+    let in_period = |t: i64| (from_ms..=to_ms).contains(&t);
+
+    // A second item for the same serial at the same time is the same reading; the same
+    // serial at another time is a new count after a restart.
+    let mut received: Vec<(u64, i64)> =
+        sorted.iter().filter(|r| in_period(r.measured_at_ms)).map(|r| (r.serial_no, r.measured_at_ms)).collect();
+    received.dedup();
+
+    let mut gaps = Vec::new();
+    for pair in sorted.windows(2) {
+        let (p, n) = (pair[0], pair[1]);
+        if n.serial_no <= p.serial_no.saturating_add(1) {
+            continue;
+        }
+        let incre = p.incre_minute.or(n.incre_minute).filter(|m| *m > 0).unwrap_or(DEFAULT_INCRE_MINUTE);
+        let step = i128::from(incre) * 60_000;
+        let due = |serial: u64| i128::from(p.measured_at_ms) + i128::from(serial - p.serial_no) * step;
+        // Due times rise with the serial number, so the serials due in the period (and before
+        // the reading after the hole, give or take half an interval of clock jitter) are one
+        // run: its ends by division rather than by walking a possibly huge hole.
+        let lo = i128::from(from_ms);
+        let hi = i128::from(to_ms).min(i128::from(n.measured_at_ms) - step / 2);
+        let offset_lo = (lo - i128::from(p.measured_at_ms) + step - 1).div_euclid(step).max(1);
+        let offset_hi =
+            (hi - i128::from(p.measured_at_ms)).div_euclid(step).min(i128::from(n.serial_no - p.serial_no - 1));
+        if offset_lo > offset_hi {
+            continue;
+        }
+        let (first, last) = (p.serial_no + offset_lo as u64, p.serial_no + offset_hi as u64);
+        let ms = |serial: u64| due(serial).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        gaps.push(Gap {
+            first_serial_no: first,
+            last_serial_no: last,
+            expected_from_ms: ms(first),
+            expected_to_ms: ms(last),
+            incre_minute: incre,
+            after: Neighbour { serial_no: p.serial_no, measured_at_ms: p.measured_at_ms },
+            before: Neighbour { serial_no: n.serial_no, measured_at_ms: n.measured_at_ms },
+        });
+    }
+    let missing: u64 = gaps.iter().map(Gap::missing).sum();
+    let received = received.len() as u64;
+    GapReport { gaps, expected: received + missing, received, missing }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+    const MIN: i64 = 60_000;
+
+    fn seq(serials: impl IntoIterator<Item = u64>) -> Vec<Seq> {
+        serials
+            .into_iter()
+            .map(|s| Seq { serial_no: s, measured_at_ms: T0 + (s as i64 - 1) * 3 * MIN, incre_minute: Some(3) })
+            .collect()
+    }
+
+    #[test]
+    fn a_hole_of_three_in_twenty() {
+        // Serial 1..=20 every 3 minutes, 8, 9 and 10 lost: 17 received, 3 missing, due at
+        // the 7th reading's time + 3, + 6 and + 9 minutes.
+        let readings = seq((1..=20).filter(|s| !(8..=10).contains(s)));
+        let r = find_gaps(&readings, T0, T0 + 19 * 3 * MIN);
+        assert_eq!((r.expected, r.received, r.missing), (20, 17, 3));
+        assert_eq!(r.gaps.len(), 1);
+        let g = r.gaps[0];
+        assert_eq!((g.first_serial_no, g.last_serial_no, g.missing()), (8, 10, 3));
+        assert_eq!(g.expected_from_ms, T0 + 7 * 3 * MIN);
+        assert_eq!(g.expected_to_ms, T0 + 9 * 3 * MIN);
+        assert_eq!((g.after.serial_no, g.before.serial_no), (7, 11));
+    }
+
+    #[test]
+    fn the_interval_comes_from_the_reading_default_three() {
+        let readings = vec![
+            Seq { serial_no: 1, measured_at_ms: T0, incre_minute: None },
+            Seq { serial_no: 4, measured_at_ms: T0 + 9 * MIN, incre_minute: None },
+            Seq { serial_no: 5, measured_at_ms: T0 + 10 * MIN, incre_minute: Some(1) },
+            Seq { serial_no: 7, measured_at_ms: T0 + 12 * MIN, incre_minute: Some(1) },
+        ];
+        let r = find_gaps(&readings, T0, T0 + 12 * MIN);
+        assert_eq!(r.gaps.len(), 2);
+        assert_eq!((r.gaps[0].incre_minute, r.gaps[0].expected_from_ms), (3, T0 + 3 * MIN));
+        assert_eq!((r.gaps[1].incre_minute, r.gaps[1].expected_from_ms), (1, T0 + 11 * MIN));
+        assert_eq!((r.expected, r.received, r.missing), (7, 4, 3));
+    }
+
+    #[test]
+    fn a_hole_across_the_start_counts_only_what_was_due_inside() {
+        // Readings 1..=5 and 11..=15; the period starts at reading 8's due time. Reading 5 is
+        // outside but anchors the hole: 8, 9, 10 were due inside, 6 and 7 before.
+        let readings = seq((1..=5).chain(11..=15));
+        let from = T0 + 7 * 3 * MIN;
+        let r = find_gaps(&readings, from, T0 + 14 * 3 * MIN);
+        assert_eq!(r.gaps.len(), 1);
+        assert_eq!((r.gaps[0].first_serial_no, r.gaps[0].last_serial_no), (8, 10));
+        assert_eq!((r.expected, r.received, r.missing), (8, 5, 3));
+    }
+
+    #[test]
+    fn restarts_and_duplicates_are_not_losses() {
+        let mut readings = seq(1..=5);
+        readings.push(Seq { serial_no: 1, measured_at_ms: T0 + 20 * 3 * MIN, incre_minute: Some(3) });
+        readings.push(Seq { serial_no: 2, measured_at_ms: T0 + 21 * 3 * MIN, incre_minute: Some(3) });
+        readings.push(readings[2]);
+        let r = find_gaps(&readings, T0, T0 + 30 * 3 * MIN);
+        assert!(r.gaps.is_empty(), "{:?}", r.gaps);
+        assert_eq!((r.expected, r.received, r.missing), (7, 7, 0), "the repeated reading 3 is counted once");
+    }
+
+    #[test]
+    fn a_wild_serial_jump_counts_only_what_fits_before_the_next_reading() {
+        // 5 then 1,000,000 three minutes later: no reading could have been due between them.
+        let readings = vec![
+            Seq { serial_no: 5, measured_at_ms: T0, incre_minute: Some(3) },
+            Seq { serial_no: 1_000_000, measured_at_ms: T0 + 3 * MIN, incre_minute: Some(3) },
+            Seq { serial_no: 1_000_003, measured_at_ms: T0 + 15 * MIN, incre_minute: Some(3) },
+        ];
+        let r = find_gaps(&readings, T0, T0 + 15 * MIN);
+        assert_eq!(r.gaps.len(), 1);
+        assert_eq!((r.gaps[0].first_serial_no, r.gaps[0].last_serial_no), (1_000_001, 1_000_002));
+        assert_eq!((r.expected, r.received, r.missing), (5, 3, 2));
+    }
+
+    #[test]
+    fn nothing_received_nothing_known_missing() {
+        assert_eq!(find_gaps(&[], T0, T0 + MIN), GapReport::default());
+    }
+}

@@ -1,0 +1,146 @@
+//! Readings as Nightscout `sgv` entries, so followers built for Nightscout (xDrip+, the
+//! Nightscout web page, watch faces) can show iCan data.
+//!
+//! Nightscout's entry: `_id`, `sgv` (mg/dL, a whole number), `date` (ms), `dateString`
+//! (ISO 8601), `type` `"sgv"`, `device`, `direction` (the trend arrow's name). The arrow
+//! comes from the rate of change against the previous reading, in mg/dL per minute, with the
+//! thresholds Nightscout's own uploaders use. Pure functions: no storage, no HTTP.
+
+use crate::metrics::MG_DL_PER_MMOL;
+use cgm_shared::store::reads::StoredReading;
+use cgm_shared::time::SourceZone;
+use chrono::{DateTime, SecondsFormat};
+use serde_json::{Value, json};
+
+/// A previous reading further back than this says nothing about the current trend.
+pub const TREND_WINDOW_MS: i64 = 15 * 60_000;
+
+/// mg/dL as Nightscout shows it: a whole number.
+pub fn sgv(mmol: f64) -> i64 {
+    (mmol * MG_DL_PER_MMOL).round() as i64
+}
+
+/// The trend arrow for a rate of change in mg/dL per minute; `NONE` without one.
+pub fn direction(rate_mg_dl_per_min: Option<f64>) -> &'static str {
+    match rate_mg_dl_per_min {
+        None => "NONE",
+        Some(r) if r >= 3.0 => "DoubleUp",
+        Some(r) if r >= 2.0 => "SingleUp",
+        Some(r) if r >= 1.0 => "FortyFiveUp",
+        Some(r) if r > -1.0 => "Flat",
+        Some(r) if r > -2.0 => "FortyFiveDown",
+        Some(r) if r > -3.0 => "SingleDown",
+        Some(_) => "DoubleDown",
+    }
+}
+
+/// mg/dL per minute from `previous` to `current`, when `previous` is earlier and at most
+/// [`TREND_WINDOW_MS`] before. Unrounded values, so the arrow does not jump on rounding.
+pub fn rate(current: &StoredReading, previous: Option<&StoredReading>) -> Option<f64> {
+    let p = previous?;
+    let dt = current.measured_at_ms - p.measured_at_ms;
+    if dt <= 0 || dt > TREND_WINDOW_MS {
+        return None;
+    }
+    Some((current.mmol - p.mmol) * MG_DL_PER_MMOL / (dt as f64 / 60_000.0))
+}
+
+/// Entries for the first `shown` of `readings`, newest first as given. Each reading's previous
+/// one is the next in the list, so readings after the first `shown` (the caller fetched one
+/// more, or some just before the period) only give the oldest entry its arrow.
+pub fn entries(readings: &[StoredReading], shown: usize, zone: &SourceZone) -> Vec<Value> {
+    (0..shown.min(readings.len()))
+        .map(|i| {
+            let r = &readings[i];
+            let at = DateTime::from_timestamp_millis(r.measured_at_ms).unwrap_or_default();
+            let date_string = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let utc_offset_min = zone.offset_at(at).local_minus_utc() / 60;
+            json!({
+                "_id": r.test_id,
+                "type": "sgv",
+                "sgv": sgv(r.mmol),
+                "date": r.measured_at_ms,
+                "dateString": date_string,
+                "sysTime": date_string,
+                "utcOffset": utc_offset_min,
+                "direction": direction(rate(r, readings.get(i + 1))),
+                "device": format!("iCan {}", r.device_sn),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(id: &str, at: i64, mmol: f64) -> StoredReading {
+        StoredReading {
+            test_id: id.into(),
+            device_sn: "SN1".into(),
+            measured_at_ms: at,
+            mmol,
+            serial_no: None,
+            status: Some("0".into()),
+            valid: true,
+            incre_minute: Some(3),
+            low: None,
+            high: None,
+        }
+    }
+
+    #[test]
+    fn thresholds_are_nightscouts() {
+        let cases = [
+            (3.0, "DoubleUp"),
+            (2.99, "SingleUp"),
+            (2.0, "SingleUp"),
+            (1.0, "FortyFiveUp"),
+            (0.99, "Flat"),
+            (-0.99, "Flat"),
+            (-1.0, "FortyFiveDown"),
+            (-2.0, "SingleDown"),
+            (-2.99, "SingleDown"),
+            (-3.0, "DoubleDown"),
+        ];
+        for (r, want) in cases {
+            assert_eq!(direction(Some(r)), want, "{r}");
+        }
+        assert_eq!(direction(None), "NONE");
+    }
+
+    #[test]
+    fn mg_dl_are_rounded_whole_numbers() {
+        // 5.6 × 18.016 = 100.8896 → 101; 3.9 × 18.016 = 70.2624 → 70.
+        assert_eq!(sgv(5.6), 101);
+        assert_eq!(sgv(3.9), 70);
+    }
+
+    #[test]
+    fn rate_against_the_previous_reading() {
+        // +0.5 mmol/L in 3 min: 0.5 × 18.016 / 3 = 3.0027 mg/dL/min → DoubleUp.
+        let now = reading("b", 180_000, 5.5);
+        let before = reading("a", 0, 5.0);
+        let r = rate(&now, Some(&before)).unwrap();
+        assert!((r - 3.002_667).abs() < 1e-5, "{r}");
+        // −0.3 mmol/L in 3 min: −1.8016 → FortyFiveDown.
+        assert_eq!(direction(rate(&reading("c", 180_000, 4.7), Some(&before))), "FortyFiveDown");
+        // More than 15 minutes apart: no arrow.
+        assert_eq!(rate(&reading("d", TREND_WINDOW_MS + 1, 9.0), Some(&before)), None);
+    }
+
+    #[test]
+    fn entries_newest_first_with_the_extra_reading_as_context_only() {
+        let readings = [reading("c", 360_000, 5.0), reading("b", 180_000, 5.0), reading("a", 0, 4.0)];
+        let e = entries(&readings, 2, &SourceZone::default());
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0]["_id"], "c");
+        assert_eq!(e[0]["direction"], "Flat");
+        // 1.0 mmol/L in 3 min = 6.005 mg/dL/min.
+        assert_eq!(e[1]["direction"], "DoubleUp");
+        assert_eq!(e[1]["dateString"], "1970-01-01T00:03:00.000Z");
+        assert_eq!(e[1]["utcOffset"], 480);
+        assert_eq!(e[1]["device"], "iCan SN1");
+        assert_eq!(entries(&readings, 3, &SourceZone::default())[2]["direction"], "NONE");
+    }
+}
