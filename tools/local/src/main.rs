@@ -17,7 +17,17 @@ use std::sync::Arc;
 const DYNAMODB_PORT: u16 = 8000;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match dev().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cgm-dev: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dev() -> anyhow::Result<()> {
     cgm_shared::telemetry::init();
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p.parse().context("PORT must be a port number")?,
