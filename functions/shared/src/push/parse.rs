@@ -114,8 +114,10 @@ pub fn parse_push(body: &[u8], zone: &SourceZone) -> Result<Reading, Unusable> {
     let incre_minute = whole_number(&mut data, "increMinute")?;
     let low = threshold(&mut data, "low")?;
     let high = threshold(&mut data, "high")?;
-    let status = text_field(&mut data, "status").map(|s| s.trim().to_string());
-    let cgm_status = text_field(&mut data, "cgmStatus").map(|s| s.trim().to_string());
+    // A blank status is no status: the item leaves empty strings out, so keeping `""` here
+    // would make a re-send of the same body compare unequal to what was stored.
+    let status = text_field(&mut data, "status").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let cgm_status = text_field(&mut data, "cgmStatus").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let customer_name = text_field(&mut data, "customerName");
     let personal = Personal {
         id_card: text_field(&mut data, "idCard").map(Sensitive::new),
@@ -309,6 +311,16 @@ mod tests {
         assert_eq!(r.cgm_status.as_deref(), Some("9"));
         assert_eq!(r.status.as_deref(), Some("7"));
         assert!(!r.is_valid());
+    }
+
+    #[test]
+    fn blank_statuses_are_absent() {
+        // Found by the push_body fuzz target: a status of " " was kept as "", which the stored
+        // item leaves out, so an identical re-send looked like a conflict.
+        let r = parse(&with_data(json!({"status": "  ", "cgmStatus": " "}))).unwrap();
+        assert_eq!((r.status, r.cgm_status), (None, None));
+        let r = parse(&with_data(json!({"status": " 0 "}))).unwrap();
+        assert_eq!(r.status.as_deref(), Some("0"));
     }
 
     #[test]
