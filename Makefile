@@ -7,7 +7,7 @@ VENV := .tools/venv/bin
 # The SAM CLI, cargo-lambda and zig all come from one venv; no telemetry from CI.
 SAM := PATH="$(CURDIR)/$(VENV):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/sam
 
-.PHONY: dev test check lint unit template sam-build tools
+.PHONY: dev test check lint unit template sam-build tools fuzz
 
 ## Start DynamoDB Local and serve every route on 127.0.0.1:$${PORT:-3000}.
 dev:
@@ -43,3 +43,16 @@ sam-build:
 
 ## The faster loop while editing: formatting, clippy and the tests, no install checks.
 check: lint unit
+
+## Fuzz the parsers of outside input (push bodies, Partner API answers) for FUZZ_SECONDS
+## each, starting from the committed seeds. Not part of `make test`. Works on stable Rust:
+## without a sanitizer (which needs nightly) cargo-fuzz passes only stable -C flags.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := push_body partner_envelope
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/ && \
+	  $(CARGO) fuzz run $$t --sanitizer none fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 || exit 1; \
+	done
