@@ -7,7 +7,7 @@ VENV := .tools/venv/bin
 # The SAM CLI, cargo-lambda and zig all come from one venv; no telemetry from CI.
 SAM := PATH="$(CURDIR)/$(VENV):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/sam
 
-.PHONY: dev test check lint unit template sam-build tools bench
+.PHONY: dev test check lint unit template sam-build tools bench fuzz
 
 ## Start DynamoDB Local and serve every route on 127.0.0.1:$${PORT:-3000}.
 dev:
@@ -50,3 +50,16 @@ bench: tools sam-build
 	target/release/with-dynamodb-local target/release/cgm-bench
 	$(CARGO) bench --locked -p cgm-shared --bench hot_paths -- --noplot 2>&1 | tee target/criterion-summary.txt
 	tools/bench-micro.sh target/criterion-summary.txt BENCHMARKS.md
+
+## Fuzz the parsers of outside input (push bodies, Partner API answers) for FUZZ_SECONDS
+## each, starting from the committed seeds. Not part of `make test`. Works on stable Rust:
+## without a sanitizer (which needs nightly) cargo-fuzz passes only stable -C flags.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := push_body partner_envelope
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/ && \
+	  $(CARGO) fuzz run $$t --sanitizer none fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 || exit 1; \
+	done

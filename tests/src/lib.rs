@@ -4,6 +4,7 @@
 //! capture.
 
 pub mod fake_partner;
+pub mod net;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -32,6 +33,15 @@ pub fn endpoint() -> String {
     })
 }
 
+/// The tests' own reads (whole-table scans) on a busy 2-core machine: patient, unlike the
+/// push path's limits.
+const TEST_CALLS: cgm_shared::aws::CallLimits = cgm_shared::aws::CallLimits {
+    connect: std::time::Duration::from_secs(5),
+    attempt: std::time::Duration::from_secs(30),
+    operation: std::time::Duration::from_secs(60),
+    max_attempts: 3,
+};
+
 /// A fresh set of tables, named `<random prefix><LogicalId>`, created from the template.
 pub struct Stack {
     pub endpoint: String,
@@ -41,10 +51,15 @@ pub struct Stack {
 
 impl Stack {
     pub async fn new() -> Self {
-        let endpoint = endpoint();
+        Self::new_at(&endpoint()).await
+    }
+
+    /// The same on another DynamoDB Local (one a test starts and stops itself).
+    pub async fn new_at(endpoint: &str) -> Self {
+        let endpoint = endpoint.to_string();
         let cfg = Config::from_lookup(|k| (k == "DYNAMODB_ENDPOINT").then(|| endpoint.clone())).unwrap();
         let sdk = cgm_shared::aws::sdk_config(&cfg).await;
-        let client = cgm_shared::aws::dynamodb(&sdk, Some(&endpoint), cgm_shared::aws::CallLimits::PUSH);
+        let client = cgm_shared::aws::dynamodb(&sdk, Some(&endpoint), TEST_CALLS);
         let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let template = Template::load_default().expect("infra/template.yaml");
         let table_vars = tables::create_from_template(&client, &template, &prefix)
@@ -92,6 +107,40 @@ impl Stack {
                 return items;
             }
         }
+    }
+}
+
+/// Serves every template route on an ephemeral loopback port, with the handlers built from
+/// `cfg` as each Lambda's cold start builds them (what `make dev` runs); the base URL.
+pub async fn serve_locally(cfg: &Config) -> String {
+    let handlers = cgm_local::handlers(cfg).await.expect("handlers from the test configuration");
+    let router =
+        cgm_local::server::Router::new(Template::load_default().expect("infra/template.yaml").routes(), &handlers)
+            .expect("every template route has a handler");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(cgm_local::server::serve(listener, Arc::new(router)));
+    base
+}
+
+/// A folder under the system's temporary directory, removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("cgm-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).expect("creating a temporary folder");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -106,6 +106,20 @@ async fn redeliveries_are_duplicates_and_a_changed_measurement_is_a_conflict() {
     assert_eq!(s(&conflicts[0], "measurementHash").map(str::len), Some(64));
 }
 
+#[tokio::test]
+async fn a_resend_with_blank_status_fields_is_a_duplicate_not_a_conflict() {
+    // Found by the push_body fuzz target: the item leaves blank strings out, so the parser
+    // must not keep them either, or the stored measurement never equals a re-send's.
+    let stack = Stack::new().await;
+    let svc = keyed(&stack).await;
+    let body = seed_with(json!({"status": " ", "cgmStatus": ""}));
+    for _ in 0..2 {
+        assert_eq!(push(&svc, &body).await, code0());
+    }
+    assert_eq!(stack.scan("READINGS_TABLE").await.len(), 1);
+    assert!(stack.scan("CONFLICTS_TABLE").await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_identical_deliveries_store_one_item() {
     let stack = Stack::new().await;

@@ -418,3 +418,88 @@ mod tests {
         assert_eq!(short("abc"), "abc");
     }
 }
+
+/// Whatever the body, the reply is a row of DESIGN.md's table, and code 0 means something
+/// was kept.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use cgm_shared::store::memory::MemoryStore;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use std::sync::atomic::Ordering;
+
+    const SEED_EXAMPLE: &str = include_str!("../../shared/tests/data/seed-example.json");
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            prop::sample::select(&["01", "5.6", "", "2021-11-02 12:33:33", "5,6", "-1"][..])
+                .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(3, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Raw bytes, any JSON, the seed example with one field replaced, or an oversized body.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let field = prop::sample::select(
+            &["testId", "deviceSn", "testResult", "testTime", "serialNo", "status", "low", "data", "reservedCode"][..],
+        );
+        prop_oneof![
+            3 => prop::collection::vec(any::<u8>(), 0..300),
+            3 => json_value().prop_map(|v| v.to_string().into_bytes()),
+            3 => (field, json_value()).prop_map(|(f, v)| {
+                let mut body: Value = serde_json::from_str(SEED_EXAMPLE).expect("the seed example");
+                if f == "data" || f == "reservedCode" {
+                    body[f] = v;
+                } else {
+                    body["data"][f] = v;
+                }
+                body.to_string().into_bytes()
+            }),
+            1 => (MAX_BODY_BYTES - 2..MAX_BODY_BYTES + 64).prop_map(|n| vec![b' '; n]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_reply_is_in_the_design_table(body in body(), failing in any::<bool>()) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+            let svc = PushService::new(
+                MemoryStore::default(),
+                PushAuth::new(&[], vec![]),
+                SourceZone::default(),
+                Duration::from_secs(3),
+            );
+            svc.store().fail.store(failing, Ordering::SeqCst);
+            let mut req = Request::new(Body::from(body.clone()));
+            *req.method_mut() = Method::POST;
+            let resp = rt.block_on(svc.handle(req));
+            let reply: Value = serde_json::from_slice(resp.body()).expect("a JSON reply");
+            let got = (resp.status().as_u16(), reply);
+
+            let kept = svc.store().readings.lock().unwrap().len() + svc.store().quarantine.lock().unwrap().len();
+            if failing {
+                prop_assert_eq!(got, (503, json!({"code": 503, "msg": "storage unavailable, retry later"})));
+            } else if body.len() > MAX_BODY_BYTES {
+                prop_assert_eq!(got, (413, json!({"code": 413, "msg": "body over 64 KiB"})));
+                prop_assert_eq!(kept, 1, "a stub is kept");
+            } else {
+                prop_assert_eq!(got, (200, json!({"code": 0, "msg": ""})));
+                prop_assert_eq!(kept, 1, "code 0: the body is a reading or in quarantine");
+            }
+        }
+    }
+}

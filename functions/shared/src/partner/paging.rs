@@ -448,3 +448,78 @@ mod tests {
         assert_eq!(query_hash(&["u", "1", "2"]), 0x5a63_fbd1_42af_5da8);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::partner::window::split;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+    const T0: i64 = 1_700_000_000_000;
+    const SPAN: i64 = 120 * DAY;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Records fetched window by window (the vendor also returning some from before each
+        /// window's start, in any order) and walked page by page with the cursor come out
+        /// each exactly once, in time order, no page over its limit.
+        #[test]
+        fn every_record_is_in_exactly_one_page(
+            offsets in prop::collection::vec(0i64..SPAN, 0..300),
+            max_window in 1i64..40 * DAY,
+            overlap in 0i64..2 * DAY,
+            limit in 1usize..60,
+            supply in 1usize..4,
+            reverse in any::<bool>(),
+        ) {
+            let records: Vec<Value> = offsets
+                .iter()
+                .enumerate()
+                .map(|(k, off)| json!({"device_sn": "d", "package_num": k, "measured_at": T0 + off, "v": k}))
+                .collect();
+            let windows = split(T0, T0 + SPAN - 1, max_window);
+            let fetched: Vec<Vec<Value>> = windows
+                .iter()
+                .map(|w| {
+                    let mut upstream: Vec<Value> = records
+                        .iter()
+                        .filter(|r| (w.start_ms - overlap..=w.end_ms).contains(&measured_at(r).unwrap()))
+                        .cloned()
+                        .collect();
+                    if reverse {
+                        upstream.reverse();
+                    }
+                    prepare_window(upstream, Some(*w))
+                })
+                .collect();
+
+            let hash = query_hash(&["user", "p"]);
+            let mut all = Vec::new();
+            let mut cursor = Some(Cursor { window: 0, offset: 0, query_hash: hash });
+            let mut pages = 0;
+            while let Some(c) = cursor {
+                let c = Cursor::decode(&c.encode()).unwrap();
+                c.check(hash).unwrap();
+                let to = (c.window + supply).min(fetched.len());
+                let page = take_page(&fetched[c.window..to], c.window, c.offset, limit, hash, fetched.len());
+                prop_assert!(page.records.len() <= limit);
+                if let Some(n) = page.next {
+                    prop_assert!((n.window, n.offset) > (c.window, c.offset), "no progress");
+                }
+                all.extend(page.records);
+                cursor = page.next;
+                pages += 1;
+                prop_assert!(pages <= records.len() + fetched.len() + 1, "paging does not end");
+            }
+
+            let mut nums: Vec<u64> = all.iter().map(|r| r["package_num"].as_u64().unwrap()).collect();
+            prop_assert!(all.windows(2).all(|p| measured_at(&p[0]) <= measured_at(&p[1])), "in time order");
+            nums.sort();
+            prop_assert_eq!(nums, (0..records.len() as u64).collect::<Vec<_>>(), "every record exactly once");
+            prop_assert!(all.iter().all(|r| records.contains(r)), "records pass through unchanged");
+        }
+    }
+}

@@ -155,3 +155,49 @@ mod tests {
         assert!(split(2, 1, MAX_WINDOW_MS).is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The windows cover the range exactly, in order, none longer than the maximum,
+        /// none overlapping, and no more of them than needed.
+        #[test]
+        fn windows_cover_the_range_exactly(
+            start in -4_000_000_000_000i64..4_000_000_000_000,
+            len in 0i64..400 * DAY,
+            small in any::<bool>(),
+            small_max in 0i64..50,
+        ) {
+            let (max, len) = if small { (small_max, len % 3_000) } else { (MAX_WINDOW_MS, len) };
+            let end = start + len;
+            let windows = split(start, end, max);
+            prop_assert_eq!(windows.first().map(|w| w.start_ms), Some(start));
+            prop_assert_eq!(windows.last().map(|w| w.end_ms), Some(end));
+            for w in &windows {
+                prop_assert!(w.start_ms <= w.end_ms && w.end_ms - w.start_ms <= max, "{:?} over {}", w, max);
+            }
+            for pair in windows.windows(2) {
+                prop_assert_eq!(pair[1].start_ms, pair[0].end_ms + 1, "contiguous, no overlap");
+            }
+            prop_assert_eq!(windows.len() as i64, (len + max + 1) / (max + 1));
+            if max == MAX_WINDOW_MS {
+                prop_assert!(windows.iter().all(|w| w.end_ms - w.start_ms <= 30 * DAY));
+            }
+        }
+
+        /// Every instant of the range is owned by exactly one window.
+        #[test]
+        fn every_instant_has_one_owner(start in -1_000i64..1_000, len in 0i64..400, max in 0i64..60, t in 0i64..400) {
+            let windows = split(start, start + len, max);
+            let t = start + t % (len + 1);
+            prop_assert_eq!(windows.iter().filter(|w| w.owns(t)).count(), 1);
+        }
+    }
+}

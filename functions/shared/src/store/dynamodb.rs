@@ -305,3 +305,77 @@ where
     };
     StoreError::Failed { kind, source: Box::new(e) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::parse_push;
+    use crate::time::SourceZone;
+    use chrono::NaiveDateTime;
+    use proptest::prelude::*;
+
+    fn s_of<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {
+        item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+    }
+
+    fn n_of<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {
+        item.get(k).and_then(|v| v.as_n().ok()).map(String::as_str)
+    }
+
+    /// Any id Sinocare might send: not blank, at most 1 KiB.
+    fn id() -> impl Strategy<Value = String> {
+        any::<String>().prop_filter("not blank, at most 1 KiB", |s| !s.trim().is_empty() && s.len() <= 1024)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A valid reading's item holds what was sent: the strings as sent, the value as a
+        /// number equal to the text, and the instant 8 hours before the China wall clock.
+        #[test]
+        fn the_item_holds_what_was_sent(
+            test_id in id(),
+            device_sn in id(),
+            whole in 0u32..=99,
+            frac in 0u32..10,
+            digits in 0usize..3,
+            secs in 946_684_800i64..4_102_444_800,
+            serial in any::<u32>(),
+            status in prop::sample::select(&["0", "1", "7"][..]),
+        ) {
+            let whole = if whole == 0 && (digits == 0 || frac == 0) { 1 } else { whole };
+            let text = match digits {
+                0 => whole.to_string(),
+                1 => format!("{whole}.{frac}"),
+                _ => format!("{whole}.{frac}0"),
+            };
+            let local: NaiveDateTime = chrono::DateTime::from_timestamp(secs, 0).expect("in range").naive_utc();
+            let test_time = local.format("%Y-%m-%d %H:%M:%S").to_string();
+            let body = serde_json::json!({
+                "reservedCode": "01",
+                "data": {"testId": test_id, "deviceSn": device_sn, "testResult": text, "testTime": test_time,
+                         "serialNo": serial, "status": status, "cgmStatus": "2", "low": null},
+            });
+            let reading = parse_push(body.to_string().as_bytes(), &SourceZone::default()).expect("a valid reading");
+            let item = reading_item(&reading, &Arrival { received_at_ms: 7, request_id: "req".into() });
+
+            prop_assert_eq!(s_of(&item, attr::TEST_ID), Some(test_id.as_str()));
+            prop_assert_eq!(s_of(&item, attr::DEVICE_SN), Some(device_sn.as_str()));
+            prop_assert_eq!(s_of(&item, attr::TEST_RESULT), Some(text.as_str()));
+            let mmol: f64 = n_of(&item, attr::GLUCOSE_MMOL).expect("glucoseMmol").parse().expect("a number");
+            prop_assert_eq!(mmol, text.parse::<f64>().expect("a number"));
+            prop_assert_eq!(s_of(&item, attr::TEST_TIME), Some(test_time.as_str()));
+            let utc = local.and_utc() - chrono::Duration::hours(8);
+            let millis = utc.timestamp_millis().to_string();
+            prop_assert_eq!(n_of(&item, attr::MEASURED_AT), Some(millis.as_str()));
+            let rfc = utc.to_rfc3339_opts(SecondsFormat::Millis, true);
+            prop_assert_eq!(s_of(&item, attr::MEASURED_AT_UTC), Some(rfc.as_str()));
+            let serial_text = serial.to_string();
+            prop_assert_eq!(n_of(&item, attr::SERIAL_NO), Some(serial_text.as_str()));
+            prop_assert_eq!(s_of(&item, attr::STATUS), Some(status));
+            prop_assert_eq!(item.get(attr::VALID), Some(&AttributeValue::Bool(status == "0")));
+            prop_assert_eq!(item.get(attr::LOW), Some(&AttributeValue::Null(true)));
+            prop_assert_eq!(measurement_of(&item), Some(reading.measurement()), "read back as the same measurement");
+        }
+    }
+}
