@@ -355,12 +355,18 @@ async fn no_canary_reaches_a_log_line_or_an_error_reply_on_any_route() {
     canaries.push(fake_partner::APP_SECRET);
     canaries.extend(CANARY_PERSONAL.iter().map(|(_, v)| *v));
     canaries.extend(tokens.iter().map(String::as_str));
+    // Device serials and token ids are what log lines carry on purpose, so a person can
+    // search for them (STYLE.md); as those fields, and only there, the path canary may
+    // appear. Anywhere else, and every other canary anywhere, fails.
+    let text = [format!(r#""device_sn":"{CANARY_PARAM}""#), format!(r#""token_id":"{CANARY_PARAM}""#)]
+        .iter()
+        .fold(text, |t, allowed| t.replace(allowed.as_str(), r#""id":"(allowed)""#));
     for c in &canaries {
         if let Some(line) = text.lines().find(|l| l.contains(c)) {
             panic!("canary {c} reached a log line: {line}");
         }
         for (round, call, status, body) in &replies {
-            if *status != 200 {
+            if *status >= 400 {
                 assert!(!body.contains(c), "canary {c} in the {status} reply to {call} ({round:?}): {body}");
             }
         }
