@@ -15,13 +15,8 @@ use sha2::{Digest, Sha256};
 /// Longer than any cursor we issue (test ids are at most 1 KiB).
 const MAX_CURSOR_CHARS: usize = 2_048;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CursorError {
-    #[error("cursor is malformed")]
-    Malformed,
-    #[error("cursor belongs to a different query")]
-    WrongQuery,
-}
+/// The same refusals, in the same words, as the partner routes' cursors.
+pub use cgm_shared::partner::paging::CursorError;
 
 /// Ties a cursor to its query: the first four bytes of the SHA-256 of the parts.
 pub fn query_hash(parts: &[&str]) -> u32 {
