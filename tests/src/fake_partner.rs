@@ -161,11 +161,7 @@ impl Respond for Responder {
 }
 
 fn now() -> i64 {
-    chrono_now()
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    cgm_shared::time::now_ms()
 }
 
 fn issue(st: &mut State, open_id: &str) -> Value {

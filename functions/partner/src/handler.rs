@@ -4,6 +4,7 @@ use cgm_shared::partner::client::{Envelope, UNAUTHORIZED, UpstreamError};
 use cgm_shared::partner::paging::{Cursor, Page, prepare_window, query_hash, take_page};
 use cgm_shared::partner::tokens::{TokenRecord, TokenStore, Tokens};
 use cgm_shared::partner::window::{MAX_WINDOW_MS, Window, split};
+use cgm_shared::time::now_ms;
 use futures_util::future::try_join_all;
 use lambda_http::http::Method;
 use lambda_http::request::RequestContext;
@@ -306,10 +307,6 @@ fn token_data(rec: &TokenRecord) -> Value {
         "access_token": rec.access_token.expose(),
         "expire_in": rec.expire_in_s(now_ms()),
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn page_data(open_id: Value, page: Page) -> Value {

@@ -13,7 +13,7 @@ use crate::params::{self, Format};
 use crate::reply;
 use cgm_shared::store::StoreError;
 use cgm_shared::store::reads::{FollowToken, ReadStore, ReadingQuery, StoredReading, TokenHash};
-use cgm_shared::time::SourceZone;
+use cgm_shared::time::{SourceZone, now_ms};
 use chrono::{DateTime, SecondsFormat, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::request::RequestContext;
@@ -329,20 +329,21 @@ impl<S: ReadStore> ReadService<S> {
             )
         });
         let zone = self.zone;
-        let body = json!({
-            "device_sn": sn,
-            "from": from,
-            "from_local": zone.format_local_ms(from),
-            "to": to,
-            "to_local": zone.format_local_ms(to),
-            "expected": report.expected,
-            "received": report.received,
-            "missing": report.missing,
-            "gap_count": report.gaps.len(),
-            "readings_without_serial_no": without_serial,
-            "gaps": shown.iter().map(|g| gap_json(g, &zone)).collect::<Vec<_>>(),
-            "next_cursor": next_cursor,
-        });
+        let body = analysis_body(
+            &sn,
+            from,
+            to,
+            &zone,
+            json!({
+                "expected": report.expected,
+                "received": report.received,
+                "missing": report.missing,
+                "gap_count": report.gaps.len(),
+                "readings_without_serial_no": without_serial,
+                "gaps": shown.iter().map(|g| gap_json(g, &zone)).collect::<Vec<_>>(),
+                "next_cursor": next_cursor,
+            }),
+        );
         Ok(Answer { items: Some(shown.len()), ..Answer::new(reply::json(StatusCode::OK, &body)) })
     }
 
@@ -357,31 +358,32 @@ impl<S: ReadStore> ReadService<S> {
         let s = metrics::summarize(&values);
         let zone = self.zone;
         let r1 = |v: f64| round_to(v, 1);
-        let body = json!({
-            "device_sn": sn,
-            "from": from,
-            "from_local": zone.format_local_ms(from),
-            "to": to,
-            "to_local": zone.format_local_ms(to),
-            "readings": values.len(),
-            "invalid_readings_excluded": readings.len() - values.len(),
-            "interval_minutes": interval,
-            "expected_readings": expected,
-            "capture_percent": r1(metrics::capture_percent(values.len(), expected)),
-            "mean_mmol": s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
-            "mean_mg_dl": s.as_ref().map(|s| r1(s.mean_mg_dl)),
-            "gmi_percent": s.as_ref().map(|s| r1(s.gmi_percent)),
-            "sd_mmol": s.as_ref().and_then(|s| s.sd_mmol).map(|v| round_to(v, 2)),
-            "cv_percent": s.as_ref().and_then(|s| s.cv_percent).map(r1),
-            "cv_method": "sample standard deviation (n - 1) divided by the mean",
-            "time_in_ranges_percent": s.as_ref().map(|s| json!({
-                "very_low_below_3_0": r1(s.bands.very_low),
-                "low_3_0_to_3_9": r1(s.bands.low),
-                "in_range_3_9_to_10_0": r1(s.bands.in_range),
-                "high_10_0_to_13_9": r1(s.bands.high),
-                "very_high_above_13_9": r1(s.bands.very_high),
-            })),
-        });
+        let body = analysis_body(
+            &sn,
+            from,
+            to,
+            &zone,
+            json!({
+                "readings": values.len(),
+                "invalid_readings_excluded": readings.len() - values.len(),
+                "interval_minutes": interval,
+                "expected_readings": expected,
+                "capture_percent": r1(metrics::capture_percent(values.len(), expected)),
+                "mean_mmol": s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
+                "mean_mg_dl": s.as_ref().map(|s| r1(s.mean_mg_dl)),
+                "gmi_percent": s.as_ref().map(|s| r1(s.gmi_percent)),
+                "sd_mmol": s.as_ref().and_then(|s| s.sd_mmol).map(|v| round_to(v, 2)),
+                "cv_percent": s.as_ref().and_then(|s| s.cv_percent).map(r1),
+                "cv_method": "sample standard deviation (n - 1) divided by the mean",
+                "time_in_ranges_percent": s.as_ref().map(|s| json!({
+                    "very_low_below_3_0": r1(s.bands.very_low),
+                    "low_3_0_to_3_9": r1(s.bands.low),
+                    "in_range_3_9_to_10_0": r1(s.bands.in_range),
+                    "high_10_0_to_13_9": r1(s.bands.high),
+                    "very_high_above_13_9": r1(s.bands.very_high),
+                })),
+            }),
+        );
         Ok(Answer { items: Some(values.len()), ..Answer::new(reply::json(StatusCode::OK, &body)) })
     }
 
@@ -579,8 +581,20 @@ fn utc_text(ms: i64) -> Option<String> {
     DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+/// What every analysis reply starts with: the device and its range, in UTC ms and in local
+/// time; `rest` holds the analysis itself.
+fn analysis_body(sn: &str, from: i64, to: i64, zone: &SourceZone, rest: Value) -> Value {
+    let mut body = json!({
+        "device_sn": sn,
+        "from": from,
+        "from_local": zone.format_local_ms(from),
+        "to": to,
+        "to_local": zone.format_local_ms(to),
+    });
+    if let (Value::Object(b), Value::Object(r)) = (&mut body, rest) {
+        b.extend(r);
+    }
+    body
 }
 
 fn clip(s: &str) -> &str {

@@ -57,6 +57,11 @@ fn parse_offset(s: &str) -> Result<FixedOffset, BadZone> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or(BadZone)
 }
 
+/// Now, in milliseconds since the Unix epoch: the unit of every stored and vendor time.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
 /// Why a `testTime` could not become an instant. Never carries the input text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeError {

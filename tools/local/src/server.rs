@@ -133,7 +133,7 @@ fn event_json(
             }
         }
     }
-    let now = now_ms();
+    let now = cgm_shared::time::now_ms();
     let (body_field, base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_string()), false),
@@ -166,10 +166,6 @@ fn event_json(
         "body": body_field,
         "isBase64Encoded": base64,
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 fn into_hyper(resp: Response<Body>) -> hyper::Response<Full<Bytes>> {

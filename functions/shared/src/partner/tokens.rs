@@ -12,6 +12,7 @@ use super::ProxyError;
 use super::client::{Envelope, PartnerClient, UNAUTHORIZED, UpstreamError};
 use crate::sensitive::Sensitive;
 use crate::store::StoreError;
+use crate::time::now_ms;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,10 +60,6 @@ pub struct Tokens<S> {
     store: S,
     client: PartnerClient,
     slots: Mutex<HashMap<String, Slot>>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl<S: TokenStore> Tokens<S> {
