@@ -48,7 +48,7 @@ check: lint unit
 bench: tools sam-build
 	$(CARGO) build --release --locked -p cgm-bench -p cgm-push -p cgm-local --bins
 	target/release/with-dynamodb-local target/release/cgm-bench
-	$(CARGO) bench --locked -p cgm-shared --bench hot_paths -- --noplot 2>&1 | tee target/criterion-summary.txt
+	$(CARGO) bench --locked -p cgm-shared -p cgm-partner --bench hot_paths -- --noplot 2>&1 | tee target/criterion-summary.txt
 	tools/bench-micro.sh target/criterion-summary.txt BENCHMARKS.md
 
 ## Fuzz the parsers of outside input (push bodies, Partner API answers) for FUZZ_SECONDS

@@ -4,9 +4,9 @@
 
 #![no_main]
 
-use cgm_shared::partner::client::parse_envelope;
-use cgm_shared::partner::paging::{prepare_window, query_hash, take_page};
-use cgm_shared::partner::window::Window;
+use cgm_partner::client::parse_envelope;
+use cgm_partner::paging::{prepare_window, take_page};
+use cgm_partner::window::window;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -21,14 +21,13 @@ fuzz_target!(|answer: &[u8]| {
     };
     let Some(Value::Array(records)) = env.data.get("records").cloned() else { return };
     let all = prepare_window(records.clone(), None);
-    let windowed = prepare_window(records, Some(Window { start_ms: 0, end_ms: i64::MAX / 2 }));
+    let windowed = prepare_window(records, window(0, i64::MAX / 2));
     assert!(windowed.len() <= all.len());
-    let qh = query_hash(&["fuzz"]);
     let windows = vec![windowed];
     let mut seen = 0;
     let mut cursor = Some((0usize, 0usize));
     while let Some((w, offset)) = cursor {
-        let page = take_page(&windows[w.min(windows.len())..], w, offset, 7, qh, windows.len());
+        let page = take_page(&windows[w.min(windows.len())..], w, offset, 7, windows.len());
         seen += page.records.len();
         assert!(seen <= windows[0].len());
         cursor = page.next.map(|c| (c.window, c.offset));

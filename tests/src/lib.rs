@@ -4,6 +4,7 @@
 //! capture.
 
 pub mod fake_partner;
+pub mod filter_pattern;
 pub mod net;
 
 use aws_sdk_dynamodb::Client;

@@ -1,8 +1,9 @@
 //! The partner proxy against a stand-in Partner API on loopback that checks the signature
 //! and bearer of every request, with tokens kept in DynamoDB Local.
 
+use cgm_edge::HttpService;
 use cgm_partner::PartnerService;
-use cgm_shared::store::tokens::DynamoTokenStore;
+use cgm_partner::tokens::dynamodb::DynamoTokenStore;
 use cgm_tests::fake_partner::{FakePartner, MINUTE, T0};
 use cgm_tests::*;
 use serde_json::{Value, json};

@@ -2,8 +2,10 @@
 //! is (and is not) stored.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_edge::HttpService;
 use cgm_push::PushService;
-use cgm_shared::store::dynamodb::{DEVICE_TIME_INDEX, DynamoStore};
+use cgm_shared::store::attr::DEVICE_TIME_INDEX;
+use cgm_shared::store::push::dynamodb::DynamoStore;
 use cgm_tests::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

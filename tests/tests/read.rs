@@ -2,10 +2,11 @@
 //! paged to the end, CSV, gaps, the consensus metrics, the Nightscout feed and its tokens,
 //! the daily chart, what never appears in a reply or a log line, and every refusal.
 
+use cgm_edge::HttpService;
 use cgm_push::PushService;
 use cgm_read::ReadService;
-use cgm_shared::store::dynamodb::DynamoStore;
-use cgm_shared::store::reads::DynamoReadStore;
+use cgm_shared::store::push::dynamodb::DynamoStore;
+use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_tests::*;
 use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, Response};
@@ -58,8 +59,10 @@ impl Env {
         }
     }
 
+    /// The handler's future is boxed: `#[tokio::test]` keeps the test's own future on the
+    /// test thread's 2 MiB stack, and debug builds of the SDK's futures are large.
     async fn call(&self, req: Request) -> Response<Body> {
-        self.read.handle(req).await
+        Box::pin(self.read.handle(req)).await
     }
 
     async fn get(&self, route: &str, device: &str, query: &str) -> Response<Body> {

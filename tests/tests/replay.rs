@@ -4,9 +4,10 @@
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_edge::HttpService;
 use cgm_replay::{Action, Verdict, replay};
 use cgm_shared::push::Unusable;
-use cgm_shared::store::dynamodb::DynamoStore;
+use cgm_shared::store::push::dynamodb::DynamoStore;
 use cgm_shared::time::SourceZone;
 use cgm_tests::*;
 use serde_json::json;

@@ -1,17 +1,20 @@
-use crate::{params, reply};
-use cgm_shared::partner::ProxyError;
-use cgm_shared::partner::client::{Envelope, UNAUTHORIZED, UpstreamError};
-use cgm_shared::partner::paging::{Cursor, Page, prepare_window, query_hash, take_page};
-use cgm_shared::partner::tokens::{TokenRecord, TokenStore, Tokens};
-use cgm_shared::partner::window::{MAX_WINDOW_MS, Window, split};
+//! [`PartnerService::handle`]: one request in, the vendor's envelope out, and one log line.
+
+use crate::client::{Envelope, UNAUTHORIZED, UpstreamError};
+use crate::error::{PartnerApi, ProxyError, bad};
+use crate::paging::{Page, WindowCursor, prepare_window, take_page};
+use crate::tokens::{TokenRecord, TokenStore, Tokens};
+use crate::window::{MAX_WINDOW_MS, Window, split, window};
+use cgm_edge::{Answer, Frame, HttpService, Params, reply};
+use cgm_shared::cursor::{self, QueryHash};
 use cgm_shared::time::now_ms;
 use futures_util::future::try_join_all;
-use lambda_http::http::Method;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{Value, json};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::Value;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Every route answers inside API Gateway's 30 s integration timeout, with room to spare.
 const ROUTE_DEADLINE: Duration = Duration::from_secs(27);
@@ -20,6 +23,8 @@ const WINDOW_CONCURRENCY: usize = 3;
 /// A page's JSON stays well under Lambda's 6 MB synchronous response limit, whatever the
 /// vendor puts in a record.
 const MAX_PAGE_BYTES: usize = 5 * 1024 * 1024;
+pub const DEFAULT_LIMIT: usize = 2_000;
+pub const MAX_LIMIT: usize = 5_000;
 
 pub struct PartnerService<S> {
     tokens: Tokens<S>,
@@ -37,8 +42,7 @@ enum Route {
 }
 
 impl Route {
-    fn of(method: &Method, route_key: &str) -> Option<Route> {
-        let path = route_key.split_once(' ').map_or(route_key, |(_, p)| p);
+    fn of(method: &Method, path: &str) -> Option<Route> {
         Some(match (method.as_str(), path) {
             ("POST", "/partner/users") => Route::Register,
             ("POST", "/partner/users/{open_id}/token") => Route::RefreshToken,
@@ -60,6 +64,34 @@ impl Route {
     }
 }
 
+/// `data` of a register or token answer.
+#[derive(Debug, Serialize)]
+struct TokenData<'a> {
+    open_id: &'a str,
+    access_token: &'a str,
+    expire_in: i64,
+}
+
+/// `data` of a glucose listing: the vendor's records as sent, and where the next page starts.
+#[derive(Debug, Serialize)]
+struct PageData {
+    open_id: Option<String>,
+    records: Vec<Value>,
+    next_cursor: Option<String>,
+}
+
+impl<S: TokenStore> HttpService for PartnerService<S> {
+    /// Answers one request. Never fails: every outcome is an envelope with a status.
+    async fn handle(&self, req: Request) -> Response<Body> {
+        let frame = Frame::start(&req);
+        let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
+            return frame.finish::<PartnerApi>("unknown", Err(ProxyError::NoRoute.into()));
+        };
+        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req)).await;
+        frame.finish::<PartnerApi>(route.name(), result)
+    }
+}
+
 impl<S: TokenStore> PartnerService<S> {
     pub fn new(tokens: Tokens<S>, max_range_ms: i64) -> Self {
         Self { tokens, max_range_ms }
@@ -69,70 +101,36 @@ impl<S: TokenStore> PartnerService<S> {
         &self.tokens
     }
 
-    /// Answers one request. Never fails: every outcome is an envelope with a status.
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        let started = Instant::now();
-        let (route_key, request_id) = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => {
-                (ctx.route_key.clone().unwrap_or_default(), ctx.request_id.clone().unwrap_or_default())
-            }
-            _ => (String::new(), String::new()),
-        };
-        let Some(route) = Route::of(req.method(), &route_key) else {
-            return reply::error(&ProxyError::BadRequest("no such route".into()));
-        };
-        let result = match tokio::time::timeout(ROUTE_DEADLINE, self.route(route, &req)).await {
-            Ok(r) => r,
-            Err(_) => Err(ProxyError::Deadline(ROUTE_DEADLINE.as_secs())),
-        };
-        let resp = match &result {
-            Ok(data) => reply::ok(data.clone()),
-            Err(e) => reply::error(e),
-        };
-        let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-        match &result {
-            Ok(_) => {
-                tracing::info!(target: "cgm_partner", request_id, route = route.name(), status = resp.status().as_u16(), latency_ms, "partner")
-            }
-            Err(e) => {
-                tracing::warn!(target: "cgm_partner", request_id, route = route.name(), status = resp.status().as_u16(), error = %e, latency_ms, "partner")
-            }
-        }
-        resp
-    }
-
-    async fn route(&self, route: Route, req: &Request) -> Result<Value, ProxyError> {
-        match route {
-            Route::Register => self.register(req).await,
+    async fn route(&self, route: Route, req: &Request) -> Result<Answer, ProxyError> {
+        let p = Params::of(req);
+        let data = match route {
+            Route::Register => return self.register(p).await,
             Route::RefreshToken => {
-                let open_id = params::path_param(req, "open_id")?;
-                let rec = self.tokens.refresh(&open_id, None).await?;
-                Ok(token_data(&rec))
+                let rec = self.tokens.refresh(p.path("open_id")?, None).await?;
+                return Ok(token_answer(&rec));
             }
-            Route::UserGlucose => self.user_glucose(req).await,
-            Route::DeviceInfo => self.device_info(req).await,
-            Route::DeviceGlucose => self.device_glucose(req).await,
-        }
+            Route::UserGlucose => self.user_glucose(p).await?,
+            Route::DeviceInfo => return self.device_info(p).await,
+            Route::DeviceGlucose => self.device_glucose(p).await?,
+        };
+        let items = data.records.len();
+        Ok(Answer::new(ok(&data)).items(items))
     }
 
-    async fn register(&self, req: &Request) -> Result<Value, ProxyError> {
-        let body = params::json_body(req)?;
+    async fn register(&self, p: Params<'_>) -> Result<Answer, ProxyError> {
+        let body = p.json_object()?;
         let uid = match body.get("partner_uid") {
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                return Err(ProxyError::BadRequest(
-                    "partner_uid is required: a non-empty string of at most 256 characters".into(),
-                ));
-            }
+            _ => return Err(bad("partner_uid is required: a non-empty string of at most 256 characters")),
         };
         let region = match body.get("region") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 16 => Some(s.clone()),
-            _ => return Err(ProxyError::BadRequest("region must be a short string such as \"CN\"".into())),
+            _ => return Err(bad("region must be a short string such as \"CN\"")),
         };
         let rec = self.tokens.register(&uid, region.as_deref()).await?;
-        Ok(token_data(&rec))
+        Ok(token_answer(&rec))
     }
 
     /// Calls upstream with the user's token; on 1001 refreshes once and retries once.
@@ -154,81 +152,95 @@ impl<S: TokenStore> PartnerService<S> {
         Ok((used, env))
     }
 
-    async fn user_glucose(&self, req: &Request) -> Result<Value, ProxyError> {
-        let open_id = params::path_param(req, "open_id")?;
-        let (start, end) = params::range(req, true, self.max_range_ms)?.ok_or_else(missing_range)?;
-        let limit = params::limit(req)?;
-        let qh = query_hash(&["user", &open_id, &start.to_string(), &end.to_string()]);
-        let cursor = params::cursor(req, qh)?;
-        let windows: Vec<Option<Window>> = split(start, end, MAX_WINDOW_MS).into_iter().map(Some).collect();
-        let user = &open_id;
+    /// `start_time` and `end_time`: both or (when `required` is false) neither.
+    fn range(&self, p: Params<'_>, required: bool) -> Result<Option<Window>, ProxyError> {
+        let (start, end) = match (p.epoch_ms("start_time")?, p.epoch_ms("end_time")?) {
+            (Some(s), Some(e)) => (s, e),
+            (None, None) if !required => return Ok(None),
+            (None, _) => return Err(bad("start_time is required (milliseconds since the epoch)")),
+            (_, None) => return Err(bad("end_time is required (milliseconds since the epoch)")),
+        };
+        let range = window(start, end).ok_or_else(|| bad("start_time is after end_time"))?;
+        if range.span_ms() > self.max_range_ms {
+            return Err(bad(format!(
+                "the range is longer than the {} days one query may ask for",
+                self.max_range_ms / 86_400_000
+            )));
+        }
+        Ok(Some(range))
+    }
+
+    async fn user_glucose(&self, p: Params<'_>) -> Result<PageData, ProxyError> {
+        let open_id = p.path("open_id")?;
+        let range = self.range(p, true)?.ok_or_else(|| bad("start_time and end_time are required"))?;
+        let limit = p.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+        let (start, end) = (range.start().ms().to_string(), range.end().ms().to_string());
+        let qh = QueryHash::of(&["user", open_id, &start, &end]);
+        let cursor = p.cursor::<WindowCursor>(qh)?;
+        let windows: Vec<Option<Window>> = split(range, MAX_WINDOW_MS).into_iter().map(Some).collect();
         let page = self
-            .page(&windows, cursor, limit, qh, |w| async move {
-                let w = w.unwrap_or(Window { start_ms: start, end_ms: end });
+            .page(&windows, cursor, limit, |w| async move {
+                let w = w.unwrap_or(range);
                 let (_, env) = self
-                    .with_token(user, |t| async move {
-                        self.tokens.client().user_glucose(&t.open_id, w.start_ms, w.end_ms, &t.access_token).await
+                    .with_token(open_id, |t| async move {
+                        self.tokens.client().user_glucose(&t.open_id, w, &t.access_token).await
                     })
                     .await?;
                 records_of(env)
             })
             .await?;
-        Ok(page_data(json!(open_id), page))
+        Ok(page_data(Some(open_id.to_string()), page, qh))
     }
 
     /// The `open_id` whose token reads a device: the caller's, else the owner learned from
     /// an earlier answer.
-    async fn device_reader(&self, req: &Request, device_sn: &str) -> Result<String, ProxyError> {
-        if let Some(o) = params::query(req, "open_id") {
+    async fn device_reader(&self, p: Params<'_>, device_sn: &str) -> Result<String, ProxyError> {
+        if let Some(o) = p.query("open_id") {
             if o.trim().is_empty() {
-                return Err(ProxyError::BadRequest("open_id is empty".into()));
+                return Err(bad("open_id is empty"));
             }
             return Ok(o.to_string());
         }
         self.tokens.owner_of(device_sn).await?.ok_or_else(|| {
-            ProxyError::BadRequest(
-                "no owner of this device is known yet: pass ?open_id= of a user whose token may read it".into(),
-            )
+            bad("no owner of this device is known yet: pass ?open_id= of a user whose token may read it")
         })
     }
 
-    async fn device_info(&self, req: &Request) -> Result<Value, ProxyError> {
-        let sn = params::path_param(req, "device_sn")?;
-        let reader = self.device_reader(req, &sn).await?;
+    async fn device_info(&self, p: Params<'_>) -> Result<Answer, ProxyError> {
+        let sn = p.path("device_sn")?;
+        let reader = self.device_reader(p, sn).await?;
         let (_, env) = self
-            .with_token(&reader, |t| {
-                let sn = sn.clone();
-                async move { self.tokens.client().device_info(&sn, &t.access_token).await }
-            })
+            .with_token(&reader, |t| async move { self.tokens.client().device_info(sn, &t.access_token).await })
             .await?;
         if let Some(owner) = env.data.get("open_id").and_then(Value::as_str).filter(|o| !o.is_empty()) {
-            self.tokens.learn_owner(&sn, owner).await?;
+            self.tokens.learn_owner(sn, owner).await?;
         }
-        Ok(env.data)
+        // The vendor's device information passes through unchanged.
+        Ok(Answer::new(ok(&env.data)))
     }
 
-    async fn device_glucose(&self, req: &Request) -> Result<Value, ProxyError> {
-        let sn = params::path_param(req, "device_sn")?;
-        let range = params::range(req, false, self.max_range_ms)?;
-        let limit = params::limit(req)?;
-        let reader = self.device_reader(req, &sn).await?;
-        let (s, e) = range.map_or((String::new(), String::new()), |(s, e)| (s.to_string(), e.to_string()));
-        let qh = query_hash(&["device", &sn, &s, &e]);
-        let cursor = params::cursor(req, qh)?;
+    async fn device_glucose(&self, p: Params<'_>) -> Result<PageData, ProxyError> {
+        let sn = p.path("device_sn")?;
+        let range = self.range(p, false)?;
+        let limit = p.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+        let reader = self.device_reader(p, sn).await?;
+        let (s, e) =
+            range.map_or((String::new(), String::new()), |r| (r.start().ms().to_string(), r.end().ms().to_string()));
+        let qh = QueryHash::of(&["device", sn, &s, &e]);
+        let cursor = p.cursor::<WindowCursor>(qh)?;
         // Without a range the vendor returns the whole history in one answer: one "window".
         let windows: Vec<Option<Window>> = match range {
-            Some((s, e)) => split(s, e, MAX_WINDOW_MS).into_iter().map(Some).collect(),
+            Some(r) => split(r, MAX_WINDOW_MS).into_iter().map(Some).collect(),
             None => vec![None],
         };
         let owner = std::sync::Mutex::new(None::<String>);
         let page = self
-            .page(&windows, cursor, limit, qh, |w| {
-                let (sn, reader, owner) = (&sn, &reader, &owner);
+            .page(&windows, cursor, limit, |w| {
+                let (reader, owner) = (&reader, &owner);
                 async move {
                     let (_, env) = self
                         .with_token(reader, |t| async move {
-                            let r = w.map(|w| (w.start_ms, w.end_ms));
-                            self.tokens.client().device_glucose(sn, r, &t.access_token).await
+                            self.tokens.client().device_glucose(sn, w, &t.access_token).await
                         })
                         .await?;
                     if let Some(o) = env.data.get("open_id").and_then(Value::as_str).filter(|o| !o.is_empty()) {
@@ -240,9 +252,9 @@ impl<S: TokenStore> PartnerService<S> {
             .await?;
         let owner = owner.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(o) = &owner {
-            self.tokens.learn_owner(&sn, o).await?;
+            self.tokens.learn_owner(sn, o).await?;
         }
-        Ok(page_data(owner.map_or(Value::Null, Value::String), page))
+        Ok(page_data(owner, page, qh))
     }
 
     /// One page of a windowed listing: fetches the cursor's window, then (concurrently, a
@@ -250,9 +262,8 @@ impl<S: TokenStore> PartnerService<S> {
     async fn page<F, Fut>(
         &self,
         windows: &[Option<Window>],
-        cursor: Option<Cursor>,
+        cursor: Option<WindowCursor>,
         limit: usize,
-        qh: u64,
         fetch: F,
     ) -> Result<Page, ProxyError>
     where
@@ -261,7 +272,7 @@ impl<S: TokenStore> PartnerService<S> {
     {
         let (first, offset) = cursor.map_or((0, 0), |c| (c.window, c.offset));
         if first >= windows.len() {
-            return Err(ProxyError::BadRequest("cursor is malformed".into()));
+            return Err(bad("cursor is malformed"));
         }
         let mut fetched: Vec<Vec<Value>> = Vec::new();
         let mut next = first;
@@ -288,7 +299,7 @@ impl<S: TokenStore> PartnerService<S> {
         }
         let mut take = limit;
         loop {
-            let page = take_page(&fetched, first, offset, take, qh, windows.len());
+            let page = take_page(&fetched, first, offset, take, windows.len());
             if take == 1 || serde_json::to_vec(&page.records).map_or(0, |b| b.len()) <= MAX_PAGE_BYTES {
                 return Ok(page);
             }
@@ -297,24 +308,21 @@ impl<S: TokenStore> PartnerService<S> {
     }
 }
 
-fn missing_range() -> ProxyError {
-    ProxyError::BadRequest("start_time and end_time are required".into())
+fn ok<T: Serialize>(data: &T) -> Response<Body> {
+    reply::vendor_envelope(StatusCode::OK, 0, "", data)
 }
 
-fn token_data(rec: &TokenRecord) -> Value {
-    json!({
-        "open_id": rec.open_id,
-        "access_token": rec.access_token.expose(),
-        "expire_in": rec.expire_in_s(now_ms()),
-    })
+fn token_answer(rec: &TokenRecord) -> Answer {
+    let data = TokenData {
+        open_id: &rec.open_id,
+        access_token: rec.access_token.expose(),
+        expire_in: rec.expire_in_s(now_ms()),
+    };
+    Answer::new(ok(&data))
 }
 
-fn page_data(open_id: Value, page: Page) -> Value {
-    json!({
-        "open_id": open_id,
-        "records": page.records,
-        "next_cursor": page.next.map(|c| c.encode()),
-    })
+fn page_data(open_id: Option<String>, page: Page, qh: QueryHash) -> PageData {
+    PageData { open_id, records: page.records, next_cursor: page.next.map(|c| cursor::encode(&c, qh)) }
 }
 
 /// The records of a glucose answer: `data.records`, absent or null meaning none.

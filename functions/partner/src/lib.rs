@@ -6,19 +6,28 @@
 //! Lambda's 6 MB reply limit: long ranges are split into windows and answers are paged.
 //! Replies keep the vendor's envelope `{code, msg, data}` with a fitting HTTP status.
 
+//!
+//! The domain (signing, windows, paging) is plain code in [`sign`], [`window`] and [`paging`];
+//! [`client`] is the one HTTP client of the vendor's API; [`tokens`] keeps users' tokens
+//! behind a store trait; [`error`] maps every failure to the envelope in one place.
+
+pub mod client;
+pub mod error;
 mod handler;
-mod params;
-mod reply;
+pub mod paging;
+pub mod sign;
+pub mod tokens;
+pub mod window;
 
 pub use handler::PartnerService;
 
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
-use cgm_shared::partner::client::PartnerClient;
-use cgm_shared::partner::sign::Signer;
-use cgm_shared::partner::tokens::Tokens;
-use cgm_shared::store::tokens::DynamoTokenStore;
+use client::PartnerClient;
+use sign::Signer;
 use std::time::Duration;
+use tokens::Tokens;
+use tokens::dynamodb::DynamoTokenStore;
 
 /// Builds the service the way a cold start does: reads the app secret (from
 /// `PARTNER_APP_SECRET` or the SSM parameter named by `PARTNER_APP_SECRET_PARAM`) once, and

@@ -1,18 +1,21 @@
+//! [`PushService::handle`]: one push in, one row of the reply table out, and one log line.
+
 use crate::auth::{Denied, PushAuth};
+use cgm_edge::frame::LogFields;
+use cgm_edge::{Answer, Api, Frame, HttpService, reply};
 use cgm_shared::push::{MAX_BODY_BYTES, parse_push};
-use cgm_shared::store::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded, StoreError};
-use cgm_shared::time::SourceZone;
-use lambda_http::http::{Method, StatusCode, header};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use cgm_shared::store::StoreError;
+use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
+use cgm_shared::time::{SourceZone, now_ms};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How much of an oversized body the quarantine stub keeps.
 const STUB_BYTES: usize = 4 * 1024;
 
-/// The longest id written to a log line; hostile ids can be kilobytes long.
-const LOG_ID_CHARS: usize = 128;
+const UNAVAILABLE: &str = "storage unavailable, retry later";
 
 pub struct PushService<S> {
     store: S,
@@ -21,7 +24,8 @@ pub struct PushService<S> {
     deadline: Duration,
 }
 
-/// What happened to one push: the `outcome` field of its log line.
+/// What happened to one push: the `outcome` field of its log line, which the template's
+/// metric filters count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Stored,
@@ -45,28 +49,56 @@ impl Outcome {
     }
 }
 
-/// Everything the log line says about one push. Ids only: never a personal field or key.
-struct Report {
-    outcome: Outcome,
-    status: StatusCode,
-    /// The reply's `msg`: empty on success.
-    msg: &'static str,
-    test_id: Option<String>,
-    device_sn: Option<String>,
-    /// Why, for the operator: a fixed sentence, never request data.
-    reason: Option<String>,
+/// The push's one failure: storage did not confirm the write, so Sinocare must re-send.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
 }
 
-impl Report {
-    fn new(outcome: Outcome, status: StatusCode, msg: &'static str) -> Self {
-        Self {
-            outcome,
-            status,
-            msg,
-            test_id: None,
-            device_sn: None,
-            reason: (!msg.is_empty()).then(|| msg.to_string()),
+/// The push route's API family: Sinocare's envelope `{code, msg}`. A route deadline is a 503
+/// too (Sinocare's contract: nothing was confirmed stored, so it re-sends).
+pub struct PushApi;
+
+impl Api for PushApi {
+    const NAME: &'static str = "push";
+    type Error = PushError;
+    const FAILURE_OUTCOME: Option<&'static str> = Some("unavailable");
+
+    fn error_reply(e: &PushError) -> Response<Body> {
+        match e {
+            PushError::Unavailable(_) => reply::push_envelope(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
         }
+    }
+
+    fn deadline_reply(_: Duration) -> Response<Body> {
+        reply::push_envelope(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+    }
+}
+
+/// A reply of the push table and what the log line says about it. Ids only: never a
+/// personal field or key.
+fn answer(outcome: Outcome, status: StatusCode, msg: &'static str) -> Answer {
+    let mut a = Answer::new(reply::push_envelope(status, msg));
+    a.log = LogFields {
+        outcome: Some(outcome.as_str()),
+        reason: (!msg.is_empty()).then(|| msg.to_string()),
+        warn: outcome == Outcome::Conflict,
+        ..LogFields::default()
+    };
+    a
+}
+
+impl<S: PushStore> HttpService for PushService<S> {
+    /// Answers one push. Never fails: every case is a row of the reply table.
+    async fn handle(&self, req: Request) -> Response<Body> {
+        let frame = Frame::start(&req);
+        let arrival = Arrival { received_at_ms: now_ms(), request_id: frame.meta().request_id.clone() };
+        let result = match self.refusal(&req, frame.meta().source_ip.as_deref()) {
+            Some(refused) => Ok(refused),
+            None => frame.within(self.deadline, self.store_body(req.body(), &arrival)).await,
+        };
+        frame.finish::<PushApi>("push", result)
     }
 }
 
@@ -83,60 +115,21 @@ impl<S: PushStore> PushService<S> {
         &self.auth
     }
 
-    /// Answers one push. Never fails: every case is a reply from DESIGN.md's table.
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        let started = Instant::now();
-        let arrival = Arrival { received_at_ms: chrono::Utc::now().timestamp_millis(), request_id: request_id(&req) };
-        let report = self.process(&req, &arrival).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let reply = reply(report.status, report.msg);
-        let level_is_warn = report.status.is_server_error() || report.outcome == Outcome::Conflict;
-        macro_rules! line {
-            ($lvl:ident) => {
-                tracing::$lvl!(
-                    target: "cgm_push",
-                    request_id = %arrival.request_id,
-                    test_id = report.test_id.as_deref().map(short),
-                    device_sn = report.device_sn.as_deref().map(short),
-                    outcome = report.outcome.as_str(),
-                    status = report.status.as_u16(),
-                    reason = report.reason.as_deref(),
-                    body_bytes = req.body().len(),
-                    latency_ms = (latency_ms * 1000.0).round() / 1000.0,
-                    "push"
-                )
-            };
-        }
-        if level_is_warn {
-            line!(warn);
+    /// Method, source and key: the reply when the push is refused, which stores nothing.
+    fn refusal(&self, req: &Request, source_ip: Option<&str>) -> Option<Answer> {
+        let (status, msg) = if req.method() != Method::POST {
+            (StatusCode::METHOD_NOT_ALLOWED, "method not allowed, use POST")
         } else {
-            line!(info);
-        }
-        reply
+            match self.auth.check(source_ip, presented_key(req)) {
+                Ok(()) => return None,
+                Err(Denied::Source) => (StatusCode::FORBIDDEN, "source address not allowed"),
+                Err(Denied::Key) => (StatusCode::UNAUTHORIZED, "missing or wrong key"),
+            }
+        };
+        Some(answer(Outcome::Rejected, status, msg))
     }
 
-    async fn process(&self, req: &Request, arrival: &Arrival) -> Report {
-        if req.method() != Method::POST {
-            return Report::new(Outcome::Rejected, StatusCode::METHOD_NOT_ALLOWED, "method not allowed, use POST");
-        }
-        match self.auth.check(source_ip(req).as_deref(), presented_key(req)) {
-            Ok(()) => {}
-            Err(Denied::Source) => {
-                return Report::new(Outcome::Rejected, StatusCode::FORBIDDEN, "source address not allowed");
-            }
-            Err(Denied::Key) => {
-                return Report::new(Outcome::Rejected, StatusCode::UNAUTHORIZED, "missing or wrong key");
-            }
-        }
-        let body: &[u8] = req.body();
-        match tokio::time::timeout(self.deadline, self.store_body(body, arrival)).await {
-            Ok(Ok(report)) => report,
-            Ok(Err(e)) => unavailable(e),
-            Err(_) => unavailable(StoreError::Timeout),
-        }
-    }
-
-    async fn store_body(&self, body: &[u8], arrival: &Arrival) -> Result<Report, StoreError> {
+    async fn store_body(&self, body: &[u8], arrival: &Arrival) -> Result<Answer, PushError> {
         if body.len() > MAX_BODY_BYTES {
             let stub = Quarantined {
                 body_sha256: sha256_hex(body),
@@ -146,7 +139,7 @@ impl<S: PushStore> PushService<S> {
                 truncated: true,
             };
             self.store.put_quarantine(&stub, arrival).await?;
-            return Ok(Report::new(Outcome::Quarantined, StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
+            return Ok(answer(Outcome::Quarantined, StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
         }
 
         let reading = match parse_push(body, &self.zone) {
@@ -161,28 +154,30 @@ impl<S: PushStore> PushService<S> {
                     truncated: false,
                 };
                 let recorded = self.store.put_quarantine(&q, arrival).await?;
-                let mut report = Report::new(Outcome::Quarantined, StatusCode::OK, "");
-                report.reason = Some(format!("{reason}{}", repeat_note(recorded)));
-                return Ok(report);
+                let mut a = answer(Outcome::Quarantined, StatusCode::OK, "");
+                a.log.reason = Some(format!("{reason}{}", repeat_note(recorded)));
+                return Ok(a);
             }
         };
 
-        let mut report = Report::new(Outcome::Stored, StatusCode::OK, "");
-        report.test_id = Some(reading.test_id.clone());
-        report.device_sn = reading.device_sn.clone();
+        let mut a = answer(Outcome::Stored, StatusCode::OK, "");
+        a.log.test_id = Some(reading.test_id.to_string());
+        a.log.device_sn = reading.device_sn.as_ref().map(ToString::to_string);
         match self.store.put_reading(&reading, arrival).await? {
             PutOutcome::Stored => {}
-            PutOutcome::Existing(Some(old)) if old == reading.measurement() => report.outcome = Outcome::Duplicate,
+            PutOutcome::Existing(Some(old)) if old == reading.measurement() => {
+                a.log.outcome = Some(Outcome::Duplicate.as_str());
+            }
             PutOutcome::Existing(_) => {
                 let conflict =
                     Conflict { reading: &reading, measurement_hash: reading.measurement().hash(), raw_body: body };
                 let recorded = self.store.put_conflict(&conflict, arrival).await?;
-                report.outcome = Outcome::Conflict;
-                report.reason =
-                    Some(format!("same testId, different measurement; first kept{}", repeat_note(recorded)));
+                a.log.outcome = Some(Outcome::Conflict.as_str());
+                a.log.warn = true;
+                a.log.reason = Some(format!("same testId, different measurement; first kept{}", repeat_note(recorded)));
             }
         }
-        Ok(report)
+        Ok(a)
     }
 }
 
@@ -193,64 +188,21 @@ fn repeat_note(r: Recorded) -> &'static str {
     }
 }
 
-fn unavailable(e: StoreError) -> Report {
-    let mut r = Report::new(Outcome::Unavailable, StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later");
-    r.reason = Some(e.to_string());
-    r
-}
-
-/// `{"code":…,"msg":…}` with the HTTP status beside it; `code` is the status itself except
-/// 0 for success, as Sinocare expects.
-fn reply(status: StatusCode, msg: &str) -> Response<Body> {
-    let code = if status == StatusCode::OK { 0 } else { status.as_u16() };
-    let body = serde_json::json!({ "code": code, "msg": msg }).to_string();
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .expect("a static status and header always build")
-}
-
 fn presented_key(req: &Request) -> Option<&str> {
-    req.headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.query_string_parameters_ref().and_then(|q| q.first("key")))
-}
-
-fn source_ip(req: &Request) -> Option<String> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
-/// API Gateway's request id (what its access log shows), else Lambda's.
-fn request_id(req: &Request) -> String {
-    let apigw = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
-        _ => None,
-    };
-    apigw.or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone())).unwrap_or_default()
+    let p = cgm_edge::Params::of(req);
+    p.header("x-api-key").or_else(|| p.query("key"))
 }
 
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-fn short(s: &str) -> &str {
-    match s.char_indices().nth(LOG_ID_CHARS) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use cgm_shared::sensitive::Sensitive;
-    use cgm_shared::store::memory::MemoryStore;
+    use cgm_shared::store::push::memory::MemoryStore;
+    use lambda_http::http::header;
     use serde_json::{Value, json};
     use std::sync::atomic::Ordering;
 
@@ -411,12 +363,6 @@ mod tests {
         *req.method_mut() = Method::GET;
         assert_eq!(call(&svc, req).await.0, 405);
     }
-
-    #[test]
-    fn log_ids_are_cut_short() {
-        assert_eq!(short(&"é".repeat(300)).chars().count(), LOG_ID_CHARS);
-        assert_eq!(short("abc"), "abc");
-    }
 }
 
 /// Whatever the body, the reply is a row of DESIGN.md's table, and code 0 means something
@@ -424,7 +370,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use cgm_shared::store::memory::MemoryStore;
+    use cgm_shared::store::push::memory::MemoryStore;
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use std::sync::atomic::Ordering;

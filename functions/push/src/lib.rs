@@ -2,18 +2,18 @@
 //! reading, one at a time, and re-sends until it gets `{"code":0,"msg":""}` within 5 s.
 //!
 //! Code 0 means the body is durably stored: as a reading (once per `testId`), as a
-//! recorded conflict, or in quarantine. The reply table is in `../shared/DESIGN.md`.
-//! [`PushService::handle`] is what the Lambda, the local server and the tests all call.
+//! recorded conflict, or in quarantine. The reply table is in `docs/sinocare-integration.md`.
+//! [`PushService`]'s `handle` is what the Lambda, the local server and the tests all call.
 
 pub mod auth;
 mod handler;
 
 pub use auth::{Denied, PushAuth};
-pub use handler::{Outcome, PushService};
+pub use handler::{Outcome, PushApi, PushError, PushService};
 
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError, split_keys};
-use cgm_shared::store::dynamodb::DynamoStore;
+use cgm_shared::store::push::dynamodb::DynamoStore;
 use std::time::Duration;
 
 /// Builds the service the way a cold start does: resolves the push key (from `PUSH_KEY`

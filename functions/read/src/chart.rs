@@ -10,7 +10,7 @@
 //! Pure functions: no storage, no HTTP.
 
 use crate::gaps::DEFAULT_INCRE_MINUTE;
-use crate::reply::xml_escape;
+use crate::text::xml_escape;
 use std::fmt::Write as _;
 
 pub const WIDTH: f64 = 1200.0;

@@ -6,20 +6,21 @@
 //! `api-secret` header. SHA-1 is weak against collisions, not against finding a 256-bit
 //! random input from its hash, so storing it does not weaken the token.
 
+use cgm_shared::random::{NoRandomness, random_hex};
+use cgm_shared::sensitive::Sensitive;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, thiserror::Error)]
-#[error("the operating system's random source failed")]
-pub struct NoRandomness(#[source] pub getrandom::Error);
+/// A token just made: its id (shown, listed, used to revoke) and its secret (shown once).
+#[derive(Debug)]
+pub struct NewToken {
+    pub id: String,
+    pub secret: Sensitive<String>,
+}
 
-/// A new token id (16 random bytes, hex) and token (32 random bytes, hex).
-pub fn new_token() -> Result<(String, String), NoRandomness> {
-    let mut id = [0u8; 16];
-    let mut token = [0u8; 32];
-    getrandom::fill(&mut id).map_err(NoRandomness)?;
-    getrandom::fill(&mut token).map_err(NoRandomness)?;
-    Ok((hex::encode(id), hex::encode(token)))
+/// A new token: an id of 16 random bytes and a secret of 32, both as hex.
+pub fn new_token() -> Result<NewToken, NoRandomness> {
+    Ok(NewToken { id: random_hex::<16>()?, secret: Sensitive::new(random_hex::<32>()?) })
 }
 
 pub fn sha256_hex(token: &str) -> String {
@@ -56,11 +57,11 @@ mod tests {
 
     #[test]
     fn tokens_are_random_hex() {
-        let (id1, t1) = new_token().unwrap();
-        let (id2, t2) = new_token().unwrap();
-        assert_eq!((id1.len(), t1.len()), (32, 64));
-        assert!(looks_like_token(&t1));
-        assert_ne!((id1, t1), (id2, t2));
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_eq!((a.id.len(), a.secret.expose().len()), (32, 64));
+        assert!(looks_like_token(a.secret.expose()));
+        assert_ne!((a.id, a.secret), (b.id, b.secret));
+        assert_eq!(format!("{:?}", new_token().unwrap().secret), "<redacted>");
     }
 
     #[test]

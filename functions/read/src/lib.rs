@@ -5,26 +5,116 @@
 //!
 //! Everything is read from the readings table's device/time index with queries (never a
 //! scan) that fetch measurement fields only: patient fields never reach this function.
-//! It writes nothing but follower tokens, which it stores hashed. The maths (metrics, gaps,
-//! trend arrows, chart geometry) are plain functions in their own modules; [`ReadService`]
-//! only turns requests into those calls and their results into replies.
+//! It writes nothing but follower tokens, which it stores hashed.
+//!
+//! The maths (gaps, trend arrows, chart geometry; the metrics are in `cgm-shared`) are plain
+//! functions in their own modules; [`routes`] turns requests into those calls and their
+//! results into replies, one module per route family; [`error`] maps every failure to a
+//! reply in one place.
 
 mod chart;
-mod cursor;
+pub mod error;
 mod follow;
 mod gaps;
-mod handler;
-mod metrics;
 mod nightscout;
 mod paging;
 mod params;
-mod reply;
+mod routes;
+mod text;
 
-pub use handler::ReadService;
-
+use cgm_edge::{Answer, Frame, HttpService};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
-use cgm_shared::store::reads::DynamoReadStore;
+use cgm_shared::store::reads::ReadStore;
+use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::time::SourceZone;
+use error::{ReadApi, ReadError};
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use std::time::{Duration, Instant};
+
+/// Every route answers inside API Gateway's 30 s and the function's 28 s timeout.
+const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
+
+pub struct ReadService<S> {
+    store: S,
+    zone: SourceZone,
+}
+
+/// Which route a request is, from API Gateway's route key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Readings,
+    Gaps,
+    Summary,
+    Chart,
+    CreateToken,
+    RevokeToken,
+    Entries,
+}
+
+impl Route {
+    fn of(method: &Method, path: &str) -> Option<Route> {
+        Some(match (method.as_str(), path) {
+            ("GET", "/devices/{device_sn}/readings") => Route::Readings,
+            ("GET", "/devices/{device_sn}/gaps") => Route::Gaps,
+            ("GET", "/devices/{device_sn}/summary") => Route::Summary,
+            ("GET", "/devices/{device_sn}/chart.svg") => Route::Chart,
+            ("POST", "/devices/{device_sn}/follow-tokens") => Route::CreateToken,
+            ("DELETE", "/devices/{device_sn}/follow-tokens/{token_id}") => Route::RevokeToken,
+            ("GET", "/api/v1/entries.json" | "/api/v1/entries/sgv.json") => Route::Entries,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Readings => "readings",
+            Route::Gaps => "gaps",
+            Route::Summary => "summary",
+            Route::Chart => "chart",
+            Route::CreateToken => "create_follow_token",
+            Route::RevokeToken => "revoke_follow_token",
+            Route::Entries => "nightscout_entries",
+        }
+    }
+}
+
+impl<S: ReadStore> HttpService for ReadService<S> {
+    /// Answers one request. Never fails: every outcome is a reply with a status.
+    async fn handle(&self, req: Request) -> Response<Body> {
+        let frame = Frame::start(&req);
+        let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
+            return frame.finish::<ReadApi>("unknown", Err(ReadError::NotFound("route").into()));
+        };
+        let started = Instant::now();
+        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
+        frame.finish::<ReadApi>(route.name(), result)
+    }
+}
+
+impl<S: ReadStore> ReadService<S> {
+    pub fn new(store: S, zone: SourceZone) -> Self {
+        Self { store, zone }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, ReadError> {
+        let p = cgm_edge::Params::of(req);
+        match route {
+            Route::Readings => self.readings(p, started).await,
+            Route::Gaps => self.gaps(p).await,
+            Route::Summary => self.summary(p).await,
+            Route::Chart => self.chart(p).await,
+            Route::CreateToken => self.create_token(p).await,
+            Route::RevokeToken => self.revoke_token(p).await,
+            Route::Entries => self.entries(p, started).await,
+        }
+    }
+}
 
 /// Builds the service the way a cold start does: one DynamoDB client for the process. The
 /// read side holds no secret, so there is nothing else to resolve.

@@ -1,19 +1,8 @@
 //! The read Lambda: configuration and the DynamoDB client once at cold start, then every
-//! invocation to [`cgm_read::ReadService::handle`].
-
-use cgm_shared::Config;
-use lambda_http::{Error, Request, service_fn};
+//! invocation to [`cgm_read::ReadService`].
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    cgm_shared::telemetry::init();
-    let service = match Config::from_env() {
-        Ok(cfg) => cgm_read::from_config(&cfg).await,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
-    let service = &service;
-    lambda_http::run(service_fn(move |req: Request| async move { Ok::<_, Error>(service.handle(req).await) })).await
+async fn main() -> Result<(), lambda_http::Error> {
+    let service = cgm_shared::startup::cold_start(|cfg| async move { Ok(cgm_read::from_config(&cfg).await) }).await?;
+    cgm_edge::run(&service).await
 }

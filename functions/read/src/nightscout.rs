@@ -6,11 +6,10 @@
 //! comes from the rate of change against the previous reading, in mg/dL per minute, with the
 //! thresholds Nightscout's own uploaders use. Pure functions: no storage, no HTTP.
 
-use crate::metrics::MG_DL_PER_MMOL;
+use cgm_shared::metrics::MG_DL_PER_MMOL;
 use cgm_shared::store::reads::StoredReading;
 use cgm_shared::time::SourceZone;
-use chrono::{DateTime, SecondsFormat};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// A previous reading further back than this says nothing about the current trend.
 pub const TREND_WINDOW_MS: i64 = 15 * 60_000;
@@ -38,34 +37,50 @@ pub fn direction(rate_mg_dl_per_min: Option<f64>) -> &'static str {
 /// [`TREND_WINDOW_MS`] before. Unrounded values, so the arrow does not jump on rounding.
 pub fn rate(current: &StoredReading, previous: Option<&StoredReading>) -> Option<f64> {
     let p = previous?;
-    let dt = current.measured_at_ms - p.measured_at_ms;
+    let dt = current.measured_at.since(p.measured_at);
     if dt <= 0 || dt > TREND_WINDOW_MS {
         return None;
     }
     Some((current.mmol - p.mmol) * MG_DL_PER_MMOL / (dt as f64 / 60_000.0))
 }
 
+/// One Nightscout `sgv` entry, as uploaders write them and followers read them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub sgv: i64,
+    pub date: i64,
+    pub date_string: String,
+    pub sys_time: String,
+    pub utc_offset: i32,
+    pub direction: &'static str,
+    pub device: String,
+}
+
 /// Entries for the first `shown` of `readings`, newest first as given. Each reading's previous
 /// one is the next in the list, so readings after the first `shown` (the caller fetched one
 /// more, or some just before the period) only give the oldest entry its arrow.
-pub fn entries(readings: &[StoredReading], shown: usize, zone: &SourceZone) -> Vec<Value> {
+pub fn entries(readings: &[StoredReading], shown: usize, zone: &SourceZone) -> Vec<Entry> {
     (0..shown.min(readings.len()))
         .map(|i| {
             let r = &readings[i];
-            let at = DateTime::from_timestamp_millis(r.measured_at_ms).unwrap_or_default();
-            let date_string = at.to_rfc3339_opts(SecondsFormat::Millis, true);
-            let utc_offset_min = zone.offset_at(at).local_minus_utc() / 60;
-            json!({
-                "_id": r.test_id,
-                "type": "sgv",
-                "sgv": sgv(r.mmol),
-                "date": r.measured_at_ms,
-                "dateString": date_string,
-                "sysTime": date_string,
-                "utcOffset": utc_offset_min,
-                "direction": direction(rate(r, readings.get(i + 1))),
-                "device": format!("iCan {}", r.device_sn),
-            })
+            let date_string = r.measured_at.utc_text().unwrap_or_default();
+            let utc_offset = r.measured_at.to_datetime().map_or(0, |at| zone.offset_at(at).local_minus_utc() / 60);
+            Entry {
+                id: r.test_id.to_string(),
+                kind: "sgv",
+                sgv: sgv(r.mmol),
+                date: r.measured_at.ms(),
+                sys_time: date_string.clone(),
+                date_string,
+                utc_offset,
+                direction: direction(rate(r, readings.get(i + 1))),
+                device: format!("iCan {}", r.device_sn),
+            }
         })
         .collect()
 }
@@ -78,7 +93,7 @@ mod tests {
         StoredReading {
             test_id: id.into(),
             device_sn: "SN1".into(),
-            measured_at_ms: at,
+            measured_at: cgm_shared::time::Timestamp(at),
             mmol,
             serial_no: None,
             status: Some("0".into()),
@@ -132,15 +147,18 @@ mod tests {
     #[test]
     fn entries_newest_first_with_the_extra_reading_as_context_only() {
         let readings = [reading("c", 360_000, 5.0), reading("b", 180_000, 5.0), reading("a", 0, 4.0)];
-        let e = entries(&readings, 2, &SourceZone::default());
+        let e: Vec<serde_json::Value> =
+            entries(&readings, 2, &SourceZone::default()).iter().map(|e| serde_json::to_value(e).unwrap()).collect();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0]["_id"], "c");
+        assert_eq!(e[0]["type"], "sgv");
         assert_eq!(e[0]["direction"], "Flat");
         // 1.0 mmol/L in 3 min = 6.005 mg/dL/min.
         assert_eq!(e[1]["direction"], "DoubleUp");
         assert_eq!(e[1]["dateString"], "1970-01-01T00:03:00.000Z");
+        assert_eq!(e[1]["sysTime"], "1970-01-01T00:03:00.000Z");
         assert_eq!(e[1]["utcOffset"], 480);
         assert_eq!(e[1]["device"], "iCan SN1");
-        assert_eq!(entries(&readings, 3, &SourceZone::default())[2]["direction"], "NONE");
+        assert_eq!(entries(&readings, 3, &SourceZone::default())[2].direction, "NONE");
     }
 }

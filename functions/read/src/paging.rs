@@ -5,8 +5,10 @@
 //! A page ends on a reading; the cursor is that reading's index key, so the next page starts
 //! right after it and paging to the end returns each reading exactly once.
 
+use cgm_shared::ids::DeviceSn;
 use cgm_shared::store::StoreError;
 use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
+use cgm_shared::time::{TimeRange, Timestamp};
 use std::time::Instant;
 
 /// Readings evaluated per index call at least: a call costs a round trip whatever its size,
@@ -90,89 +92,41 @@ pub async fn read_all<S: ReadStore>(
 /// given), of any validity: the anchors of a hole that crosses a range's ends.
 pub async fn neighbour<S: ReadStore>(
     store: &S,
-    device_sn: &str,
+    device_sn: &DeviceSn,
     side: Side,
 ) -> Result<Option<StoredReading>, StoreError> {
-    let q = match side {
-        Side::Before(t) if t > i64::MIN => {
-            ReadingQuery { device_sn, from_ms: i64::MIN, to_ms: t - 1, valid_only: false, newest_first: true }
-        }
-        Side::After(t) if t < i64::MAX => {
-            ReadingQuery { device_sn, from_ms: t + 1, to_ms: i64::MAX, valid_only: false, newest_first: false }
-        }
+    let (range, newest_first) = match side {
+        Side::Before(t) if t > Timestamp::MIN => (TimeRange::new(Timestamp::MIN, t.minus_ms(1)), true),
+        Side::After(t) if t < Timestamp::MAX => (TimeRange::new(t.plus_ms(1), Timestamp::MAX), false),
         _ => return Ok(None),
     };
+    let Some(range) = range else { return Ok(None) };
+    let q = ReadingQuery { device_sn, range, valid_only: false, newest_first };
     Ok(store.query_readings(&q, None, Some(1)).await?.readings.into_iter().next())
 }
 
 #[derive(Debug, Clone, Copy)]
 pub enum Side {
-    Before(i64),
-    After(i64),
+    Before(Timestamp),
+    After(Timestamp),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgm_shared::store::reads::{Batch, FollowToken, TokenHash};
-    use std::sync::Mutex;
+    use cgm_shared::store::reads::memory::MemoryReadStore;
+    use cgm_shared::time::TimeRange;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
-    /// The index in memory: readings in key order, `limit` counting readings evaluated
-    /// before the filter, as DynamoDB does.
-    #[derive(Default)]
-    struct Index {
-        readings: Vec<StoredReading>,
-        calls: Mutex<usize>,
-    }
-
-    impl ReadStore for Index {
-        async fn query_readings(
-            &self,
-            q: &ReadingQuery<'_>,
-            start: Option<&Position>,
-            limit: Option<u32>,
-        ) -> Result<Batch, StoreError> {
-            *self.calls.lock().unwrap() += 1;
-            let mut rows: Vec<&StoredReading> = self
-                .readings
-                .iter()
-                .filter(|r| r.device_sn == q.device_sn && (q.from_ms..=q.to_ms).contains(&r.measured_at_ms))
-                .collect();
-            rows.sort_by(|a, b| (a.measured_at_ms, &a.test_id).cmp(&(b.measured_at_ms, &b.test_id)));
-            if q.newest_first {
-                rows.reverse();
-            }
-            if let Some(p) = start {
-                let key = (p.measured_at_ms, &p.test_id);
-                rows.retain(|r| {
-                    let k = (r.measured_at_ms, &r.test_id);
-                    if q.newest_first { k < key } else { k > key }
-                });
-            }
-            let evaluated = limit.map_or(rows.len(), |l| (l as usize).min(rows.len()));
-            let next = (evaluated < rows.len()).then(|| rows[evaluated - 1].position());
-            let readings =
-                rows[..evaluated].iter().filter(|r| !q.valid_only || r.valid).map(|r| (*r).clone()).collect();
-            Ok(Batch { readings, next })
-        }
-        async fn put_follow_token(&self, _: &FollowToken) -> Result<(), StoreError> {
-            Ok(())
-        }
-        async fn find_follow_token(&self, _: TokenHash<'_>) -> Result<Option<FollowToken>, StoreError> {
-            Ok(None)
-        }
-        async fn delete_follow_token(&self, _: &str, _: &str) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-    }
+    type Index = MemoryReadStore;
 
     fn index(n: usize, valid: impl Fn(usize) -> bool) -> Index {
         let readings = (0..n)
             .map(|i| StoredReading {
-                test_id: format!("t{i:05}"),
+                test_id: format!("t{i:05}").into(),
                 device_sn: "D".into(),
-                measured_at_ms: i as i64 * 180_000,
+                measured_at: Timestamp(i as i64 * 180_000),
                 mmol: 5.0,
                 serial_no: Some(i as u64 + 1),
                 status: Some(if valid(i) { "0" } else { "1" }.into()),
@@ -182,11 +136,12 @@ mod tests {
                 high: None,
             })
             .collect();
-        Index { readings, calls: Mutex::new(0) }
+        MemoryReadStore::with_readings(readings)
     }
 
-    const Q: ReadingQuery<'static> =
-        ReadingQuery { device_sn: "D", from_ms: i64::MIN, to_ms: i64::MAX, valid_only: true, newest_first: false };
+    fn q(sn: &DeviceSn) -> ReadingQuery<'_> {
+        ReadingQuery { device_sn: sn, range: TimeRange::ALL, valid_only: true, newest_first: false }
+    }
 
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(60)
@@ -196,7 +151,8 @@ mod tests {
         let mut pages = Vec::new();
         let mut start = None;
         loop {
-            let page = fill_page(store, q, start, limit, budget, later(), |r| (r.test_id.clone(), 100)).await.unwrap();
+            let page =
+                fill_page(store, q, start, limit, budget, later(), |r| (r.test_id.to_string(), 100)).await.unwrap();
             pages.push(page.items);
             match page.next {
                 Some(p) => start = Some(p),
@@ -209,7 +165,8 @@ mod tests {
     async fn pages_fill_through_filtered_stretches_and_end_exactly() {
         // 1,000 readings, only every tenth valid: pages of 30 need several index calls each.
         let store = index(1_000, |i| i % 10 == 0);
-        let pages = walk(&store, &Q, 30, usize::MAX).await;
+        let sn = DeviceSn::from("D");
+        let pages = walk(&store, &q(&sn), 30, usize::MAX).await;
         let all: Vec<String> = pages.concat();
         assert_eq!(all.len(), 100);
         let mut dedup = all.clone();
@@ -222,7 +179,8 @@ mod tests {
     #[tokio::test]
     async fn a_page_that_ends_exactly_with_the_data_has_no_cursor() {
         let store = index(60, |_| true);
-        let pages = walk(&store, &ReadingQuery { valid_only: false, ..Q }, 30, usize::MAX).await;
+        let sn = DeviceSn::from("D");
+        let pages = walk(&store, &ReadingQuery { valid_only: false, ..q(&sn) }, 30, usize::MAX).await;
         assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![30, 30]);
     }
 
@@ -230,27 +188,32 @@ mod tests {
     async fn the_byte_budget_cuts_a_page_and_the_rest_follows() {
         // 100 bytes a reading, 1,000 bytes a page: pages of 10 however large the limit.
         let store = index(45, |_| true);
-        let pages = walk(&store, &ReadingQuery { valid_only: false, ..Q }, 5_000, 1_000).await;
+        let sn = DeviceSn::from("D");
+        let pages = walk(&store, &ReadingQuery { valid_only: false, ..q(&sn) }, 5_000, 1_000).await;
         assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 10, 10, 5]);
     }
 
     #[tokio::test]
     async fn a_spent_time_budget_answers_with_what_it_has_and_a_cursor() {
         let store = index(1_000, |i| i >= 900);
-        let page =
-            fill_page(&store, &Q, None, 10, usize::MAX, Instant::now(), |r| (r.test_id.clone(), 1)).await.unwrap();
+        let sn = DeviceSn::from("D");
+        let page = fill_page(&store, &q(&sn), None, 10, usize::MAX, Instant::now(), |r| (r.test_id.to_string(), 1))
+            .await
+            .unwrap();
         assert!(page.items.is_empty());
         let next = page.next.expect("a cursor to go on from");
-        assert_eq!(*store.calls.lock().unwrap(), 1);
-        let rest =
-            fill_page(&store, &Q, Some(next), 10, usize::MAX, later(), |r| (r.test_id.clone(), 1)).await.unwrap();
+        assert_eq!(store.calls.load(Ordering::SeqCst), 1);
+        let rest = fill_page(&store, &q(&sn), Some(next), 10, usize::MAX, later(), |r| (r.test_id.to_string(), 1))
+            .await
+            .unwrap();
         assert_eq!(rest.items.first().map(String::as_str), Some("t00900"));
     }
 
     #[tokio::test]
     async fn read_all_stops_at_its_backstop() {
         let store = index(50, |_| true);
-        assert_eq!(read_all(&store, &Q, 100).await.unwrap().len(), 50);
-        assert!(matches!(read_all(&store, &Q, 10).await, Err(ReadAllError::TooMany(10))));
+        let sn = DeviceSn::from("D");
+        assert_eq!(read_all(&store, &q(&sn), 100).await.unwrap().len(), 50);
+        assert!(matches!(read_all(&store, &q(&sn), 10).await, Err(ReadAllError::TooMany(10))));
     }
 }

@@ -1,14 +1,26 @@
-//! What the cgm-bridge Lambdas share: configuration read once from the environment, the
-//! Sinocare push domain (parsing, validation, the stored item), DynamoDB storage behind a
-//! narrow trait, and logging set up the way Lambda expects.
+//! The domain every cgm-bridge function shares, and the stores it is kept in.
 //!
-//! The domain modules know nothing of AWS or HTTP; `store::dynamodb` is the only place that
-//! speaks DynamoDB. Handlers and their HTTP replies live in each function's own crate.
+//! - the Sinocare push ([`push`]): parsing, validation, the reading and its measurement;
+//! - the values that travel furthest ([`ids`], [`time`]): `TestId`, `DeviceSn`, a UTC
+//!   `Timestamp`, a `TimeRange` whose type says whether its end is included, the source zone;
+//! - the consensus CGM [`metrics`] (time in ranges, GMI, CV), which every report computes;
+//! - page [`cursor`]s, one format for every paged route;
+//! - the stores ([`store`]), each a narrow trait with a DynamoDB and an in-memory
+//!   implementation, and the one module of DynamoDB attribute helpers;
+//! - configuration read once at cold start ([`config`], [`aws`], [`startup`]) and logging
+//!   ([`telemetry`]), with personal data kept out of both ([`sensitive`]).
+//!
+//! No HTTP here: no `lambda_http`, no HTTP client. The HTTP edge is `cgm-edge`; the partner
+//! proxy's client, signer and token store are in `cgm-partner`. Only `store`'s `attr` and
+//! `dynamodb` modules and [`aws`] speak AWS.
 
 pub mod aws;
 pub mod config;
-pub mod partner;
+pub mod cursor;
+pub mod ids;
+pub mod metrics;
 pub mod push;
+pub mod random;
 pub mod sensitive;
 pub mod startup;
 pub mod store;

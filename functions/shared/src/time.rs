@@ -62,6 +62,119 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// A UTC instant in milliseconds since the Unix epoch: how every stored and vendor time is
+/// kept. Arithmetic on it saturates, so no stored value can overflow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    pub fn now() -> Self {
+        Timestamp(now_ms())
+    }
+
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_ms(self, ms: i64) -> Self {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    pub fn minus_ms(self, ms: i64) -> Self {
+        Timestamp(self.0.saturating_sub(ms))
+    }
+
+    /// `self - earlier` in ms, saturating.
+    pub fn since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    pub fn to_datetime(self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_millis(self.0)
+    }
+
+    /// RFC 3339 in UTC with milliseconds (`2021-11-02T04:33:33.000Z`); `None` outside
+    /// chrono's range.
+    pub fn utc_text(self) -> Option<String> {
+        self.to_datetime().map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+/// Whether a [`TimeRange`]'s end belongs to it: a marker type, so the range's type says it.
+pub trait RangeEnd: Copy + std::fmt::Debug + PartialEq {
+    const INCLUDED: bool;
+}
+
+/// The end instant is part of the range: the read routes' `from`/`to`, a partner window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Included;
+
+/// The end instant is the first one after the range: a local day (its end is the next
+/// day's start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Excluded;
+
+impl RangeEnd for Included {
+    const INCLUDED: bool = true;
+}
+
+impl RangeEnd for Excluded {
+    const INCLUDED: bool = false;
+}
+
+/// A span of time from `start` to `end`, `start <= end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange<E: RangeEnd = Included> {
+    start: Timestamp,
+    end: Timestamp,
+    _end: std::marker::PhantomData<E>,
+}
+
+impl<E: RangeEnd> TimeRange<E> {
+    /// `None` when `start` is after `end`.
+    pub fn new(start: Timestamp, end: Timestamp) -> Option<Self> {
+        (start <= end).then_some(TimeRange { start, end, _end: std::marker::PhantomData })
+    }
+
+    pub fn start(&self) -> Timestamp {
+        self.start
+    }
+
+    pub fn end(&self) -> Timestamp {
+        self.end
+    }
+
+    pub fn contains(&self, t: Timestamp) -> bool {
+        t >= self.start && if E::INCLUDED { t <= self.end } else { t < self.end }
+    }
+
+    /// `end - start` in ms, saturating.
+    pub fn span_ms(&self) -> i64 {
+        self.end.since(self.start)
+    }
+}
+
+impl TimeRange<Included> {
+    /// Everything: for queries without bounds.
+    pub const ALL: TimeRange<Included> =
+        TimeRange { start: Timestamp::MIN, end: Timestamp::MAX, _end: std::marker::PhantomData };
+}
+
+impl TimeRange<Excluded> {
+    /// The same instants with the end included (ms resolution); `None` for an empty range.
+    pub fn to_included(self) -> Option<TimeRange<Included>> {
+        (self.start < self.end).then(|| TimeRange {
+            start: self.start,
+            end: self.end.minus_ms(1),
+            _end: std::marker::PhantomData,
+        })
+    }
+}
+
 /// Why a `testTime` could not become an instant. Never carries the input text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeError {
@@ -112,13 +225,18 @@ impl SourceZone {
         DateTime::from_timestamp_millis(ms).map(|t| self.format_local(t))
     }
 
+    /// [`Self::format_local`] of a [`Timestamp`].
+    pub fn format_local_at(&self, t: Timestamp) -> Option<String> {
+        t.to_datetime().map(|t| self.format_local(t))
+    }
+
     /// The UTC instants (ms) where a local calendar day starts and the next one starts. A
     /// named zone's day may be 23 or 25 hours long; a midnight skipped by daylight saving
     /// starts the day at the first local time that exists.
-    pub fn local_day_ms(&self, day: NaiveDate) -> Option<(i64, i64)> {
+    pub fn local_day(&self, day: NaiveDate) -> Option<TimeRange<Excluded>> {
         let start = self.day_start(day)?;
         let end = self.day_start(day.succ_opt()?)?;
-        Some((start.timestamp_millis(), end.timestamp_millis()))
+        TimeRange::new(Timestamp(start.timestamp_millis()), Timestamp(end.timestamp_millis()))
     }
 
     fn day_start(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
@@ -211,17 +329,30 @@ mod tests {
     #[test]
     fn local_days_have_their_real_length() {
         let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let (start, end) = SourceZone::default().local_day_ms(day("2021-11-02")).unwrap();
-        assert_eq!(start, utc("2021-11-01T16:00:00Z").timestamp_millis());
-        assert_eq!(end - start, 86_400_000);
+        let d = SourceZone::default().local_day(day("2021-11-02")).unwrap();
+        assert_eq!(d.start().ms(), utc("2021-11-01T16:00:00Z").timestamp_millis());
+        assert_eq!(d.span_ms(), 86_400_000);
+        assert!(d.contains(d.start()) && !d.contains(d.end()), "a day excludes the next day's start");
+        assert_eq!(d.to_included().unwrap().end(), d.end().minus_ms(1));
         let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
-        let (start, end) = berlin.local_day_ms(day("2024-03-31")).unwrap();
-        assert_eq!(start, utc("2024-03-30T23:00:00Z").timestamp_millis());
-        assert_eq!(end - start, 23 * 3_600_000, "the spring-forward day is 23 hours");
+        let d = berlin.local_day(day("2024-03-31")).unwrap();
+        assert_eq!(d.start().ms(), utc("2024-03-30T23:00:00Z").timestamp_millis());
+        assert_eq!(d.span_ms(), 23 * 3_600_000, "the spring-forward day is 23 hours");
         // Chile starts daylight saving at midnight: 2022-09-11 00:00 never happened there.
         let santiago: SourceZone = "America/Santiago".parse().unwrap();
-        let (start, _) = santiago.local_day_ms(day("2022-09-11")).unwrap();
-        assert_eq!(start, utc("2022-09-11T04:00:00Z").timestamp_millis(), "the day starts at 01:00 -03:00");
+        let d = santiago.local_day(day("2022-09-11")).unwrap();
+        assert_eq!(d.start().ms(), utc("2022-09-11T04:00:00Z").timestamp_millis(), "the day starts at 01:00 -03:00");
+    }
+
+    #[test]
+    fn ranges_say_whether_their_end_is_in() {
+        let r = TimeRange::<Included>::new(Timestamp(10), Timestamp(20)).unwrap();
+        assert!(r.contains(Timestamp(20)) && r.contains(Timestamp(10)) && !r.contains(Timestamp(21)));
+        assert!(TimeRange::<Included>::new(Timestamp(2), Timestamp(1)).is_none());
+        assert_eq!(TimeRange::<Included>::ALL.span_ms(), i64::MAX, "saturates");
+        assert!(TimeRange::<Excluded>::new(Timestamp(5), Timestamp(5)).unwrap().to_included().is_none());
+        assert_eq!(Timestamp::MAX.plus_ms(1), Timestamp::MAX);
+        assert_eq!(Timestamp(1_635_827_613_000).utc_text().as_deref(), Some("2021-11-02T04:33:33.000Z"));
     }
 
     #[test]

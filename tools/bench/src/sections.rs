@@ -3,9 +3,10 @@
 use crate::runtime_api::RuntimeApi;
 use crate::stats::{ms, summarize, us};
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use cgm_edge::HttpService;
 use cgm_shared::push::parse_push;
-use cgm_shared::store::Arrival;
-use cgm_shared::store::dynamodb::reading_item;
+use cgm_shared::store::push::Arrival;
+use cgm_shared::store::push::dynamodb::reading_item;
 use cgm_tests::fake_partner::{FakePartner, T0};
 use cgm_tests::{Stack, api_request, push_request, seed_with};
 use serde_json::{Value, json};
@@ -259,7 +260,7 @@ pub async fn proxy(n: usize) -> anyhow::Result<String> {
     let reg: Value = serde_json::from_slice(reg.body())?;
     let open_id = reg["data"]["open_id"].as_str().unwrap_or_default().to_string();
     let token = reg["data"]["access_token"].as_str().unwrap_or_default().to_string();
-    let signer = cgm_shared::partner::sign::Signer::new(
+    let signer = cgm_partner::sign::Signer::new(
         cgm_tests::fake_partner::APP_ID,
         cgm_shared::sensitive::Sensitive::new(cgm_tests::fake_partner::APP_SECRET.to_string()),
     );
@@ -283,7 +284,7 @@ pub async fn proxy(n: usize) -> anyhow::Result<String> {
 
         let t = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
-        let nonce = cgm_shared::partner::sign::new_nonce();
+        let nonce = cgm_partner::sign::new_nonce().expect("the OS random source");
         let h = signer.sign("GET", "/partner/v1/device/info", &[("device_sn", "DEV-1")], b"", now, &nonce);
         let r = http
             .get(format!("{}/partner/v1/device/info?device_sn=DEV-1", fake.uri()))

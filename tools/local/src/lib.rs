@@ -10,6 +10,7 @@ pub mod server;
 pub mod tables;
 pub mod template;
 
+use cgm_edge::HttpService;
 use cgm_shared::Config;
 use server::Handler;
 use std::collections::HashMap;
@@ -24,30 +25,18 @@ pub fn repo_root() -> PathBuf {
 /// Every function's handler, by the template's logical id, built from `cfg` the way each
 /// Lambda's cold start builds it.
 pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shared::ConfigError> {
-    let push = Arc::new(cgm_push::from_config(cfg).await?);
-    let partner = Arc::new(cgm_partner::from_config(cfg).await?);
-    let read = Arc::new(cgm_read::from_config(cfg).await);
     let mut map: HashMap<String, Handler> = HashMap::new();
-    map.insert(
-        "PushFunction".into(),
-        Arc::new(move |req| {
-            let push = push.clone();
-            Box::pin(async move { push.handle(req).await })
-        }),
-    );
-    map.insert(
-        "PartnerFunction".into(),
-        Arc::new(move |req| {
-            let partner = partner.clone();
-            Box::pin(async move { partner.handle(req).await })
-        }),
-    );
-    map.insert(
-        "ReadFunction".into(),
-        Arc::new(move |req| {
-            let read = read.clone();
-            Box::pin(async move { read.handle(req).await })
-        }),
-    );
+    map.insert("PushFunction".into(), handler(cgm_push::from_config(cfg).await?));
+    map.insert("PartnerFunction".into(), handler(cgm_partner::from_config(cfg).await?));
+    map.insert("ReadFunction".into(), handler(cgm_read::from_config(cfg).await));
     Ok(map)
+}
+
+/// A function's service as the local server calls it.
+pub fn handler<S: HttpService + 'static>(service: S) -> Handler {
+    let service = Arc::new(service);
+    Arc::new(move |req| {
+        let service = service.clone();
+        Box::pin(async move { service.handle(req).await })
+    })
 }

@@ -48,6 +48,16 @@ pub struct Route {
     pub path: String,
 }
 
+/// A CloudWatch Logs metric filter of the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFilter {
+    pub logical_id: String,
+    /// The log group's logical id (`!Ref`), when it names one.
+    pub log_group: Option<String>,
+    pub pattern: String,
+    pub metric: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Template {
     resources: Mapping,
@@ -134,6 +144,27 @@ impl Template {
             }
         }
         out
+    }
+
+    /// Every `AWS::Logs::MetricFilter`.
+    pub fn metric_filters(&self) -> Vec<MetricFilter> {
+        self.resources_of_type("AWS::Logs::MetricFilter")
+            .filter_map(|(id, f)| {
+                let p = f.get("Properties")?;
+                Some(MetricFilter {
+                    logical_id: id.to_string(),
+                    log_group: p.get("LogGroupName").and_then(ref_target).map(str::to_string),
+                    pattern: p.get("FilterPattern")?.as_str()?.to_string(),
+                    metric: p
+                        .get("MetricTransformations")?
+                        .as_sequence()?
+                        .first()?
+                        .get("MetricName")?
+                        .as_str()?
+                        .to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Logical ids of every function with a `rust-cargolambda` build, and its `CodeUri`.
@@ -225,7 +256,7 @@ mod tests {
         let tables = t.tables().unwrap();
         let readings = tables.iter().find(|t| t.logical_id == "ReadingsTable").expect("ReadingsTable");
         assert_eq!(readings.key_schema, vec![KeyPart { name: "testId".into(), key_type: "HASH".into() }]);
-        assert_eq!(readings.global_indexes[0].name, cgm_shared::store::dynamodb::DEVICE_TIME_INDEX);
+        assert_eq!(readings.global_indexes[0].name, cgm_shared::store::attr::DEVICE_TIME_INDEX);
         assert_eq!(readings.stream_view_type.as_deref(), Some("NEW_IMAGE"));
 
         let vars = t.table_variables();

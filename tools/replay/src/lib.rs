@@ -11,9 +11,12 @@
 //! expected to be small. Bodies hold personal data; nothing here prints one unless asked.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_shared::ids::TestId;
 use cgm_shared::push::{Unusable, parse_push};
-use cgm_shared::store::dynamodb::{DynamoStore, attr, classify};
-use cgm_shared::store::{Arrival, Conflict, PushStore, PutOutcome, StoreError};
+use cgm_shared::store::StoreError;
+use cgm_shared::store::attr::{self, classify};
+use cgm_shared::store::push::dynamodb::DynamoStore;
+use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome};
 use cgm_shared::time::SourceZone;
 use std::collections::HashMap;
 
@@ -53,7 +56,7 @@ pub enum Verdict {
     StillUnusable(Unusable),
     /// It parses now, as the reading with this `testId`.
     Parses {
-        test_id: String,
+        test_id: TestId,
     },
 }
 
@@ -216,7 +219,7 @@ pub fn describe(line: &Line) -> String {
     let verdict = match &line.verdict {
         Verdict::Truncated => "truncated stub of an oversized body: stays".to_string(),
         Verdict::StillUnusable(why) => format!("still unusable ({why}): stays"),
-        Verdict::Parses { test_id } => format!("parses now as testId {}", short(test_id)),
+        Verdict::Parses { test_id } => format!("parses now as testId {}", short(test_id.as_str())),
     };
     let action = match &line.action {
         None => String::new(),

@@ -6,7 +6,7 @@
 use anyhow::Context;
 use cgm_shared::Config;
 use cgm_shared::aws::{self, CallLimits};
-use cgm_shared::store::dynamodb::DynamoStore;
+use cgm_shared::store::push::dynamodb::DynamoStore;
 use clap::Parser;
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
-use super::reading::{Glucose, Personal, Reading};
+use super::reading::{Glucose, Personal, Reading, Threshold};
+use crate::ids::{DeviceSn, TestId};
 use crate::sensitive::Sensitive;
-use crate::time::{SourceZone, TimeError};
+use crate::time::{SourceZone, TimeError, Timestamp};
 use serde_json::{Map, Value};
 
 /// Bodies above this are answered 413 and only a stub is kept (DESIGN.md: it also keeps a
@@ -101,13 +102,14 @@ pub fn parse_push(body: &[u8], zone: &SourceZone) -> Result<Reading, Unusable> {
         None | Some(Value::Null) | Some(Value::String(_)) => return Err(Unusable::TestTimeMissing),
         Some(_) => return Err(Unusable::TestTimeUnparseable),
     };
-    let measured_at_ms = zone
-        .to_utc(&test_time)
-        .map_err(|e| match e {
-            TimeError::Unparseable => Unusable::TestTimeUnparseable,
-            TimeError::NotInZone => Unusable::TestTimeNotInZone,
-        })?
-        .timestamp_millis();
+    let measured_at = Timestamp(
+        zone.to_utc(&test_time)
+            .map_err(|e| match e {
+                TimeError::Unparseable => Unusable::TestTimeUnparseable,
+                TimeError::NotInZone => Unusable::TestTimeNotInZone,
+            })?
+            .timestamp_millis(),
+    );
 
     let serial_no = whole_number(&mut data, "serialNo")?;
     let cgm_day = whole_number(&mut data, "cgmDay")?;
@@ -128,12 +130,12 @@ pub fn parse_push(body: &[u8], zone: &SourceZone) -> Result<Reading, Unusable> {
     };
 
     Ok(Reading {
-        test_id,
-        device_sn,
+        test_id: TestId::new(test_id),
+        device_sn: device_sn.map(DeviceSn::new),
         glucose,
         serial_no,
         test_time,
-        measured_at_ms,
+        measured_at,
         status,
         cgm_status,
         cgm_day,
@@ -207,13 +209,13 @@ fn whole_number(data: &mut Map<String, Value>, name: &'static str) -> Result<Opt
 }
 
 /// `low` / `high`: a number, a numeric string, or `null` (kept as "sent as null").
-fn threshold(data: &mut Map<String, Value>, name: &'static str) -> Result<Option<Option<f64>>, Unusable> {
+fn threshold(data: &mut Map<String, Value>, name: &'static str) -> Result<Threshold, Unusable> {
     let bad = Unusable::NotNumber(name);
     let v = match data.remove(name) {
-        None => return Ok(None),
-        Some(Value::Null) => return Ok(Some(None)),
+        None => return Ok(Threshold::NotSent),
+        Some(Value::Null) => return Ok(Threshold::Null),
         Some(Value::Number(n)) => n.as_f64().ok_or(bad)?,
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Some(None)),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Threshold::Null),
         Some(Value::String(s)) => s.trim().parse::<f64>().map_err(|_| bad)?,
         Some(_) => return Err(bad),
     };
@@ -222,7 +224,7 @@ fn threshold(data: &mut Map<String, Value>, name: &'static str) -> Result<Option
     if !v.is_finite() || v.abs() >= 1e6 {
         return Err(bad);
     }
-    Ok(Some(Some(v)))
+    Ok(Threshold::Mmol(v))
 }
 
 #[cfg(test)]
@@ -253,17 +255,17 @@ mod tests {
     fn seed_example_parses_with_every_field() {
         let r = parse_push(SEED_EXAMPLE.as_bytes(), &SourceZone::default()).unwrap();
         assert_eq!(r.test_id, "23434335345");
-        assert_eq!(r.device_sn.as_deref(), Some("23xxdrt33"));
+        assert_eq!(r.device_sn.as_ref().map(DeviceSn::as_str), Some("23xxdrt33"));
         assert_eq!(r.glucose, Glucose { text: "5.6".into(), mmol: 5.6 });
         assert_eq!(r.serial_no, Some(1));
         assert_eq!(r.test_time, "2021-11-02 12:33:33");
         // 2021-11-02T04:33:33Z
-        assert_eq!(r.measured_at_ms, 1_635_827_613_000);
+        assert_eq!(r.measured_at, Timestamp(1_635_827_613_000));
         assert_eq!(r.status.as_deref(), Some("1"));
         assert!(!r.is_valid(), "status 1 is sensor warm-up");
         assert_eq!(r.cgm_status.as_deref(), Some("2"));
         assert_eq!((r.cgm_day, r.incre_minute), (Some(8), Some(3)));
-        assert_eq!((r.low, r.high), (Some(None), Some(None)));
+        assert_eq!((r.low, r.high), (Threshold::Null, Threshold::Null));
         assert_eq!(r.customer_name.as_deref(), Some("测试医院"));
         assert_eq!(r.personal.patient_name.as_ref().map(|s| s.expose().as_str()), Some("张三"));
         assert_eq!(r.personal.id_card.as_ref().map(|s| s.expose().as_str()), Some("430424"));
@@ -296,9 +298,9 @@ mod tests {
     #[test]
     fn thresholds_may_be_numbers_or_null() {
         let r = parse(&with_data(json!({"low": 3.9, "high": "10"}))).unwrap();
-        assert_eq!((r.low, r.high), (Some(Some(3.9)), Some(Some(10.0))));
+        assert_eq!((r.low, r.high), (Threshold::Mmol(3.9), Threshold::Mmol(10.0)));
         let r = parse(&with_data(json!({"low": "__remove__", "high": null}))).unwrap();
-        assert_eq!((r.low, r.high), (None, Some(None)));
+        assert_eq!((r.low, r.high), (Threshold::NotSent, Threshold::Null));
     }
 
     #[test]
@@ -326,7 +328,7 @@ mod tests {
     #[test]
     fn explicit_offset_is_accepted() {
         let r = parse(&with_data(json!({"testTime": "2021-11-02T12:33:33+08:00"}))).unwrap();
-        assert_eq!(r.measured_at_ms, 1_635_827_613_000);
+        assert_eq!(r.measured_at, Timestamp(1_635_827_613_000));
         assert_eq!(r.test_time, "2021-11-02T12:33:33+08:00");
     }
 
@@ -486,12 +488,12 @@ mod props {
 
     /// What any parsed reading promises the code after it.
     fn check(r: &Reading) {
-        assert!(!r.test_id.trim().is_empty() && r.test_id.len() <= MAX_ID_BYTES);
-        assert!(r.device_sn.as_ref().is_none_or(|d| !d.is_empty() && d.len() <= MAX_ID_BYTES));
+        assert!(!r.test_id.as_str().trim().is_empty() && r.test_id.as_str().len() <= MAX_ID_BYTES);
+        assert!(r.device_sn.as_ref().is_none_or(|d| !d.as_str().is_empty() && d.as_str().len() <= MAX_ID_BYTES));
         assert!(r.glucose.mmol > 0.0 && r.glucose.mmol <= MAX_MMOL, "{}", r.glucose.mmol);
         assert_eq!(r.glucose.text.trim().parse::<f64>().ok(), Some(r.glucose.mmol));
         assert!(!r.test_time.trim().is_empty());
-        for t in [r.low, r.high].into_iter().flatten().flatten() {
+        for t in [r.low, r.high].into_iter().filter_map(Threshold::value) {
             assert!(t.is_finite());
         }
     }

@@ -1,4 +1,6 @@
+use crate::ids::{DeviceSn, TestId};
 use crate::sensitive::Sensitive;
+use crate::time::Timestamp;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -6,22 +8,22 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     /// Sinocare's unique id of the measurement (a JSON number arrives as its decimal text).
-    pub test_id: String,
-    pub device_sn: Option<String>,
+    pub test_id: TestId,
+    pub device_sn: Option<DeviceSn>,
     pub glucose: Glucose,
     pub serial_no: Option<u64>,
     /// `testTime` exactly as sent.
     pub test_time: String,
-    /// The instant of `testTime`, in milliseconds since the Unix epoch (UTC).
-    pub measured_at_ms: i64,
+    /// The instant of `testTime`.
+    pub measured_at: Timestamp,
     /// `status` as sent (`"0"` valid, `"1"` invalid: sensor warm-up; others kept).
     pub status: Option<String>,
     pub cgm_status: Option<String>,
     pub cgm_day: Option<u64>,
     pub incre_minute: Option<u64>,
-    /// Thresholds: `Some(None)` when sent as `null`, `None` when absent.
-    pub low: Option<Option<f64>>,
-    pub high: Option<Option<f64>>,
+    /// The device's alert thresholds, mmol/L.
+    pub low: Threshold,
+    pub high: Threshold,
     pub customer_name: Option<String>,
     pub personal: Personal,
     /// Fields of `data` this version does not know, kept as sent.
@@ -39,6 +41,24 @@ pub struct Personal {
     pub patient_name: Option<Sensitive<String>>,
     pub patient_id: Option<Sensitive<String>>,
     pub in_serial_id: Option<Sensitive<String>>,
+}
+
+/// A device's `low` or `high` alert threshold as pushed: absent, sent as `null` (or blank),
+/// or a number (mmol/L). Absent and `null` are stored differently, so both are kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    NotSent,
+    Null,
+    Mmol(f64),
+}
+
+impl Threshold {
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Threshold::Mmol(v) => Some(v),
+            Threshold::NotSent | Threshold::Null => None,
+        }
+    }
 }
 
 /// `testResult`: glucose in mmol/L, as the decimal string sent and as a number.
@@ -59,7 +79,7 @@ impl Reading {
         Measurement {
             device_sn: self.device_sn.clone(),
             serial_no: self.serial_no,
-            measured_at_ms: self.measured_at_ms,
+            measured_at: self.measured_at,
             mmol: self.glucose.mmol,
             status: self.status.clone(),
         }
@@ -71,9 +91,9 @@ impl Reading {
 /// conflict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
-    pub device_sn: Option<String>,
+    pub device_sn: Option<DeviceSn>,
     pub serial_no: Option<u64>,
-    pub measured_at_ms: i64,
+    pub measured_at: Timestamp,
     pub mmol: f64,
     pub status: Option<String>,
 }
@@ -85,7 +105,7 @@ impl Measurement {
         let canonical = serde_json::json!([
             self.device_sn,
             self.serial_no,
-            self.measured_at_ms,
+            self.measured_at.ms(),
             format_number(self.mmol),
             self.status,
         ]);
@@ -107,7 +127,7 @@ mod tests {
         Measurement {
             device_sn: Some("sn".into()),
             serial_no: Some(1),
-            measured_at_ms: 1,
+            measured_at: Timestamp(1),
             mmol: 5.6,
             status: Some("0".into()),
         }
@@ -121,7 +141,7 @@ mod tests {
         let variants = [
             Measurement { device_sn: None, ..m() },
             Measurement { serial_no: Some(2), ..m() },
-            Measurement { measured_at_ms: 2, ..m() },
+            Measurement { measured_at: Timestamp(2), ..m() },
             Measurement { mmol: 5.7, ..m() },
             Measurement { status: Some("1".into()), ..m() },
         ];

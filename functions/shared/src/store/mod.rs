@@ -1,60 +1,17 @@
-//! Where pushes are kept: the readings, the conflicts and the quarantine, behind one narrow
-//! trait. [`dynamodb::DynamoStore`] is what runs; [`memory::MemoryStore`] serves fast unit
-//! tests of the handler.
+//! Where the functions keep their data. Every store has the same shape: a narrow trait in
+//! its `mod.rs` (what its function needs, in domain types), the DynamoDB implementation in
+//! `dynamodb.rs`, and an in-memory one in `memory.rs` where unit tests want it.
 //!
-//! A second delivery of a `testId` is an outcome, not an error: `put_reading` answers
-//! [`PutOutcome::Existing`] with the stored measurement, and the caller decides between
-//! duplicate and conflict.
+//! - [`push`]: the readings, the conflicts and the quarantine, written by the push route;
+//! - [`reads`]: a device's readings through the device/time index, and follower tokens.
+//!
+//! The partner proxy's token store has the same shape in the partner crate. [`attr`] holds
+//! the attribute and index names and the DynamoDB value helpers every implementation uses:
+//! it and the `dynamodb` modules are the only code here that speaks DynamoDB.
 
-pub mod dynamodb;
-pub mod memory;
+pub mod attr;
+pub mod push;
 pub mod reads;
-pub mod tokens;
-
-use crate::push::{Measurement, Reading};
-use std::future::Future;
-
-/// When and through which request a body arrived.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    pub received_at_ms: i64,
-    pub request_id: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum PutOutcome {
-    /// The reading was new and is now stored.
-    Stored,
-    /// An item with this `testId` was already stored; its measurement, when it could be
-    /// read back.
-    Existing(Option<Measurement>),
-}
-
-/// Whether a conflict or quarantine record was new or collapsed onto an earlier one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    New,
-    AlreadyThere,
-}
-
-/// A second, different measurement under a `testId` that is already stored.
-#[derive(Debug, Clone)]
-pub struct Conflict<'a> {
-    pub reading: &'a Reading,
-    pub measurement_hash: String,
-    pub raw_body: &'a [u8],
-}
-
-/// A body that could not be stored as a reading, keyed by the SHA-256 of the whole body.
-#[derive(Debug, Clone)]
-pub struct Quarantined<'a> {
-    pub body_sha256: String,
-    pub reason: &'a str,
-    /// The body, or for an oversized one its first bytes.
-    pub body: &'a [u8],
-    pub body_length: usize,
-    pub truncated: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,25 +28,9 @@ pub enum StoreError {
     },
 }
 
-pub trait PushStore: Send + Sync {
-    /// Stores the reading unless its `testId` is already there (one conditional write).
-    fn put_reading(
-        &self,
-        reading: &Reading,
-        arrival: &Arrival,
-    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
-
-    /// Records a conflicting delivery, once per (`testId`, measurement hash).
-    fn put_conflict(
-        &self,
-        conflict: &Conflict<'_>,
-        arrival: &Arrival,
-    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
-
-    /// Keeps an unusable body, once per body hash.
-    fn put_quarantine(
-        &self,
-        q: &Quarantined<'_>,
-        arrival: &Arrival,
-    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+impl StoreError {
+    /// The failure an in-memory store reports when a test asks it to fail.
+    pub fn unavailable_for_test() -> Self {
+        StoreError::Failed { kind: "Unavailable".into(), source: "memory store set to fail".into() }
+    }
 }

@@ -1,128 +1,15 @@
-//! What the read side needs from storage: a device's readings in time order through the
-//! device/time index, one page at a time, and the follower tokens of the Nightscout feed.
-//! [`DynamoReadStore`] is the DynamoDB implementation.
-//!
-//! Reading queries name the attributes they fetch (a projection expression), so the patient
-//! fields of a stored reading (`idCard`, `patientName`, …) never leave DynamoDB on this path:
-//! the read side cannot show them by mistake. Follower tokens are stored only as hashes.
+//! The DynamoDB implementation of [`ReadStore`]: queries on the readings table's device/time
+//! index that name the attributes they fetch (never a patient field), and the follower
+//! tokens table with its two hash indexes.
 
-use super::StoreError;
-use super::dynamodb::{DEVICE_TIME_INDEX, attr, classify, is_condition_failure};
+use super::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading, TokenHash};
+use crate::ids::{DeviceSn, TestId, clip_for_log};
+use crate::store::StoreError;
+use crate::store::attr::{self, DEVICE_TIME_INDEX, Item, classify, follow, is_condition_failure, n, num, s, text};
+use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
-use std::future::Future;
-
-/// A stored reading as the read side sees it: measurement fields only, never patient data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredReading {
-    pub test_id: String,
-    pub device_sn: String,
-    /// UTC, ms since the epoch.
-    pub measured_at_ms: i64,
-    /// mmol/L.
-    pub mmol: f64,
-    pub serial_no: Option<u64>,
-    pub status: Option<String>,
-    /// False for warm-up (`status` 1) and other unusable readings.
-    pub valid: bool,
-    /// Minutes between readings, as the sensor reports it.
-    pub incre_minute: Option<u64>,
-    /// The device's low and high alert thresholds (mmol/L), when sent as numbers.
-    pub low: Option<f64>,
-    pub high: Option<f64>,
-}
-
-/// A place in a device's time index: the key of the last reading a page covered. The next
-/// page starts after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub measured_at_ms: i64,
-    pub test_id: String,
-}
-
-impl StoredReading {
-    pub fn position(&self) -> Position {
-        Position { measured_at_ms: self.measured_at_ms, test_id: self.test_id.clone() }
-    }
-}
-
-/// One query on the device/time index. Both ends are inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadingQuery<'a> {
-    pub device_sn: &'a str,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    /// Skip invalid (warm-up) readings, in the query itself (a filter expression).
-    pub valid_only: bool,
-    pub newest_first: bool,
-}
-
-/// What one call to the index returned. `next` is set while the index holds more for the
-/// query; a batch may be empty and still have a `next` (everything it read was filtered out).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Batch {
-    pub readings: Vec<StoredReading>,
-    pub next: Option<Position>,
-}
-
-/// A follower's token as stored: hashes only, never the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FollowToken {
-    pub token_id: String,
-    pub device_sn: String,
-    /// SHA-256 of the token, lowercase hex (looked up for `?token=`).
-    pub token_hash: String,
-    /// SHA-1 of the token, lowercase hex (looked up for Nightscout's `api-secret` header).
-    pub sha1_hash: String,
-    pub created_at_ms: i64,
-}
-
-/// Which hash of a token a follower presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenHash<'a> {
-    Sha256(&'a str),
-    Sha1(&'a str),
-}
-
-/// Attribute and index names of the follower tokens table.
-pub mod follow_attr {
-    pub const TOKEN_ID: &str = "tokenId";
-    pub const TOKEN_HASH: &str = "tokenHash";
-    pub const SHA1_HASH: &str = "sha1Hash";
-    pub const DEVICE_SN: &str = "deviceSn";
-    pub const CREATED_AT: &str = "createdAt";
-    /// The indexes are named after their key attribute.
-    pub const TOKEN_HASH_INDEX: &str = "tokenHash";
-    pub const SHA1_HASH_INDEX: &str = "sha1Hash";
-}
-
-pub trait ReadStore: Send + Sync {
-    /// One call to the device/time index: at most `limit` readings evaluated (before the
-    /// filter), starting after `start`.
-    fn query_readings(
-        &self,
-        q: &ReadingQuery<'_>,
-        start: Option<&Position>,
-        limit: Option<u32>,
-    ) -> impl Future<Output = Result<Batch, StoreError>> + Send;
-
-    /// Stores a new token (never overwrites one with the same id).
-    fn put_follow_token(&self, t: &FollowToken) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The live token with this hash, if any.
-    fn find_follow_token(
-        &self,
-        hash: TokenHash<'_>,
-    ) -> impl Future<Output = Result<Option<FollowToken>, StoreError>> + Send;
-
-    /// Deletes the device's token; `false` when there is no such token for that device.
-    fn delete_follow_token(
-        &self,
-        device_sn: &str,
-        token_id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
 
 #[derive(Debug, Clone)]
 pub struct DynamoReadStore {
@@ -167,9 +54,9 @@ impl ReadStore for DynamoReadStore {
             .index_name(DEVICE_TIME_INDEX)
             .key_condition_expression("#dev = :dev AND #at BETWEEN :from AND :to")
             .projection_expression(projection)
-            .expression_attribute_values(":dev", s(q.device_sn))
-            .expression_attribute_values(":from", n(q.from_ms))
-            .expression_attribute_values(":to", n(q.to_ms))
+            .expression_attribute_values(":dev", s(q.device_sn.as_str()))
+            .expression_attribute_values(":from", n(q.range.start().ms()))
+            .expression_attribute_values(":to", n(q.range.end().ms()))
             .scan_index_forward(!q.newest_first)
             .set_limit(limit.map(|l| l.clamp(1, i32::MAX as u32) as i32));
         for (placeholder, name) in READ_ATTRIBUTES {
@@ -180,9 +67,9 @@ impl ReadStore for DynamoReadStore {
         }
         if let Some(p) = start {
             req = req
-                .exclusive_start_key(attr::DEVICE_SN, s(q.device_sn))
-                .exclusive_start_key(attr::MEASURED_AT, n(p.measured_at_ms))
-                .exclusive_start_key(attr::TEST_ID, s(&p.test_id));
+                .exclusive_start_key(attr::DEVICE_SN, s(q.device_sn.as_str()))
+                .exclusive_start_key(attr::MEASURED_AT, n(p.measured_at.ms()))
+                .exclusive_start_key(attr::TEST_ID, s(p.test_id.as_str()));
         }
         let out = req.send().await.map_err(classify)?;
         let mut readings = Vec::with_capacity(out.items.as_ref().map_or(0, Vec::len));
@@ -193,7 +80,7 @@ impl ReadStore for DynamoReadStore {
                 // operator hears of it and the rest of the page is still served.
                 None => tracing::warn!(
                     target: "cgm_read",
-                    test_id = item.get(attr::TEST_ID).and_then(|v| v.as_s().ok()).map(|s| truncate(s, 128)),
+                    test_id = item.get(attr::TEST_ID).and_then(|v| v.as_s().ok()).map(|s| clip_for_log(s)),
                     "stored reading lacks a usable measuredAt or glucoseMmol; skipped"
                 ),
             }
@@ -203,13 +90,13 @@ impl ReadStore for DynamoReadStore {
     }
 
     async fn put_follow_token(&self, t: &FollowToken) -> Result<(), StoreError> {
-        use follow_attr as f;
+        use follow as f;
         let item = HashMap::from([
             (f::TOKEN_ID.to_string(), s(&t.token_id)),
-            (f::DEVICE_SN.to_string(), s(&t.device_sn)),
+            (f::DEVICE_SN.to_string(), s(t.device_sn.as_str())),
             (f::TOKEN_HASH.to_string(), s(&t.token_hash)),
             (f::SHA1_HASH.to_string(), s(&t.sha1_hash)),
-            (f::CREATED_AT.to_string(), n(t.created_at_ms)),
+            (f::CREATED_AT.to_string(), n(t.created_at.ms())),
         ]);
         self.client
             .put_item()
@@ -224,7 +111,7 @@ impl ReadStore for DynamoReadStore {
     }
 
     async fn find_follow_token(&self, hash: TokenHash<'_>) -> Result<Option<FollowToken>, StoreError> {
-        use follow_attr as f;
+        use follow as f;
         let (index, key, value) = match hash {
             TokenHash::Sha256(h) => (f::TOKEN_HASH_INDEX, f::TOKEN_HASH, h),
             TokenHash::Sha1(h) => (f::SHA1_HASH_INDEX, f::SHA1_HASH, h),
@@ -256,14 +143,11 @@ impl ReadStore for DynamoReadStore {
             .await
             .map_err(classify)?
             .item;
-        Ok(item.as_ref().and_then(token_of).filter(|t| match hash {
-            TokenHash::Sha256(h) => t.token_hash == h,
-            TokenHash::Sha1(h) => t.sha1_hash == h,
-        }))
+        Ok(item.as_ref().and_then(token_of).filter(|t| hash.matches(t)))
     }
 
-    async fn delete_follow_token(&self, device_sn: &str, token_id: &str) -> Result<bool, StoreError> {
-        use follow_attr as f;
+    async fn delete_follow_token(&self, device_sn: &DeviceSn, token_id: &str) -> Result<bool, StoreError> {
+        use follow as f;
         let res = self
             .client
             .delete_item()
@@ -272,7 +156,7 @@ impl ReadStore for DynamoReadStore {
             // A token of another device is not this route's to delete: same answer as none.
             .condition_expression("#d = :d")
             .expression_attribute_names("#d", f::DEVICE_SN)
-            .expression_attribute_values(":d", s(device_sn))
+            .expression_attribute_values(":d", s(device_sn.as_str()))
             .send()
             .await;
         match res {
@@ -284,69 +168,49 @@ impl ReadStore for DynamoReadStore {
 }
 
 /// The reading in an item, or `None` when it lacks what defines one.
-pub fn reading_of(item: &HashMap<String, AttributeValue>) -> Option<StoredReading> {
-    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok());
+pub fn reading_of(item: &Item) -> Option<StoredReading> {
     let status = text(item, attr::STATUS);
     Some(StoredReading {
-        test_id: text(item, attr::TEST_ID)?,
-        device_sn: text(item, attr::DEVICE_SN)?,
-        measured_at_ms: num(attr::MEASURED_AT)?.parse().ok()?,
-        mmol: num(attr::GLUCOSE_MMOL)?.parse().ok().filter(|v: &f64| v.is_finite())?,
-        serial_no: num(attr::SERIAL_NO).and_then(|v| v.parse().ok()),
+        test_id: TestId::new(text(item, attr::TEST_ID)?),
+        device_sn: DeviceSn::new(text(item, attr::DEVICE_SN)?),
+        measured_at: Timestamp(num(item, attr::MEASURED_AT)?),
+        mmol: num(item, attr::GLUCOSE_MMOL).filter(|v: &f64| v.is_finite())?,
+        serial_no: num(item, attr::SERIAL_NO),
         // Items always carry `valid`; were one not to, the push rule decides (status 0 only).
         valid: match item.get(attr::VALID) {
             Some(AttributeValue::Bool(b)) => *b,
             _ => status.as_deref() == Some("0"),
         },
         status,
-        incre_minute: num(attr::INCRE_MINUTE).and_then(|v| v.parse().ok()),
-        low: num(attr::LOW).and_then(|v| v.parse().ok()),
-        high: num(attr::HIGH).and_then(|v| v.parse().ok()),
+        incre_minute: num(item, attr::INCRE_MINUTE),
+        low: num(item, attr::LOW),
+        high: num(item, attr::HIGH),
     })
 }
 
-fn position_of(key: &HashMap<String, AttributeValue>) -> Option<Position> {
+fn position_of(key: &Item) -> Option<Position> {
     Some(Position {
-        measured_at_ms: key.get(attr::MEASURED_AT)?.as_n().ok()?.parse().ok()?,
-        test_id: text(key, attr::TEST_ID)?,
+        measured_at: Timestamp(num(key, attr::MEASURED_AT)?),
+        test_id: TestId::new(text(key, attr::TEST_ID)?),
     })
 }
 
-fn token_of(item: &HashMap<String, AttributeValue>) -> Option<FollowToken> {
-    use follow_attr as f;
+fn token_of(item: &Item) -> Option<FollowToken> {
+    use follow as f;
     Some(FollowToken {
         token_id: text(item, f::TOKEN_ID)?,
-        device_sn: text(item, f::DEVICE_SN)?,
+        device_sn: DeviceSn::new(text(item, f::DEVICE_SN)?),
         token_hash: text(item, f::TOKEN_HASH)?,
         sha1_hash: text(item, f::SHA1_HASH)?,
-        created_at_ms: item.get(f::CREATED_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
+        created_at: Timestamp(num(item, f::CREATED_AT).unwrap_or(0)),
     })
-}
-
-fn text(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
-    item.get(k).and_then(|v| v.as_s().ok()).cloned()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
@@ -371,7 +235,7 @@ mod tests {
             StoredReading {
                 test_id: "t1".into(),
                 device_sn: "d1".into(),
-                measured_at_ms: 1_635_827_613_000,
+                measured_at: Timestamp(1_635_827_613_000),
                 mmol: 5.6,
                 serial_no: Some(12),
                 status: Some("1".into()),
@@ -381,7 +245,7 @@ mod tests {
                 high: Some(10.0),
             }
         );
-        assert_eq!(r.position(), Position { measured_at_ms: 1_635_827_613_000, test_id: "t1".into() });
+        assert_eq!(r.position(), Position { measured_at: Timestamp(1_635_827_613_000), test_id: "t1".into() });
     }
 
     #[test]
@@ -395,10 +259,7 @@ mod tests {
     #[test]
     fn the_projection_names_no_patient_field() {
         for (_, name) in READ_ATTRIBUTES {
-            assert!(
-                ![attr::ID_CARD, attr::PATIENT_NAME, attr::VISIT_ID, attr::PATIENT_ID, attr::IN_SERIAL_ID]
-                    .contains(&name)
-            );
+            assert!(!attr::PERSONAL.contains(&name), "{name}");
         }
     }
 }

@@ -1,8 +1,10 @@
 //! An in-memory [`PushStore`] for unit tests of the handler: same outcomes as DynamoDB,
 //! no network. Not for production: nothing here is durable.
 
-use super::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded, StoreError};
+use super::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
+use crate::ids::TestId;
 use crate::push::Reading;
+use crate::store::StoreError;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +20,9 @@ pub struct KeptBody {
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    pub readings: Mutex<HashMap<String, Reading>>,
+    pub readings: Mutex<HashMap<TestId, Reading>>,
     /// (testId, measurement hash) → raw body.
-    pub conflicts: Mutex<HashMap<(String, String), Vec<u8>>>,
+    pub conflicts: Mutex<HashMap<(TestId, String), Vec<u8>>>,
     /// body hash → what was kept.
     pub quarantine: Mutex<HashMap<String, KeptBody>>,
     /// When set, every call fails as an unreachable table would.
@@ -30,7 +32,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     fn check(&self) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::Failed { kind: "Unavailable".into(), source: "memory store set to fail".into() });
+            return Err(StoreError::unavailable_for_test());
         }
         Ok(())
     }

@@ -1,18 +1,16 @@
 //! The application signature (`X-App-Id`, `X-Timestamp`, `X-Nonce`, `X-Signature`) that the
 //! vendor's integration guide puts on every Partner API request.
 
-use std::fmt;
-
+use cgm_shared::random::{NoRandomness, random_hex};
+use cgm_shared::sensitive::Sensitive;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-
-use crate::sensitive::Sensitive;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Signs requests for one application. The secret stays inside a [`Sensitive`], so a `{:?}`
 /// of a struct holding a `Signer` cannot leak it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Signer {
     app_id: String,
     secret: Sensitive<String>,
@@ -25,12 +23,6 @@ pub struct SignedHeaders {
     pub timestamp: String,
     pub nonce: String,
     pub signature: String,
-}
-
-impl fmt::Debug for Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer").field("app_id", &self.app_id).field("secret", &self.secret).finish()
-    }
 }
 
 impl Signer {
@@ -100,15 +92,8 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
 
 /// A fresh `X-Nonce`: 16 bytes from the operating system's CSPRNG, as 32 lower-case hex
 /// characters.
-///
-/// Uses `getrandom` (0.4, no features) rather than `rand`: a nonce needs only the OS source,
-/// not a userspace generator and its feature set.
-pub fn new_nonce() -> String {
-    let mut bytes = [0u8; 16];
-    // The OS source fails only on a broken system (no getrandom syscall and no /dev/urandom);
-    // a request cannot be signed safely then, and std's own hash seeding panics likewise.
-    getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
-    hex::encode(bytes)
+pub fn new_nonce() -> Result<String, NoRandomness> {
+    random_hex::<16>()
 }
 
 #[cfg(test)]
@@ -193,8 +178,8 @@ mod tests {
 
     #[test]
     fn nonces_are_32_hex_chars_and_differ() {
-        let a = new_nonce();
-        let b = new_nonce();
+        let a = new_nonce().unwrap();
+        let b = new_nonce().unwrap();
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);

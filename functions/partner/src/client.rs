@@ -6,11 +6,19 @@
 //! Answers come back as the vendor's envelope `{code, msg, data}`; what a non-zero code
 //! means is decided by the caller (see the proxy's error mapping).
 
-use super::sign::{Signer, new_nonce};
-use crate::config::PartnerPaths;
-use crate::sensitive::Sensitive;
+use crate::sign::{Signer, new_nonce};
+use crate::window::Window;
+use cgm_shared::config::PartnerPaths;
+use cgm_shared::random::NoRandomness;
+use cgm_shared::sensitive::Sensitive;
+use cgm_shared::time::now_ms;
+use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
+
+/// The largest upstream answer read: a 30-day window of one-minute readings is about 9 MB
+/// of JSON; anything far beyond that is not an answer to hold in a Lambda's memory.
+pub const MAX_UPSTREAM_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// The vendor's answer: `code` 0 is success.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +41,14 @@ pub enum UpstreamError {
     Unreachable(#[source] reqwest::Error),
     #[error("the partner API answered HTTP {status} without a JSON envelope")]
     Status { status: u16 },
+    #[error("the partner API's answer is not JSON")]
+    NotJson,
     #[error("the partner API's answer is not valid: {0}")]
     Malformed(&'static str),
+    #[error("the partner API's answer is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("a request nonce could not be made")]
+    Nonce(#[from] NoRandomness),
 }
 
 #[derive(Debug, Clone)]
@@ -67,49 +81,48 @@ impl PartnerClient {
         if let Some(r) = region {
             body["region"] = Value::String(r.to_string());
         }
-        self.call("POST", &self.paths.register, &[], Some(body.to_string().into_bytes()), None).await
+        self.call(Method::POST, &self.paths.register, &[], Some(body.to_string().into_bytes()), None).await
     }
 
     /// Get-token sends the held bearer even when it has expired: that is how the vendor
     /// knows which user's token to renew.
     pub async fn get_token(&self, open_id: &str, bearer: &Sensitive<String>) -> Result<Envelope, UpstreamError> {
-        self.call("GET", &self.paths.token, &[("open_id", open_id)], None, Some(bearer)).await
+        self.call(Method::GET, &self.paths.token, &[("open_id", open_id)], None, Some(bearer)).await
     }
 
     pub async fn user_glucose(
         &self,
         open_id: &str,
-        start_ms: i64,
-        end_ms: i64,
+        window: Window,
         bearer: &Sensitive<String>,
     ) -> Result<Envelope, UpstreamError> {
-        let (s, e) = (start_ms.to_string(), end_ms.to_string());
+        let (s, e) = (window.start().ms().to_string(), window.end().ms().to_string());
         let q = [("open_id", open_id), ("start_time", s.as_str()), ("end_time", e.as_str())];
-        self.call("GET", &self.paths.user_glucose, &q, None, Some(bearer)).await
+        self.call(Method::GET, &self.paths.user_glucose, &q, None, Some(bearer)).await
     }
 
     pub async fn device_info(&self, device_sn: &str, bearer: &Sensitive<String>) -> Result<Envelope, UpstreamError> {
-        self.call("GET", &self.paths.device_info, &[("device_sn", device_sn)], None, Some(bearer)).await
+        self.call(Method::GET, &self.paths.device_info, &[("device_sn", device_sn)], None, Some(bearer)).await
     }
 
     pub async fn device_glucose(
         &self,
         device_sn: &str,
-        range: Option<(i64, i64)>,
+        window: Option<Window>,
         bearer: &Sensitive<String>,
     ) -> Result<Envelope, UpstreamError> {
-        let times = range.map(|(s, e)| (s.to_string(), e.to_string()));
+        let times = window.map(|w| (w.start().ms().to_string(), w.end().ms().to_string()));
         let mut q = vec![("device_sn", device_sn)];
         if let Some((s, e)) = &times {
             q.push(("start_time", s.as_str()));
             q.push(("end_time", e.as_str()));
         }
-        self.call("GET", &self.paths.device_glucose, &q, None, Some(bearer)).await
+        self.call(Method::GET, &self.paths.device_glucose, &q, None, Some(bearer)).await
     }
 
     async fn call(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<Vec<u8>>,
@@ -120,11 +133,10 @@ impl PartnerClient {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| UpstreamError::Malformed("method"))?;
         let mut req = self.http.request(method.clone(), url);
         if let Some(signer) = &self.signer {
-            let now = chrono::Utc::now().timestamp_millis();
-            let h = signer.sign(method.as_str(), path, query, body.as_deref().unwrap_or_default(), now, &new_nonce());
+            let h =
+                signer.sign(method.as_str(), path, query, body.as_deref().unwrap_or_default(), now_ms(), &new_nonce()?);
             req = req
                 .header("X-App-Id", h.app_id)
                 .header("X-Timestamp", h.timestamp)
@@ -142,20 +154,43 @@ impl PartnerClient {
             if e.is_timeout() { UpstreamError::Timeout(timeout_ms) } else { UpstreamError::Unreachable(e) }
         })?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() { UpstreamError::Timeout(timeout_ms) } else { UpstreamError::Unreachable(e) }
+        let bytes = read_capped(resp, MAX_UPSTREAM_BODY_BYTES).await.map_err(|e| match e {
+            ReadError::TooLarge => UpstreamError::TooLarge(MAX_UPSTREAM_BODY_BYTES),
+            ReadError::Http(e) if e.is_timeout() => UpstreamError::Timeout(timeout_ms),
+            ReadError::Http(e) => UpstreamError::Unreachable(e),
         })?;
         parse_envelope(&bytes).map_err(|e| match e {
             // A proxy or load balancer's HTML error page says more by its status.
-            UpstreamError::Malformed("not JSON") if !(200..300).contains(&status) => UpstreamError::Status { status },
+            UpstreamError::NotJson if !(200..300).contains(&status) => UpstreamError::Status { status },
             other => other,
         })
     }
 }
 
+enum ReadError {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// The body, chunk by chunk, refusing it once it passes `max` bytes (a `Content-Length`
+/// that says so is refused before reading).
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Http)? {
+        if body.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The vendor's envelope from a response body.
 pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, UpstreamError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|_| UpstreamError::Malformed("not JSON"))?;
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| UpstreamError::NotJson)?;
     let Value::Object(mut o) = v else { return Err(UpstreamError::Malformed("not a JSON object")) };
     let code = match o.get("code") {
         Some(Value::Number(n)) => n.as_i64().ok_or(UpstreamError::Malformed("code is not an integer"))?,
@@ -181,9 +216,9 @@ mod tests {
             Envelope { code: 0, msg: "ok".into(), data: serde_json::json!({"a": 1}) }
         );
         assert_eq!(parse_envelope(br#"{"code":"1001"}"#).unwrap().code, 1001);
+        assert!(matches!(parse_envelope(b"<html>502 Bad Gateway</html>"), Err(UpstreamError::NotJson)));
         for (body, why) in [
-            (&b"<html>502 Bad Gateway</html>"[..], "not JSON"),
-            (b"[1]", "not a JSON object"),
+            (&b"[1]"[..], "not a JSON object"),
             (br#"{"msg":"x"}"#, "code is missing"),
             (br#"{"code":1.5}"#, "code is not an integer"),
         ] {

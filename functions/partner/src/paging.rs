@@ -4,14 +4,11 @@
 //! Records are passed through as the vendor sent them (unknown fields kept); only
 //! `measured_at`, `device_sn` and `package_num` are read.
 
-use std::collections::HashSet;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::window::Window;
+use cgm_shared::cursor::{CursorPayload, read_pair};
+use cgm_shared::time::Timestamp;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-use super::window::Window;
+use std::collections::HashSet;
 
 /// A record's measurement time in ms: a JSON integer, or a string holding one (tolerated
 /// because the vendor's SDKs are not consistent about number types).
@@ -48,7 +45,7 @@ fn key_text(v: &Value) -> Option<String> {
 /// placed in time, but dropping them would silently lose vendor data the client may want.
 pub fn prepare_window(records: Vec<Value>, window: Option<Window>) -> Vec<Value> {
     let mut records: Vec<Value> = match window {
-        Some(w) => records.into_iter().filter(|r| measured_at(r).is_none_or(|t| w.owns(t))).collect(),
+        Some(w) => records.into_iter().filter(|r| measured_at(r).is_none_or(|t| w.contains(Timestamp(t)))).collect(),
         None => records,
     };
     records.sort_by_key(|r| {
@@ -61,88 +58,31 @@ pub fn prepare_window(records: Vec<Value>, window: Option<Window>) -> Vec<Value>
 }
 
 /// A position in a windowed listing: the next record to return is `offset` in window
-/// `window`. `query_hash` ties it to the query it was issued for.
+/// `window`. It travels as a cursor of kind `win` (see `cgm_shared::cursor`), tied to the
+/// query it was issued for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
+pub struct WindowCursor {
     pub window: usize,
     pub offset: usize,
-    pub query_hash: u64,
 }
 
-/// Why a client's cursor was refused. The messages never echo the cursor: it is client input
-/// and may end up in logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CursorError {
-    #[error("cursor is malformed")]
-    Malformed,
-    #[error("cursor belongs to a different query")]
-    WrongQuery,
-}
+impl CursorPayload for WindowCursor {
+    const KIND: &'static str = "win";
 
-const CURSOR_VERSION: &str = "v1";
-/// Longer than any cursor [`Cursor::encode`] makes; longer input is refused before decoding.
-const MAX_CURSOR_LEN: usize = 128;
-
-impl Cursor {
-    /// URL-safe base64 (no padding) of `v1:<window>:<offset>:<hash as 16 hex digits>`.
-    pub fn encode(&self) -> String {
-        let text = format!("{CURSOR_VERSION}:{}:{}:{:016x}", self.window, self.offset, self.query_hash);
-        URL_SAFE_NO_PAD.encode(text)
+    fn write(&self) -> String {
+        format!("{}:{}", self.window, self.offset)
     }
 
-    /// Only the exact text [`Cursor::encode`] produces is accepted, so a cursor has one
-    /// spelling and a truncated or edited one fails rather than decoding to another position.
-    pub fn decode(s: &str) -> Result<Cursor, CursorError> {
-        if s.len() > MAX_CURSOR_LEN {
-            return Err(CursorError::Malformed);
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| CursorError::Malformed)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| CursorError::Malformed)?;
-        let mut parts = text.split(':');
-        let (Some(CURSOR_VERSION), Some(window), Some(offset), Some(hash), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(CursorError::Malformed);
-        };
-        let cursor = Cursor {
-            window: window.parse().map_err(|_| CursorError::Malformed)?,
-            offset: offset.parse().map_err(|_| CursorError::Malformed)?,
-            query_hash: u64::from_str_radix(hash, 16).map_err(|_| CursorError::Malformed)?,
-        };
-        if cursor.encode() != s {
-            return Err(CursorError::Malformed);
-        }
-        Ok(cursor)
+    fn read(text: &str) -> Option<Self> {
+        read_pair(text).map(|(window, offset)| WindowCursor { window, offset })
     }
-
-    /// Refuses a cursor issued for another query: its positions would point into other windows.
-    pub fn check(&self, expected_hash: u64) -> Result<(), CursorError> {
-        if self.query_hash == expected_hash { Ok(()) } else { Err(CursorError::WrongQuery) }
-    }
-}
-
-/// A stable hash of a query's identifying parts (e.g. user, start, end): the first 8 bytes,
-/// big-endian, of SHA-256 over the parts joined with a 0 byte. Stable across builds and
-/// processes, unlike `std`'s hasher, because cursors outlive a Lambda instance.
-pub fn query_hash(parts: &[&str]) -> u64 {
-    let mut hasher = Sha256::new();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            hasher.update([0u8]);
-        }
-        hasher.update(part.as_bytes());
-    }
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
 }
 
 /// One page of records and where the next one starts (`None`: nothing after it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub records: Vec<Value>,
-    pub next: Option<Cursor>,
+    pub next: Option<WindowCursor>,
 }
 
 /// Takes up to `limit` records starting at `start_offset` of window `first_window`, carrying
@@ -164,7 +104,6 @@ pub fn take_page(
     first_window: usize,
     start_offset: usize,
     limit: usize,
-    query_hash: u64,
     total_windows: usize,
 ) -> Page {
     let mut records = Vec::new();
@@ -191,15 +130,16 @@ pub fn take_page(
         position = (window + 1, 0);
     }
 
-    let next = (position.0 < total_windows).then_some(Cursor { window: position.0, offset: position.1, query_hash });
+    let next = (position.0 < total_windows).then_some(WindowCursor { window: position.0, offset: position.1 });
     Page { records, next }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::window::window;
+    use cgm_shared::cursor::{QueryHash, decode, encode};
+    use serde_json::json;
 
     fn rec(sn: &str, num: i64, t: i64) -> Value {
         json!({"device_sn": sn, "package_num": num, "measured_at": t, "value": 6.3, "extra": {"kept": true}})
@@ -212,15 +152,13 @@ mod tests {
     /// Pages through `windows` to the end the way a handler would, fetching `supply` windows
     /// per call, and returns every page.
     fn walk(windows: &[Vec<Value>], limit: usize, supply: usize) -> Vec<Page> {
-        let hash = query_hash(&["user", "1", "2"]);
+        let hash = QueryHash::of(&["user", "1", "2"]);
         let mut pages = Vec::new();
-        let mut cursor = Some(Cursor { window: 0, offset: 0, query_hash: hash });
+        let mut cursor = Some(WindowCursor { window: 0, offset: 0 });
         while let Some(c) = cursor {
-            let decoded = Cursor::decode(&c.encode()).unwrap();
-            decoded.check(hash).unwrap();
+            let decoded: WindowCursor = decode(&encode(&c, hash), hash).unwrap();
             let to = (decoded.window + supply).min(windows.len());
-            let page =
-                take_page(&windows[decoded.window..to], decoded.window, decoded.offset, limit, hash, windows.len());
+            let page = take_page(&windows[decoded.window..to], decoded.window, decoded.offset, limit, windows.len());
             if let Some(n) = page.next {
                 assert!((n.window, n.offset) > (decoded.window, decoded.offset), "no progress at {n:?}");
             }
@@ -265,16 +203,16 @@ mod tests {
     #[test]
     fn records_pass_through_unchanged() {
         let windows = three_windows();
-        let page = take_page(&windows, 0, 0, 1, 7, 3);
+        let page = take_page(&windows, 0, 0, 1, 3);
         assert_eq!(page.records, vec![rec("sn1", 0, 100)]);
     }
 
     #[test]
     fn an_exhausted_window_moves_the_cursor_to_the_next_one() {
         let windows = three_windows();
-        let page = take_page(&windows, 0, 0, 5, 7, 3);
-        assert_eq!(page.next, Some(Cursor { window: 1, offset: 0, query_hash: 7 }));
-        let page = take_page(&windows[2..], 2, 4, 5, 7, 3);
+        let page = take_page(&windows, 0, 0, 5, 3);
+        assert_eq!(page.next, Some(WindowCursor { window: 1, offset: 0 }));
+        let page = take_page(&windows[2..], 2, 4, 5, 3);
         assert_eq!(nums(&page.records), vec![12, 13, 14, 15, 16]);
         assert_eq!(page.next, None);
     }
@@ -282,32 +220,32 @@ mod tests {
     #[test]
     fn a_short_supply_gives_a_short_page_pointing_at_the_next_window() {
         let windows = three_windows();
-        let page = take_page(&windows[..1], 0, 3, 10, 7, 3);
+        let page = take_page(&windows[..1], 0, 3, 10, 3);
         assert_eq!(nums(&page.records), vec![3, 4]);
-        assert_eq!(page.next, Some(Cursor { window: 1, offset: 0, query_hash: 7 }));
-        let page = take_page(&[], 1, 2, 10, 7, 3);
+        assert_eq!(page.next, Some(WindowCursor { window: 1, offset: 0 }));
+        let page = take_page(&[], 1, 2, 10, 3);
         assert!(page.records.is_empty());
-        assert_eq!(page.next, Some(Cursor { window: 1, offset: 2, query_hash: 7 }));
+        assert_eq!(page.next, Some(WindowCursor { window: 1, offset: 2 }));
     }
 
     #[test]
     fn an_offset_past_the_end_moves_on() {
         let windows = three_windows();
-        let page = take_page(&windows[1..], 1, 99, 2, 7, 3);
+        let page = take_page(&windows[1..], 1, 99, 2, 3);
         assert_eq!(nums(&page.records), vec![8, 9]);
-        let page = take_page(&[], 3, 0, 2, 7, 3);
+        let page = take_page(&[], 3, 0, 2, 3);
         assert_eq!(page, Page { records: vec![], next: None });
-        let page = take_page(&windows[..1], usize::MAX, 0, 2, 7, 3);
+        let page = take_page(&windows[..1], usize::MAX, 0, 2, 3);
         assert_eq!(page, Page { records: vec![], next: None });
     }
 
     #[test]
     fn empty_windows_are_skipped() {
         let windows = vec![vec![], vec![rec("a", 1, 10)], vec![], vec![], vec![rec("a", 2, 50)], vec![]];
-        let page = take_page(&windows, 0, 0, 1, 7, windows.len());
+        let page = take_page(&windows, 0, 0, 1, windows.len());
         assert_eq!(nums(&page.records), vec![1]);
-        assert_eq!(page.next, Some(Cursor { window: 4, offset: 0, query_hash: 7 }));
-        let page = take_page(&windows[4..], 4, 0, 1, 7, windows.len());
+        assert_eq!(page.next, Some(WindowCursor { window: 4, offset: 0 }));
+        let page = take_page(&windows[4..], 4, 0, 1, windows.len());
         assert_eq!(nums(&page.records), vec![2]);
         assert_eq!(page.next, None);
         for limit in [1, 2, 3] {
@@ -315,13 +253,13 @@ mod tests {
             assert_eq!(all, vec![1, 2]);
         }
         let empty: Vec<Vec<Value>> = vec![vec![], vec![]];
-        assert_eq!(take_page(&empty, 0, 0, 5, 7, 2), Page { records: vec![], next: None });
+        assert_eq!(take_page(&empty, 0, 0, 5, 2), Page { records: vec![], next: None });
     }
 
     #[test]
     fn an_edge_record_returned_for_two_windows_appears_once() {
-        let w0 = Window { start_ms: 0, end_ms: 99 };
-        let w1 = Window { start_ms: 100, end_ms: 199 };
+        let w0 = window(0, 99).unwrap();
+        let w1 = window(100, 199).unwrap();
         // The upstream returns the record at 100 for both calls.
         let raw0 = vec![rec("a", 3, 100), rec("a", 1, 50), rec("a", 2, 99)];
         let raw1 = vec![rec("a", 3, 100), rec("a", 4, 150)];
@@ -336,14 +274,14 @@ mod tests {
     fn a_key_repeated_across_windows_appears_once_in_a_page_and_does_not_count() {
         // Same packet reported with two different times (device clock drift).
         let windows = vec![vec![rec("a", 1, 10), rec("a", 2, 20)], vec![rec("a", 2, 120), rec("a", 3, 130)]];
-        let page = take_page(&windows, 0, 0, 3, 7, 2);
+        let page = take_page(&windows, 0, 0, 3, 2);
         assert_eq!(nums(&page.records), vec![1, 2, 3]);
         assert_eq!(page.next, None);
     }
 
     #[test]
     fn prepare_window_filters_sorts_and_dedupes() {
-        let w = Window { start_ms: 100, end_ms: 200 };
+        let w = window(100, 200).unwrap();
         let no_time = json!({"device_sn": "a", "package_num": 9});
         let no_key = json!({"measured_at": 150, "value": 1});
         let raw = vec![
@@ -389,70 +327,23 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip() {
-        for c in [
-            Cursor { window: 0, offset: 0, query_hash: 0 },
-            Cursor { window: 3, offset: 1234, query_hash: query_hash(&["u", "1", "2"]) },
-            Cursor { window: usize::MAX, offset: usize::MAX, query_hash: u64::MAX },
-        ] {
-            let s = c.encode();
-            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{s}");
-            assert_eq!(Cursor::decode(&s), Ok(c));
+    fn window_cursors_round_trip_through_the_shared_format() {
+        use cgm_shared::cursor::{CursorError, QueryHash, decode, encode};
+        let q = QueryHash::of(&["user", "u", "1", "2"]);
+        for c in [WindowCursor { window: 0, offset: 0 }, WindowCursor { window: usize::MAX, offset: usize::MAX }] {
+            assert_eq!(decode::<WindowCursor>(&encode(&c, q), q), Ok(c));
         }
-    }
-
-    #[test]
-    fn bad_cursors_are_refused_without_echoing_them() {
-        let good = Cursor { window: 2, offset: 17, query_hash: query_hash(&["u", "1", "2"]) }.encode();
-        let other_version = URL_SAFE_NO_PAD.encode("v2:2:17:0000000000000001");
-        let plus = URL_SAFE_NO_PAD.encode("v1:+2:17:0000000000000001");
-        let short_hash = URL_SAFE_NO_PAD.encode("v1:2:17:1");
-        let extra = URL_SAFE_NO_PAD.encode("v1:2:17:0000000000000001:x");
-        let long = "A".repeat(10_000);
-        let bad = [
-            "",
-            "not a cursor!",
-            "%%%%",
-            &good[..good.len() - 1],
-            &good[..good.len() - 3],
-            &good[..good.len() / 2],
-            &format!("{good}="),
-            &format!("{good}AA"),
-            &other_version,
-            &plus,
-            &short_hash,
-            &extra,
-            &long,
-        ];
-        for input in bad {
-            let err = Cursor::decode(input).unwrap_err();
-            assert_eq!(err, CursorError::Malformed, "{input}");
-            let shown = format!("{err} {err:?}");
-            assert!(input.len() < 4 || !shown.contains(input), "{shown}");
-        }
-
-        let cursor = Cursor::decode(&good).unwrap();
-        assert_eq!(cursor.check(query_hash(&["u", "1", "2"])), Ok(()));
-        let err = cursor.check(query_hash(&["u", "1", "3"])).unwrap_err();
-        assert_eq!(err, CursorError::WrongQuery);
-        assert!(!err.to_string().contains(&good));
-    }
-
-    #[test]
-    fn query_hash_is_stable_and_separates_parts() {
-        assert_eq!(query_hash(&["u", "1", "2"]), query_hash(&["u", "1", "2"]));
-        assert_ne!(query_hash(&["u", "1", "2"]), query_hash(&["u", "12"]));
-        assert_ne!(query_hash(&["u1", "2"]), query_hash(&["u", "12"]));
-        // Computed independently:
-        // python3 -c 'import hashlib; print(hashlib.sha256(b"u\x001\x002").hexdigest()[:16])'
-        assert_eq!(query_hash(&["u", "1", "2"]), 0x5a63_fbd1_42af_5da8);
+        let c = encode(&WindowCursor { window: 2, offset: 17 }, q);
+        assert_eq!(decode::<WindowCursor>(&c, QueryHash::of(&["user", "u", "1", "3"])), Err(CursorError::WrongQuery));
+        assert_eq!(decode::<WindowCursor>(&c[..c.len() - 1], q), Err(CursorError::Malformed));
     }
 }
 
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::partner::window::split;
+    use crate::window::{split, window};
+    use cgm_shared::cursor::{QueryHash, decode, encode};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -480,13 +371,13 @@ mod props {
                 .enumerate()
                 .map(|(k, off)| json!({"device_sn": "d", "package_num": k, "measured_at": T0 + off, "v": k}))
                 .collect();
-            let windows = split(T0, T0 + SPAN - 1, max_window);
+            let windows = split(window(T0, T0 + SPAN - 1).unwrap(), max_window);
             let fetched: Vec<Vec<Value>> = windows
                 .iter()
                 .map(|w| {
                     let mut upstream: Vec<Value> = records
                         .iter()
-                        .filter(|r| (w.start_ms - overlap..=w.end_ms).contains(&measured_at(r).unwrap()))
+                        .filter(|r| (w.start().ms() - overlap..=w.end().ms()).contains(&measured_at(r).unwrap()))
                         .cloned()
                         .collect();
                     if reverse {
@@ -496,15 +387,14 @@ mod props {
                 })
                 .collect();
 
-            let hash = query_hash(&["user", "p"]);
+            let hash = QueryHash::of(&["user", "p"]);
             let mut all = Vec::new();
-            let mut cursor = Some(Cursor { window: 0, offset: 0, query_hash: hash });
+            let mut cursor = Some(WindowCursor { window: 0, offset: 0 });
             let mut pages = 0;
             while let Some(c) = cursor {
-                let c = Cursor::decode(&c.encode()).unwrap();
-                c.check(hash).unwrap();
+                let c: WindowCursor = decode(&encode(&c, hash), hash).unwrap();
                 let to = (c.window + supply).min(fetched.len());
-                let page = take_page(&fetched[c.window..to], c.window, c.offset, limit, hash, fetched.len());
+                let page = take_page(&fetched[c.window..to], c.window, c.offset, limit, fetched.len());
                 prop_assert!(page.records.len() <= limit);
                 if let Some(n) = page.next {
                     prop_assert!((n.window, n.offset) > (c.window, c.offset), "no progress");

@@ -1,70 +1,22 @@
-//! The DynamoDB implementation of [`PushStore`], and the stored item's attribute names.
+//! The DynamoDB implementation of [`PushStore`].
 //!
 //! Readings are written with one conditional `PutItem` (`attribute_not_exists(testId)`,
 //! `ReturnValuesOnConditionCheckFailure = ALL_OLD`): one round trip, correct when two
 //! deliveries race, and on a second delivery the stored measurement comes back without a
 //! second read.
 
-use super::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded, StoreError};
+use super::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
 use crate::config::Tables;
-use crate::push::{Measurement, Reading, format_number};
+use crate::ids::{DeviceSn, TestId};
+use crate::push::{Measurement, Reading, Threshold, format_number};
+use crate::store::StoreError;
+use crate::store::attr::{self, classify, is_condition_failure, n_u, put_opt_s, s};
+use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use chrono::{DateTime, SecondsFormat};
 use std::collections::HashMap;
-
-/// Attribute names of a stored reading. Sinocare's own field names are kept for what it
-/// sent; the derived values have names of their own.
-pub mod attr {
-    pub const TEST_ID: &str = "testId";
-    pub const DEVICE_SN: &str = "deviceSn";
-    pub const TEST_RESULT: &str = "testResult";
-    /// The parsed `testResult`, mmol/L (number).
-    pub const GLUCOSE_MMOL: &str = "glucoseMmol";
-    pub const SERIAL_NO: &str = "serialNo";
-    pub const TEST_TIME: &str = "testTime";
-    /// The UTC instant of `testTime`, ms since the epoch (number): the device index's sort key.
-    pub const MEASURED_AT: &str = "measuredAt";
-    /// The same instant as RFC 3339 text in UTC, for people reading the table.
-    pub const MEASURED_AT_UTC: &str = "measuredAtUtc";
-    pub const STATUS: &str = "status";
-    /// True only for `status` `0`.
-    pub const VALID: &str = "valid";
-    pub const CGM_STATUS: &str = "cgmStatus";
-    pub const CGM_DAY: &str = "cgmDay";
-    pub const INCRE_MINUTE: &str = "increMinute";
-    pub const LOW: &str = "low";
-    pub const HIGH: &str = "high";
-    pub const CUSTOMER_NAME: &str = "customerName";
-    pub const ID_CARD: &str = "idCard";
-    pub const VISIT_ID: &str = "visitId";
-    pub const PATIENT_NAME: &str = "patientName";
-    pub const PATIENT_ID: &str = "patientId";
-    pub const IN_SERIAL_ID: &str = "inSerialId";
-    pub const RESERVED_CODE: &str = "reservedCode";
-    /// Unknown fields of `data`, as JSON text.
-    pub const EXTRA_DATA: &str = "extraData";
-    /// Unknown top-level fields, as JSON text.
-    pub const EXTRA_ENVELOPE: &str = "extraEnvelope";
-    pub const RECEIVED_AT: &str = "receivedAt";
-    pub const REQUEST_ID: &str = "requestId";
-
-    /// Conflicts table sort key.
-    pub const MEASUREMENT_HASH: &str = "measurementHash";
-    /// Raw body of a conflicting or quarantined delivery.
-    pub const BODY: &str = "body";
-    /// Quarantine table partition key.
-    pub const BODY_SHA256: &str = "bodySha256";
-    pub const BODY_LENGTH: &str = "bodyLength";
-    pub const TRUNCATED: &str = "truncated";
-    pub const REASON: &str = "reason";
-}
-
-/// The name of the device/time index on the readings table (`deviceSn`, `measuredAt`).
-pub const DEVICE_TIME_INDEX: &str = "deviceSn-measuredAt";
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -92,12 +44,12 @@ impl DynamoStore {
             self.client.get_item().table_name(&self.tables.readings).key(attr::TEST_ID, s("__warm-up__")).send().await;
     }
 
-    async fn consistent_measurement(&self, test_id: &str) -> Result<Option<Measurement>, StoreError> {
+    async fn consistent_measurement(&self, test_id: &TestId) -> Result<Option<Measurement>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.readings)
-            .key(attr::TEST_ID, s(test_id))
+            .key(attr::TEST_ID, s(test_id.as_str()))
             .consistent_read(true)
             .send()
             .await
@@ -160,14 +112,14 @@ impl PushStore for DynamoStore {
     async fn put_conflict(&self, c: &Conflict<'_>, arrival: &Arrival) -> Result<Recorded, StoreError> {
         let r = c.reading;
         let mut item = HashMap::new();
-        item.insert(attr::TEST_ID.into(), s(&r.test_id));
+        item.insert(attr::TEST_ID.into(), s(r.test_id.as_str()));
         item.insert(attr::MEASUREMENT_HASH.into(), s(&c.measurement_hash));
-        put_opt_s(&mut item, attr::DEVICE_SN, r.device_sn.as_deref());
+        put_opt_s(&mut item, attr::DEVICE_SN, r.device_sn.as_ref().map(DeviceSn::as_str));
         if let Some(n) = r.serial_no {
             item.insert(attr::SERIAL_NO.into(), n_u(n));
         }
         item.insert(attr::TEST_TIME.into(), s(&r.test_time));
-        item.insert(attr::MEASURED_AT.into(), AttributeValue::N(r.measured_at_ms.to_string()));
+        item.insert(attr::MEASURED_AT.into(), AttributeValue::N(r.measured_at.ms().to_string()));
         item.insert(attr::TEST_RESULT.into(), s(&r.glucose.text));
         item.insert(attr::GLUCOSE_MMOL.into(), AttributeValue::N(format_number(r.glucose.mmol)));
         put_opt_s(&mut item, attr::STATUS, r.status.as_deref());
@@ -193,17 +145,17 @@ impl PushStore for DynamoStore {
 /// The readings-table item for a reading.
 pub fn reading_item(r: &Reading, arrival: &Arrival) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::with_capacity(28);
-    item.insert(attr::TEST_ID.into(), s(&r.test_id));
-    put_opt_s(&mut item, attr::DEVICE_SN, r.device_sn.as_deref());
+    item.insert(attr::TEST_ID.into(), s(r.test_id.as_str()));
+    put_opt_s(&mut item, attr::DEVICE_SN, r.device_sn.as_ref().map(DeviceSn::as_str));
     item.insert(attr::TEST_RESULT.into(), s(&r.glucose.text));
     item.insert(attr::GLUCOSE_MMOL.into(), AttributeValue::N(format_number(r.glucose.mmol)));
     if let Some(n) = r.serial_no {
         item.insert(attr::SERIAL_NO.into(), n_u(n));
     }
     item.insert(attr::TEST_TIME.into(), s(&r.test_time));
-    item.insert(attr::MEASURED_AT.into(), AttributeValue::N(r.measured_at_ms.to_string()));
-    if let Some(t) = DateTime::from_timestamp_millis(r.measured_at_ms) {
-        item.insert(attr::MEASURED_AT_UTC.into(), s(&t.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    item.insert(attr::MEASURED_AT.into(), AttributeValue::N(r.measured_at.ms().to_string()));
+    if let Some(t) = r.measured_at.utc_text() {
+        item.insert(attr::MEASURED_AT_UTC.into(), s(&t));
     }
     put_opt_s(&mut item, attr::STATUS, r.status.as_deref());
     item.insert(attr::VALID.into(), AttributeValue::Bool(r.is_valid()));
@@ -215,11 +167,11 @@ pub fn reading_item(r: &Reading, arrival: &Arrival) -> HashMap<String, Attribute
     }
     for (name, v) in [(attr::LOW, r.low), (attr::HIGH, r.high)] {
         match v {
-            None => {}
-            Some(None) => {
+            Threshold::NotSent => {}
+            Threshold::Null => {
                 item.insert(name.into(), AttributeValue::Null(true));
             }
-            Some(Some(x)) => {
+            Threshold::Mmol(x) => {
                 item.insert(name.into(), AttributeValue::N(format_number(x)));
             }
         }
@@ -251,12 +203,12 @@ pub fn measurement_of(item: &HashMap<String, AttributeValue>) -> Option<Measurem
     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok());
     Some(Measurement {
-        device_sn: text(attr::DEVICE_SN),
+        device_sn: text(attr::DEVICE_SN).map(DeviceSn::new),
         serial_no: match num(attr::SERIAL_NO) {
             Some(n) => Some(n.parse().ok()?),
             None => None,
         },
-        measured_at_ms: num(attr::MEASURED_AT)?.parse().ok()?,
+        measured_at: Timestamp(num(attr::MEASURED_AT)?.parse().ok()?),
         mmol: num(attr::GLUCOSE_MMOL)?.parse().ok()?,
         status: text(attr::STATUS),
     })
@@ -269,49 +221,12 @@ fn put_arrival(item: &mut HashMap<String, AttributeValue>, arrival: &Arrival) {
     }
 }
 
-fn put_opt_s(item: &mut HashMap<String, AttributeValue>, name: &str, v: Option<&str>) {
-    if let Some(v) = v.filter(|v| !v.is_empty()) {
-        item.insert(name.into(), s(v));
-    }
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-fn n_u(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
-}
-
-/// Turns an SDK error into a [`StoreError`] whose text names the kind of failure only: the
-/// service's message is kept as the source, for debugging, not shown in replies.
-pub fn classify<E, R>(e: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let kind = match &e {
-        SdkError::TimeoutError(_) => return StoreError::Timeout,
-        SdkError::DispatchFailure(d) if d.is_timeout() => return StoreError::Timeout,
-        SdkError::DispatchFailure(_) => "DispatchFailure".to_string(),
-        SdkError::ResponseError(_) => "ResponseError".to_string(),
-        SdkError::ConstructionFailure(_) => "ConstructionFailure".to_string(),
-        SdkError::ServiceError(se) => se.err().code().unwrap_or("ServiceError").to_string(),
-        _ => "Unknown".to_string(),
-    };
-    StoreError::Failed { kind, source: Box::new(e) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::push::parse_push;
     use crate::time::SourceZone;
-    use chrono::NaiveDateTime;
+    use chrono::{NaiveDateTime, SecondsFormat};
     use proptest::prelude::*;
 
     fn s_of<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {

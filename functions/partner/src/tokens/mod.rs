@@ -7,12 +7,17 @@
 //!   `partner_uid` and region; a changed `open_id` is recorded.
 //! - Requests for one `open_id` in one instance share one refresh (a per-user async lock).
 //! - Tokens never reach a log line or an error message ([`Sensitive`]).
+//!
+//! The store is the usual shape: the [`TokenStore`] trait here, its DynamoDB implementation
+//! in [`dynamodb`].
 
-use super::ProxyError;
-use super::client::{Envelope, PartnerClient, UNAUTHORIZED, UpstreamError};
-use crate::sensitive::Sensitive;
-use crate::store::StoreError;
-use crate::time::now_ms;
+pub mod dynamodb;
+
+use crate::client::{Envelope, PartnerClient, UNAUTHORIZED, UpstreamError};
+use crate::error::ProxyError;
+use cgm_shared::sensitive::Sensitive;
+use cgm_shared::store::StoreError;
+use cgm_shared::time::now_ms;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;

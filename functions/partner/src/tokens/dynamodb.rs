@@ -1,12 +1,12 @@
 //! The DynamoDB implementation of [`TokenStore`]: the tokens table (key `openId`) and the
 //! device-owners table (key `deviceSn`).
 
-use super::StoreError;
-use super::dynamodb::classify;
-use crate::partner::tokens::{TokenRecord, TokenStore};
-use crate::sensitive::Sensitive;
+use super::{TokenRecord, TokenStore};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_shared::sensitive::Sensitive;
+use cgm_shared::store::StoreError;
+use cgm_shared::store::attr::{Item, classify, n, num, s, text};
+use cgm_shared::time::now_ms;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -20,14 +20,6 @@ impl DynamoTokenStore {
     pub fn new(client: Client, tokens_table: String, owners_table: String) -> Self {
         Self { client, tokens_table, owners_table }
     }
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 impl TokenStore for DynamoTokenStore {
@@ -78,23 +70,21 @@ impl TokenStore for DynamoTokenStore {
         let item = HashMap::from([
             ("deviceSn".to_string(), s(device_sn)),
             ("openId".to_string(), s(open_id)),
-            ("learnedAt".to_string(), n(chrono::Utc::now().timestamp_millis())),
+            ("learnedAt".to_string(), n(now_ms())),
         ]);
         self.client.put_item().table_name(&self.owners_table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
     }
 }
 
-fn record_of(key: &str, item: &HashMap<String, AttributeValue>) -> Option<TokenRecord> {
-    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+fn record_of(key: &str, item: &Item) -> Option<TokenRecord> {
     Some(TokenRecord {
         key: key.to_string(),
-        open_id: text("currentOpenId").unwrap_or_else(|| key.to_string()),
-        access_token: Sensitive::new(text("accessToken")?),
-        issued_at_ms: num("issuedAt")?,
-        expires_at_ms: num("expiresAt")?,
-        partner_uid: text("partnerUid"),
-        region: text("region"),
+        open_id: text(item, "currentOpenId").unwrap_or_else(|| key.to_string()),
+        access_token: Sensitive::new(text(item, "accessToken")?),
+        issued_at_ms: num(item, "issuedAt")?,
+        expires_at_ms: num(item, "expiresAt")?,
+        partner_uid: text(item, "partnerUid"),
+        region: text(item, "region"),
     })
 }

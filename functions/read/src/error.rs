@@ -1,0 +1,66 @@
+//! The read side's one error, and the one place each becomes a status and
+//! `{"status", "message"}`.
+
+use crate::paging::ReadAllError;
+use cgm_edge::{Api, BadRequest, reply};
+use cgm_shared::random::NoRandomness;
+use cgm_shared::store::StoreError;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The caller's input; the message says what is wrong and never echoes a token.
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
+    /// A follower route without a live token.
+    #[error("missing, wrong or revoked follower token")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Randomness(#[from] NoRandomness),
+}
+
+impl From<ReadAllError> for ReadError {
+    fn from(e: ReadAllError) -> Self {
+        match e {
+            ReadAllError::Store(s) => ReadError::Store(s),
+            ReadAllError::TooMany(_) => bad(format!("{e}; ask for a shorter range")),
+        }
+    }
+}
+
+pub fn bad(msg: impl Into<String>) -> ReadError {
+    ReadError::BadRequest(BadRequest::new(msg))
+}
+
+/// The read side's API family: `{"status", "message"}`, the shape Nightscout uses, so
+/// followers understand the read side's refusals too.
+pub struct ReadApi;
+
+impl Api for ReadApi {
+    const NAME: &'static str = "read";
+    type Error = ReadError;
+
+    fn error_reply(e: &ReadError) -> Response<Body> {
+        let (status, message) = match e {
+            ReadError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.0.clone()),
+            ReadError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".to_string()),
+            ReadError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            ReadError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".to_string()),
+            ReadError::Randomness(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string()),
+        };
+        reply::status_message(status, &message)
+    }
+
+    fn deadline_reply(after: Duration) -> Response<Body> {
+        reply::status_message(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the answer took longer than {} s", after.as_secs()),
+        )
+    }
+}

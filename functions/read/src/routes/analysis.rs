@@ -1,0 +1,226 @@
+//! `GET /devices/{device_sn}/gaps` and `GET /devices/{device_sn}/summary`: what a range of a
+//! device's readings says, computed over the whole range.
+
+use super::{MAX_READINGS_IN_MEMORY, RangeHeader};
+use crate::ReadService;
+use crate::error::ReadError;
+use crate::gaps::{self, Gap, Neighbour, Seq};
+use crate::paging::{self, Side};
+use crate::params::{self, DAY_MS};
+use cgm_edge::{Answer, Params, reply};
+use cgm_shared::cursor::{self, CursorPayload, QueryHash, read_pair};
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::metrics::{self, round_to};
+use cgm_shared::store::reads::{ReadStore, ReadingQuery, StoredReading};
+use cgm_shared::time::{SourceZone, Timestamp};
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+
+pub const GAPS_DEFAULT_LIMIT: usize = 1_000;
+pub const GAPS_MAX_LIMIT: usize = 5_000;
+/// The consensus reports on 14 days; summary and gaps default to the last 14.
+pub const ANALYSIS_DEFAULT_MS: i64 = 14 * DAY_MS;
+/// Summary and gaps read their whole range: 90 days of one-minute readings is 129,600.
+pub const ANALYSIS_MAX_MS: i64 = 90 * DAY_MS;
+
+const CV_METHOD: &str = "sample standard deviation (n - 1) divided by the mean";
+
+/// Where the next page of gaps starts: after the gap due at `expected_from_ms` that begins
+/// with serial number `first_serial_no`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GapCursor {
+    pub expected_from_ms: i64,
+    pub first_serial_no: u64,
+}
+
+impl CursorPayload for GapCursor {
+    const KIND: &'static str = "gap";
+
+    fn write(&self) -> String {
+        format!("{}:{}", self.expected_from_ms, self.first_serial_no)
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        read_pair(text).map(|(expected_from_ms, first_serial_no)| GapCursor { expected_from_ms, first_serial_no })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct GapsReply<'a> {
+    #[serde(flatten)]
+    range: RangeHeader<'a>,
+    expected: u64,
+    received: u64,
+    missing: u64,
+    gap_count: usize,
+    readings_without_serial_no: usize,
+    gaps: Vec<GapOut>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct GapOut {
+    first_serial_no: u64,
+    last_serial_no: u64,
+    missing: u64,
+    incre_minute: u64,
+    expected_from: i64,
+    expected_from_local: Option<String>,
+    expected_to: i64,
+    expected_to_local: Option<String>,
+    after: SideOut,
+    before: SideOut,
+}
+
+#[derive(Debug, Serialize)]
+struct SideOut {
+    serial_no: u64,
+    measured_at: i64,
+    local_time: Option<String>,
+}
+
+impl GapOut {
+    fn of(g: &Gap, zone: &SourceZone) -> Self {
+        let side = |n: &Neighbour| SideOut {
+            serial_no: n.serial_no,
+            measured_at: n.measured_at_ms,
+            local_time: zone.format_local_ms(n.measured_at_ms),
+        };
+        GapOut {
+            first_serial_no: g.first_serial_no,
+            last_serial_no: g.last_serial_no,
+            missing: g.missing(),
+            incre_minute: g.incre_minute,
+            expected_from: g.expected_from_ms,
+            expected_from_local: zone.format_local_ms(g.expected_from_ms),
+            expected_to: g.expected_to_ms,
+            expected_to_local: zone.format_local_ms(g.expected_to_ms),
+            after: side(&g.after),
+            before: side(&g.before),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SummaryReply<'a> {
+    #[serde(flatten)]
+    range: RangeHeader<'a>,
+    readings: usize,
+    invalid_readings_excluded: usize,
+    interval_minutes: u64,
+    expected_readings: u64,
+    capture_percent: f64,
+    mean_mmol: Option<f64>,
+    mean_mg_dl: Option<f64>,
+    gmi_percent: Option<f64>,
+    sd_mmol: Option<f64>,
+    cv_percent: Option<f64>,
+    cv_method: &'static str,
+    time_in_ranges_percent: Option<TimeInRanges>,
+}
+
+#[derive(Debug, Serialize)]
+struct TimeInRanges {
+    very_low_below_3_0: f64,
+    low_3_0_to_3_9: f64,
+    in_range_3_9_to_10_0: f64,
+    high_10_0_to_13_9: f64,
+    very_high_above_13_9: f64,
+}
+
+/// The sensor interval most readings report (default 3 minutes).
+fn usual_interval(readings: &[StoredReading]) -> u64 {
+    let mut counts: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+    for m in readings.iter().filter_map(|r| r.incre_minute).filter(|m| *m > 0) {
+        *counts.entry(m).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(m, n)| (*n, std::cmp::Reverse(*m))).map_or(gaps::DEFAULT_INCRE_MINUTE, |(m, _)| m)
+}
+
+impl<S: ReadStore> ReadService<S> {
+    pub(crate) async fn gaps(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        let sn = DeviceSn::from(p.path("device_sn")?);
+        let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
+        let limit = p.limit("limit", GAPS_DEFAULT_LIMIT, GAPS_MAX_LIMIT)?;
+        // The cursor is tied to the parameters as given: with `to` left to default to now it
+        // stays valid from one page to the next.
+        let qh = QueryHash::of(&["gaps", sn.as_str(), p.query("from").unwrap_or(""), p.query("to").unwrap_or("")]);
+        let after = p.cursor::<GapCursor>(qh)?;
+        let q = ReadingQuery { device_sn: &sn, range, valid_only: false, newest_first: false };
+        let (readings, before, next) = tokio::try_join!(
+            async { paging::read_all(&self.store, &q, MAX_READINGS_IN_MEMORY).await.map_err(ReadError::from) },
+            async { paging::neighbour(&self.store, &sn, Side::Before(range.start())).await.map_err(ReadError::from) },
+            async { paging::neighbour(&self.store, &sn, Side::After(range.end())).await.map_err(ReadError::from) },
+        )?;
+        let without_serial = readings.iter().filter(|r| r.serial_no.is_none()).count();
+        let seqs: Vec<Seq> = before
+            .iter()
+            .chain(readings.iter())
+            .chain(next.iter())
+            .filter_map(|r| {
+                Some(Seq { serial_no: r.serial_no?, measured_at_ms: r.measured_at.ms(), incre_minute: r.incre_minute })
+            })
+            .collect();
+        let report = gaps::find_gaps(&seqs, range.start().ms(), range.end().ms());
+        let remaining: Vec<&Gap> = report
+            .gaps
+            .iter()
+            .filter(|g| {
+                after.is_none_or(|a| (g.expected_from_ms, g.first_serial_no) > (a.expected_from_ms, a.first_serial_no))
+            })
+            .collect();
+        let shown = &remaining[..remaining.len().min(limit)];
+        let next_cursor = (remaining.len() > shown.len()).then(|| {
+            let last = shown[shown.len() - 1];
+            cursor::encode(
+                &GapCursor { expected_from_ms: last.expected_from_ms, first_serial_no: last.first_serial_no },
+                qh,
+            )
+        });
+        let body = GapsReply {
+            range: RangeHeader::new(&sn, range, &self.zone),
+            expected: report.expected,
+            received: report.received,
+            missing: report.missing,
+            gap_count: report.gaps.len(),
+            readings_without_serial_no: without_serial,
+            gaps: shown.iter().map(|g| GapOut::of(g, &self.zone)).collect(),
+            next_cursor,
+        };
+        Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(shown.len()))
+    }
+
+    pub(crate) async fn summary(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        let sn = DeviceSn::from(p.path("device_sn")?);
+        let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
+        let q = ReadingQuery { device_sn: &sn, range, valid_only: false, newest_first: false };
+        let readings = paging::read_all(&self.store, &q, MAX_READINGS_IN_MEMORY).await?;
+        let values: Vec<f64> = readings.iter().filter(|r| r.valid).map(|r| r.mmol).collect();
+        let interval = usual_interval(&readings);
+        let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
+        let s = metrics::summarize(&values);
+        let r1 = |v: f64| round_to(v, 1);
+        let body = SummaryReply {
+            range: RangeHeader::new(&sn, range, &self.zone),
+            readings: values.len(),
+            invalid_readings_excluded: readings.len() - values.len(),
+            interval_minutes: interval,
+            expected_readings: expected,
+            capture_percent: r1(metrics::capture_percent(values.len(), expected)),
+            mean_mmol: s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
+            mean_mg_dl: s.as_ref().map(|s| r1(s.mean_mg_dl)),
+            gmi_percent: s.as_ref().map(|s| r1(s.gmi_percent)),
+            sd_mmol: s.as_ref().and_then(|s| s.sd_mmol).map(|v| round_to(v, 2)),
+            cv_percent: s.as_ref().and_then(|s| s.cv_percent).map(r1),
+            cv_method: CV_METHOD,
+            time_in_ranges_percent: s.as_ref().map(|s| TimeInRanges {
+                very_low_below_3_0: r1(s.bands.very_low),
+                low_3_0_to_3_9: r1(s.bands.low),
+                in_range_3_9_to_10_0: r1(s.bands.in_range),
+                high_10_0_to_13_9: r1(s.bands.high),
+                very_high_above_13_9: r1(s.bands.very_high),
+            }),
+        };
+        Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(values.len()))
+    }
+}

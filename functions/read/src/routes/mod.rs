@@ -1,0 +1,49 @@
+//! The read routes, one module per family: `readings` (JSON and CSV pages), `analysis`
+//! (gaps and summary), `chart` (the day chart), `nightscout` (follower tokens and the feed).
+//! Each is an `impl ReadService` block; every JSON reply is a `Serialize` type here, so a
+//! field cannot change by accident.
+
+mod analysis;
+mod chart;
+mod nightscout;
+mod readings;
+
+#[cfg(test)]
+mod tests;
+
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::time::{Included, SourceZone, TimeRange};
+use serde::Serialize;
+use std::time::Duration;
+
+/// A paged route stops filling a page after this long and answers with what it has and a
+/// cursor, rather than running into the deadline.
+const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
+/// The readings of one page stay well under Lambda's 6 MB reply limit (5 MB with room for
+/// the envelope), whatever the ids in them.
+const PAGE_BUDGET_BYTES: usize = 4_500_000;
+/// A backstop far above what 90 days can hold, so a runaway device cannot exhaust memory.
+const MAX_READINGS_IN_MEMORY: usize = 200_000;
+
+/// What every analysis reply starts with: the device and its range, in UTC ms and in local
+/// time.
+#[derive(Debug, Serialize)]
+struct RangeHeader<'a> {
+    device_sn: &'a DeviceSn,
+    from: i64,
+    from_local: Option<String>,
+    to: i64,
+    to_local: Option<String>,
+}
+
+impl<'a> RangeHeader<'a> {
+    fn new(device_sn: &'a DeviceSn, range: TimeRange<Included>, zone: &SourceZone) -> Self {
+        RangeHeader {
+            device_sn,
+            from: range.start().ms(),
+            from_local: zone.format_local_at(range.start()),
+            to: range.end().ms(),
+            to_local: zone.format_local_at(range.end()),
+        }
+    }
+}

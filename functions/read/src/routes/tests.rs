@@ -1,0 +1,232 @@
+//! Route tests against the in-memory read store: each route's reply shape, its paging, and
+//! its refusals, through the same `handle` the Lambda calls.
+
+use crate::ReadService;
+use cgm_edge::HttpService;
+use cgm_shared::store::reads::StoredReading;
+use cgm_shared::store::reads::memory::MemoryReadStore;
+use cgm_shared::time::{SourceZone, Timestamp};
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+
+/// 2024-05-01T00:00:00+08:00.
+const DAY0: i64 = 1_714_492_800_000;
+const MIN3: i64 = 180_000;
+
+fn reading(sn: &str, i: u64, mmol: f64, valid: bool) -> StoredReading {
+    StoredReading {
+        test_id: format!("{sn}-{i:04}").into(),
+        device_sn: sn.into(),
+        measured_at: Timestamp(DAY0 + (i as i64 - 1) * MIN3),
+        mmol,
+        serial_no: Some(i),
+        status: Some(if valid { "0" } else { "1" }.into()),
+        valid,
+        incre_minute: Some(3),
+        low: Some(3.5),
+        high: None,
+    }
+}
+
+/// A day of one device: 480 readings, the first five warm-up, serials 281–300 missing.
+fn day(sn: &str) -> Vec<StoredReading> {
+    (1..=480)
+        .filter(|i| !(281..=300).contains(i))
+        .map(|i| reading(sn, i, 4.0 + (i % 50) as f64 / 10.0, i > 5))
+        .collect()
+}
+
+fn service(readings: Vec<StoredReading>) -> ReadService<MemoryReadStore> {
+    ReadService::new(MemoryReadStore::with_readings(readings), SourceZone::default())
+}
+
+/// A real API Gateway HTTP API event for a route (`GET /devices/{device_sn}/readings`).
+fn request(route: &str, path: &str, params: Value, query: &[(&str, &str)], headers: Value) -> lambda_http::Request {
+    let (method, _) = route.split_once(' ').unwrap();
+    let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut qmap = serde_json::Map::new();
+    for (k, v) in query {
+        qmap.insert(k.to_string(), json!(v));
+    }
+    let event = json!({
+        "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": raw_query.join("&"),
+        "headers": headers, "queryStringParameters": qmap, "pathParameters": params,
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": route, "stage": "$default", "timeEpoch": 1},
+        "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+fn device(route_tail: &str, sn: &str, query: &[(&str, &str)]) -> lambda_http::Request {
+    let route = format!("GET /devices/{{device_sn}}/{route_tail}");
+    request(&route, &format!("/devices/{sn}/{route_tail}"), json!({"device_sn": sn}), query, json!({}))
+}
+
+async fn call(svc: &ReadService<MemoryReadStore>, req: lambda_http::Request) -> (u16, Value) {
+    let resp = svc.handle(req).await;
+    let status = resp.status().as_u16();
+    let body: &[u8] = resp.body();
+    (status, serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into())))
+}
+
+#[tokio::test]
+async fn readings_page_through_to_the_end_each_once() {
+    let svc = service(day("SN1"));
+    let mut cursor: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let mut q = vec![("limit", "100")];
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.as_str()));
+        }
+        let (status, body) = call(&svc, device("readings", "SN1", &q)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["device_sn"], "SN1");
+        let page = body["readings"].as_array().unwrap();
+        assert!(page.len() <= 100);
+        seen.extend(page.iter().map(|r| r["test_id"].as_str().unwrap().to_string()));
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 455, "460 stored, 5 warm-up left out");
+    let first = call(&svc, device("readings", "SN1", &[("limit", "1")])).await.1;
+    let r = &first["readings"][0];
+    assert_eq!(r["local_time"], "2024-05-01T00:15:00+08:00");
+    assert_eq!(r["measured_at_utc"], "2024-04-30T16:15:00.000Z");
+    assert_eq!((r["serial_no"].as_u64(), r["valid"].as_bool(), r["status"].as_str()), (Some(6), Some(true), Some("0")));
+}
+
+#[tokio::test]
+async fn a_cursor_only_continues_its_own_query() {
+    let svc = service(day("SN1"));
+    let (_, body) = call(&svc, device("readings", "SN1", &[("limit", "10")])).await;
+    let c = body["next_cursor"].as_str().unwrap().to_string();
+    let (status, body) =
+        call(&svc, device("readings", "SN1", &[("limit", "10"), ("include_invalid", "true"), ("cursor", &c)])).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("cursor belongs to a different query")));
+    let (status, body) = call(&svc, device("readings", "SN1", &[("cursor", "bogus")])).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("cursor is malformed")));
+}
+
+#[tokio::test]
+async fn readings_as_csv_carry_their_cursor_in_a_header() {
+    let svc = service(day("SN1"));
+    let resp = svc.handle(device("readings", "SN1", &[("format", "csv"), ("limit", "2")])).await;
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(resp.headers().contains_key("x-next-cursor"));
+    let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("device_sn,test_id,serial_no"));
+    assert!(lines[1].starts_with("SN1,SN1-0006,6,"), "{}", lines[1]);
+}
+
+#[tokio::test]
+async fn gaps_name_the_missing_run_with_its_times() {
+    let svc = service(day("SN1"));
+    let q = [("from", "2024-05-01T00:00:00+08:00"), ("to", "2024-05-01T23:59:59+08:00")];
+    let (status, body) = call(&svc, device("gaps", "SN1", &q)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["expected"].as_u64(), body["received"].as_u64(), body["missing"].as_u64()),
+        (Some(480), Some(460), Some(20))
+    );
+    let g = &body["gaps"][0];
+    assert_eq!((g["first_serial_no"].as_u64(), g["last_serial_no"].as_u64()), (Some(281), Some(300)));
+    assert_eq!(g["expected_from_local"], "2024-05-01T14:00:00+08:00");
+    assert_eq!(g["after"]["serial_no"], 280);
+    assert_eq!(body["from_local"], "2024-05-01T00:00:00+08:00");
+}
+
+#[tokio::test]
+async fn summary_computes_the_consensus_metrics_over_valid_readings() {
+    let svc = service(vec![
+        reading("S", 1, 2.5, true),
+        reading("S", 2, 5.0, true),
+        reading("S", 3, 12.0, true),
+        reading("S", 4, 9.0, false),
+    ]);
+    let q = [("from", &*DAY0.to_string()), ("to", &*(DAY0 + 4 * MIN3 - 1).to_string())];
+    let (status, body) = call(&svc, device("summary", "S", &q)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["readings"].as_u64(), body["invalid_readings_excluded"].as_u64()), (Some(3), Some(1)));
+    assert_eq!((body["interval_minutes"].as_u64(), body["expected_readings"].as_u64()), (Some(3), Some(4)));
+    assert_eq!(body["mean_mmol"].as_f64(), Some(6.5));
+    let tir = &body["time_in_ranges_percent"];
+    assert_eq!(
+        (tir["very_low_below_3_0"].as_f64(), tir["in_range_3_9_to_10_0"].as_f64(), tir["high_10_0_to_13_9"].as_f64()),
+        (Some(33.3), Some(33.3), Some(33.3))
+    );
+    let (status, body) = call(&svc, device("summary", "S", &[("from", "0"), ("to", "9999999999999")])).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("longer than 90 days"));
+}
+
+#[tokio::test]
+async fn the_chart_is_svg_of_the_local_day() {
+    let svc = service(day("SN1"));
+    let resp = svc.handle(device("chart.svg", "SN1", &[("date", "2024-05-01")])).await;
+    assert_eq!(
+        (resp.status().as_u16(), &resp.headers()["content-type"]),
+        (200, &"image/svg+xml".parse::<lambda_http::http::HeaderValue>().unwrap())
+    );
+    let svg = String::from_utf8(resp.body().to_vec()).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("SN1") && svg.contains("2024-05-01"), "{}", &svg[..200]);
+    assert_eq!(call(&svc, device("chart.svg", "SN1", &[("date", "01.05.2024")])).await.0, 400);
+}
+
+#[tokio::test]
+async fn a_follower_token_reads_the_feed_until_it_is_revoked() {
+    let svc = service(day("SN1"));
+    let create = request(
+        "POST /devices/{device_sn}/follow-tokens",
+        "/devices/SN1/follow-tokens",
+        json!({"device_sn": "SN1"}),
+        &[],
+        json!({}),
+    );
+    let (status, created) = call(&svc, create).await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let id = created["token_id"].as_str().unwrap().to_string();
+
+    let entries = |q: Vec<(&'static str, String)>| {
+        let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request("GET /api/v1/entries.json", "/api/v1/entries.json", json!({}), &q, json!({}))
+    };
+    let (status, body) = call(&svc, entries(vec![("token", token.clone()), ("count", "3".into())])).await;
+    assert_eq!(status, 200, "{body}");
+    let e = body.as_array().unwrap();
+    assert_eq!(e.len(), 3);
+    assert_eq!((e[0]["_id"].as_str(), e[0]["type"].as_str()), (Some("SN1-0480"), Some("sgv")));
+    assert!(e[0]["date"].as_i64() > e[1]["date"].as_i64(), "newest first");
+    let sha1 = crate::follow::sha1_hex(&token);
+    let by_secret =
+        request("GET /api/v1/entries.json", "/api/v1/entries.json", json!({}), &[], json!({"api-secret": sha1}));
+    assert_eq!(call(&svc, by_secret).await.0, 200);
+
+    let revoke = request(
+        "DELETE /devices/{device_sn}/follow-tokens/{token_id}",
+        &format!("/devices/SN1/follow-tokens/{id}"),
+        json!({"device_sn": "SN1", "token_id": id}),
+        &[],
+        json!({}),
+    );
+    assert_eq!(call(&svc, revoke).await, (200, json!({"token_id": id, "device_sn": "SN1", "revoked": true})));
+    let (status, body) = call(&svc, entries(vec![("token", token)])).await;
+    assert_eq!((status, body), (401, json!({"status": 401, "message": "Unauthorized"})));
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_storage_failures_503() {
+    let svc = service(day("SN1"));
+    let (status, body) = call(&svc, request("GET /nope", "/nope", json!({}), &[], json!({}))).await;
+    assert_eq!((status, body), (404, json!({"status": 404, "message": "route not found"})));
+    svc.store().fail.store(true, Ordering::SeqCst);
+    let (status, body) = call(&svc, device("summary", "SN1", &[])).await;
+    assert_eq!((status, body), (503, json!({"status": 503, "message": "storage unavailable, retry later"})));
+}

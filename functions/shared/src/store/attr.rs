@@ -1,0 +1,124 @@
+//! Attribute and index names of the tables, and the helpers that turn values into
+//! DynamoDB attribute values and back. Sinocare's own field names are kept for what it sent;
+//! derived values have names of their own.
+
+use super::StoreError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A stored reading's attributes (readings table; conflicts keep the measurement ones).
+pub const TEST_ID: &str = "testId";
+pub const DEVICE_SN: &str = "deviceSn";
+pub const TEST_RESULT: &str = "testResult";
+/// The parsed `testResult`, mmol/L (number).
+pub const GLUCOSE_MMOL: &str = "glucoseMmol";
+pub const SERIAL_NO: &str = "serialNo";
+pub const TEST_TIME: &str = "testTime";
+/// The UTC instant of `testTime`, ms since the epoch (number): the device index's sort key.
+pub const MEASURED_AT: &str = "measuredAt";
+/// The same instant as RFC 3339 text in UTC, for people reading the table.
+pub const MEASURED_AT_UTC: &str = "measuredAtUtc";
+pub const STATUS: &str = "status";
+/// True only for `status` `0`.
+pub const VALID: &str = "valid";
+pub const CGM_STATUS: &str = "cgmStatus";
+pub const CGM_DAY: &str = "cgmDay";
+pub const INCRE_MINUTE: &str = "increMinute";
+pub const LOW: &str = "low";
+pub const HIGH: &str = "high";
+pub const CUSTOMER_NAME: &str = "customerName";
+pub const ID_CARD: &str = "idCard";
+pub const VISIT_ID: &str = "visitId";
+pub const PATIENT_NAME: &str = "patientName";
+pub const PATIENT_ID: &str = "patientId";
+pub const IN_SERIAL_ID: &str = "inSerialId";
+pub const RESERVED_CODE: &str = "reservedCode";
+/// Unknown fields of `data`, as JSON text.
+pub const EXTRA_DATA: &str = "extraData";
+/// Unknown top-level fields, as JSON text.
+pub const EXTRA_ENVELOPE: &str = "extraEnvelope";
+pub const RECEIVED_AT: &str = "receivedAt";
+pub const REQUEST_ID: &str = "requestId";
+
+/// The personal fields of a stored reading: never projected by the read side.
+pub const PERSONAL: [&str; 5] = [ID_CARD, PATIENT_NAME, VISIT_ID, PATIENT_ID, IN_SERIAL_ID];
+
+/// Conflicts table sort key.
+pub const MEASUREMENT_HASH: &str = "measurementHash";
+/// Raw body of a conflicting or quarantined delivery.
+pub const BODY: &str = "body";
+/// Quarantine table partition key.
+pub const BODY_SHA256: &str = "bodySha256";
+pub const BODY_LENGTH: &str = "bodyLength";
+pub const TRUNCATED: &str = "truncated";
+pub const REASON: &str = "reason";
+
+/// The name of the device/time index on the readings table (`deviceSn`, `measuredAt`).
+pub const DEVICE_TIME_INDEX: &str = "deviceSn-measuredAt";
+
+/// The follower tokens table (key `tokenId`) and its indexes, named after their key.
+pub mod follow {
+    pub const TOKEN_ID: &str = "tokenId";
+    pub const TOKEN_HASH: &str = "tokenHash";
+    pub const SHA1_HASH: &str = "sha1Hash";
+    pub const DEVICE_SN: &str = "deviceSn";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const TOKEN_HASH_INDEX: &str = "tokenHash";
+    pub const SHA1_HASH_INDEX: &str = "sha1Hash";
+}
+
+pub fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+pub fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn n_u(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A string attribute of an item.
+pub fn text(item: &Item, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A number attribute of an item, parsed as `T`; `None` when absent or not a `T`.
+pub fn num<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Sets a string attribute when there is a value; an empty string is no value.
+pub fn put_opt_s(item: &mut Item, k: &str, v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        item.insert(k.to_string(), s(v));
+    }
+}
+
+pub fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// Turns an SDK error into a [`StoreError`] whose text names the kind of failure only: the
+/// service's message is kept as the source, for debugging, not shown in replies.
+pub fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let kind = match &e {
+        SdkError::TimeoutError(_) => return StoreError::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => return StoreError::Timeout,
+        SdkError::DispatchFailure(_) => "DispatchFailure".to_string(),
+        SdkError::ResponseError(_) => "ResponseError".to_string(),
+        SdkError::ConstructionFailure(_) => "ConstructionFailure".to_string(),
+        SdkError::ServiceError(se) => se.err().code().unwrap_or("ServiceError").to_string(),
+        _ => "Unknown".to_string(),
+    };
+    StoreError::Failed { kind, source: Box::new(e) }
+}
