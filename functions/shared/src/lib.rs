@@ -11,6 +11,7 @@ pub mod partner;
 pub mod push;
 pub mod sensitive;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;
