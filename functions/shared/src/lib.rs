@@ -23,6 +23,7 @@ pub mod push;
 pub mod random;
 pub mod sensitive;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -11,39 +11,84 @@ mod runtime_api;
 mod sections;
 mod stats;
 
+use clap::{Parser, ValueEnum};
 use std::fmt::Write as _;
 
 const START: &str = "<!-- bench:start -->";
 const END: &str = "<!-- bench:end -->";
 
+/// Measures the figures of BENCHMARKS.md (what `make bench` runs), prints them, and writes
+/// them into BENCHMARKS.md between its bench:start and bench:end markers.
+///
+/// Sections run in the order listed below, whichever order they are named in. Naming some
+/// replaces all of BENCHMARKS.md's results with those alone: add --no-write to only print.
+#[derive(Debug, Parser)]
+#[command(name = "cgm-bench", verbatim_doc_comment, after_help = NEEDS)]
+struct Args {
+    /// The sections to measure; all of them when none is named.
+    #[arg(value_enum)]
+    sections: Vec<Section>,
+    /// Print the figures only; leave BENCHMARKS.md as it is.
+    #[arg(long)]
+    no_write: bool,
+}
+
+const NEEDS: &str = "\
+Environment:
+  DYNAMODB_ENDPOINT  the DynamoDB Local to measure against (required; `make bench` runs
+                     cgm-bench under with-dynamodb-local, which sets it)
+
+Also needs the release binaries target/release/push and target/release/cgm-dev
+(`cargo build --release -p cgm-push -p cgm-local`), and for `size` the arm64 build in
+.aws-sam/build (`make sam-build`).";
+
+/// One figure of BENCHMARKS.md, in the order they are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Section {
+    /// The push handler vs a bare conditional PutItem
+    Overhead,
+    /// The release cgm-dev under load over HTTP
+    E2e,
+    /// The release push binary's init and first invocation
+    ColdStart,
+    /// Peak RSS of one push process
+    Memory,
+    /// The partner proxy's added latency and paging cost
+    Proxy,
+    /// Sizes of the arm64 bootstraps and their zips
+    Size,
+}
+
+impl Args {
+    /// The sections to run, in their fixed order.
+    fn sections(&self) -> Vec<Section> {
+        let mut s = if self.sections.is_empty() { Section::value_variants().to_vec() } else { self.sections.clone() };
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let only = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    // Before anything else: --help and a bad argument measure and write nothing.
+    let args = Args::parse();
     let mut out = String::new();
     let machine = machine();
     writeln!(out, "Measured {} on {machine}.\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))?;
 
-    if only("overhead") {
-        out += &sections::overhead(2_000).await?;
-    }
-    if only("e2e") {
-        out += &sections::end_to_end(20_000, 32).await?;
-    }
-    if only("cold-start") {
-        out += &sections::cold_start(20).await?;
-    }
-    if only("memory") {
-        out += &sections::memory(10_000).await?;
-    }
-    if only("proxy") {
-        out += &sections::proxy(2_000).await?;
-    }
-    if only("size") {
-        out += &sections::size()?;
+    for section in args.sections() {
+        out += &match section {
+            Section::Overhead => sections::overhead(2_000).await?,
+            Section::E2e => sections::end_to_end(20_000, 32).await?,
+            Section::ColdStart => sections::cold_start(20).await?,
+            Section::Memory => sections::memory(10_000).await?,
+            Section::Proxy => sections::proxy(2_000).await?,
+            Section::Size => sections::size()?,
+        };
     }
     print!("{out}");
-    if args.iter().any(|a| a == "--no-write") {
+    if args.no_write {
         return Ok(());
     }
     let path = cgm_local::repo_root().join("BENCHMARKS.md");
@@ -68,4 +113,48 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{cores} cores ({cpu}), {}", std::env::consts::ARCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("cgm-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn no_section_named_is_all_of_them_written_or_not() {
+        Args::command().debug_assert();
+        let all = Section::value_variants().to_vec();
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.sections(), a.no_write), (all.clone(), false));
+        let a = parse(&["--no-write"]).unwrap();
+        assert_eq!((a.sections(), a.no_write), (all, true), "--no-write alone measures everything");
+    }
+
+    #[test]
+    fn named_sections_run_once_each_in_the_fixed_order() {
+        let a = parse(&["size", "--no-write", "e2e", "cold-start", "e2e"]).unwrap();
+        assert_eq!((a.sections(), a.no_write), (vec![Section::E2e, Section::ColdStart, Section::Size], true));
+        let a = parse(&["overhead", "memory", "proxy"]).unwrap();
+        assert_eq!(a.sections(), [Section::Overhead, Section::Memory, Section::Proxy]);
+    }
+
+    #[test]
+    fn help_and_bad_arguments_are_not_runs() {
+        assert_eq!(parse(&["--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        assert_eq!(parse(&["e2e", "-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        for (bad, kind) in [
+            (&["--bogus"][..], ErrorKind::UnknownArgument),
+            (&["--no-wirte"], ErrorKind::UnknownArgument),
+            (&["cold_start"], ErrorKind::InvalidValue),
+            (&["e2e", "sizes"], ErrorKind::InvalidValue),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!((e.kind(), e.exit_code()), (kind, 2), "{bad:?}");
+        }
+    }
 }

@@ -199,13 +199,14 @@ pub async fn cold_start(runs: usize) -> anyhow::Result<String> {
     let (i, f) = (summarize(&init), summarize(&first));
     let mut o = String::new();
     writeln!(o, "### 3. Cold start: release `push` binary, Runtime API stand-in on loopback, {runs} runs\n")?;
-    writeln!(o, "| | median | p99 (= max of {runs}) |\n|---|---|---|")?;
-    writeln!(o, "| exec → first `GET …/invocation/next` (init; target ≤ 20 ms) | {} | {} |", ms(i.median), ms(i.p99))?;
+    // The slowest run, not p99: of 20 runs an interpolated p99 lies between the two slowest.
+    writeln!(o, "| | median | max of {runs} |\n|---|---|---|")?;
+    writeln!(o, "| exec → first `GET …/invocation/next` (init; target ≤ 20 ms) | {} | {} |", ms(i.median), ms(i.max))?;
     writeln!(
         o,
         "| exec → first response, DynamoDB write included (target ≤ 30 ms) | {} | {} |\n",
         ms(f.median),
-        ms(f.p99)
+        ms(f.max)
     )?;
     Ok(o)
 }

@@ -9,6 +9,7 @@ use cgm_local::server::{self, Router};
 use cgm_local::tables;
 use cgm_local::template::Template;
 use cgm_shared::Config;
+use clap::Parser;
 use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
@@ -16,8 +17,33 @@ use std::sync::Arc;
 
 const DYNAMODB_PORT: u16 = 8000;
 
+/// Runs the whole cgm-bridge stack on this machine (what `make dev` runs).
+///
+/// DynamoDB Local on 127.0.0.1:8000, in memory (unless DYNAMODB_ENDPOINT names one already
+/// running), the tables of infra/template.yaml, and every route of the template on
+/// 127.0.0.1:$PORT, served by the same handler code the Lambdas run. Ctrl-C stops
+/// everything it started. It takes no arguments.
+#[derive(Debug, Parser)]
+#[command(name = "cgm-dev", verbatim_doc_comment, after_help = ENVIRONMENT)]
+struct Args {}
+
+const ENVIRONMENT: &str = "\
+Environment:
+  PORT                  the local server's port on 127.0.0.1 (default 3000)
+  DYNAMODB_ENDPOINT     a DynamoDB (Local) already running, to use instead of starting one
+  DYNAMODB_LOCAL_DIR    where DynamoDB Local is installed (default .tools/dynamodb-local;
+                        `tools/install.sh dynamodb-local` fetches it, `make dev` does)
+  PUSH_KEY              the push route's key(s), comma-separated; unset leaves it open
+  AWS_LAMBDA_LOG_LEVEL  log level or filter (or RUST_LOG; default info)
+  AWS_LAMBDA_LOG_FORMAT JSON (default) or Text
+
+The functions' other settings are read as in Lambda (README, \"Configuration\"), except the
+table names, which come from the template.";
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Before anything else: --help and a bad argument start nothing.
+    Args::parse();
     match dev().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -135,5 +161,23 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    #[test]
+    fn the_command_line_takes_no_arguments() {
+        Args::command().debug_assert();
+        assert!(Args::try_parse_from(["cgm-dev"]).is_ok());
+        for bad in ["serve", "--port", "-p"] {
+            let e = Args::try_parse_from(["cgm-dev", bad]).unwrap_err();
+            assert_eq!((e.kind(), e.exit_code()), (ErrorKind::UnknownArgument, 2), "{bad}");
+        }
+        assert_eq!(Args::try_parse_from(["cgm-dev", "--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! Exit status: 0 when every reading was acknowledged, 1 when any never was, 2 for a usage
 //! error.
+//!
+//! The push key comes either in the URL (`?key=`) or from `CGM_SIM_PUSH_KEY`, sent as the
+//! `x-api-key` header so it need not be on the command line. Not `PUSH_KEY`: that is the
+//! server's setting, which may hold two keys during a rotation, and one exported for
+//! `make dev` would otherwise go to whatever URL the simulator is pointed at.
 
 use anyhow::Context;
 use cgm_sim::send::{self, Counters, SendConfig};
 use cgm_sim::{FULL_WEAR_READINGS, Plan, generate};
 use chrono::{NaiveDateTime, Timelike, Utc};
 use clap::Parser;
+use reqwest::header::HeaderValue;
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +22,10 @@ use std::time::Duration;
 /// Behaves like Sinocare's IoT cloud against a push URL: N sensors over their wear period,
 /// one reading every 3 minutes, re-sent until `code` 0 comes back within 5 s.
 #[derive(Debug, Parser)]
-#[command(name = "cgm-sim", version)]
+#[command(name = "cgm-sim", version, after_help = ENVIRONMENT)]
 struct Args {
-    /// The push URL, with `?key=<push key>` when the route needs one.
+    /// The push URL, with `?key=<push key>` when the route needs one and CGM_SIM_PUSH_KEY
+    /// is not set.
     #[arg(long)]
     url: String,
     /// Sensors to simulate.
@@ -69,6 +77,26 @@ struct Args {
     quiet: bool,
 }
 
+const PUSH_KEY_VAR: &str = "CGM_SIM_PUSH_KEY";
+
+const ENVIRONMENT: &str = "\
+Environment:
+  CGM_SIM_PUSH_KEY  the push key, sent in the x-api-key header, so it need not be on the
+                    command line; instead of, not as well as, a key= in --url. Never
+                    printed.";
+
+/// The key for the `x-api-key` header: `from_env` (CGM_SIM_PUSH_KEY's value) unless it is
+/// unset or empty. Refused together with a `key=` in the URL: the push route would take the
+/// header's and ignore the other, so a mismatch would look like a wrong key.
+fn push_key(url: &str, from_env: Option<OsString>) -> anyhow::Result<Option<HeaderValue>> {
+    let Some(key) = from_env.filter(|k| !k.is_empty()) else { return Ok(None) };
+    let Some(key) = key.to_str() else { anyhow::bail!("{PUSH_KEY_VAR} is not valid UTF-8") };
+    if send::url_has_key(url) {
+        anyhow::bail!("the push key is given twice, in --url (key=) and in {PUSH_KEY_VAR}: give it in one place");
+    }
+    Ok(Some(send::api_key(key).context(PUSH_KEY_VAR)?))
+}
+
 fn parse_time(s: &str) -> Result<NaiveDateTime, String> {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map_err(|_| "expected yyyy-MM-dd HH:mm:ss".to_string())
 }
@@ -96,6 +124,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
         anyhow::bail!("--url must be an http:// or https:// URL");
     }
+    let api_key = push_key(&args.url, std::env::var_os(PUSH_KEY_VAR))?;
     let seed = args.seed.unwrap_or_else(|| Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64);
     let start = args.start.unwrap_or_else(|| {
         // China Standard Time now, less the simulated period, to the minute.
@@ -114,6 +143,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     };
     let work = generate(&plan).context("the plan")?;
     let mut cfg = SendConfig::new(&args.url);
+    let key_note = if api_key.is_some() { format!(" with the key from {PUSH_KEY_VAR}") } else { String::new() };
+    cfg.api_key = api_key;
     cfg.concurrency = args.concurrency;
     cfg.rate = (args.rate > 0.0).then_some(args.rate);
     cfg.timeout = Duration::from_millis(args.timeout_ms);
@@ -125,7 +156,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     if !args.quiet {
         eprintln!(
-            "cgm-sim: {} readings from {} sensors ({} per sensor; a full wear is {}), {} duplicates, {} in the backlog, to {} (seed {seed}, start {start})",
+            "cgm-sim: {} readings from {} sensors ({} per sensor; a full wear is {}), {} duplicates, {} in the backlog, to {}{key_note} (seed {seed}, start {start})",
             work.readings.len(),
             plan.sensors,
             plan.readings_per_sensor,
@@ -152,4 +183,26 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         println!("  seed            {seed} (start {start})");
     }
     Ok(report.complete())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_comes_from_the_environment_or_the_url_not_both() {
+        let url = "http://127.0.0.1:3000/sinocare/cgm";
+        let key = push_key(url, Some("k-env".into())).unwrap().expect("a header key");
+        assert_eq!(key.to_str().unwrap(), "k-env");
+        assert!(key.is_sensitive());
+        assert_eq!(format!("{key:?}"), "Sensitive", "a {{:?}} of the config shows no key");
+        assert_eq!(push_key(url, None).unwrap(), None);
+        assert_eq!(push_key(url, Some("".into())).unwrap(), None, "empty is unset");
+        assert_eq!(push_key(&format!("{url}?key=k-url"), None).unwrap(), None, "the URL's key is left to the URL");
+
+        let e = push_key(&format!("{url}?key=k-url"), Some("k-env".into())).unwrap_err().to_string();
+        assert!(e.contains("given twice") && !e.contains("k-env") && !e.contains("k-url"), "{e}");
+        let e = format!("{:#}", push_key(url, Some("k\nv".into())).unwrap_err());
+        assert!(e.contains(PUSH_KEY_VAR) && !e.contains('\n'), "{e}");
+    }
 }

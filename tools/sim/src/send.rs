@@ -6,6 +6,7 @@
 use crate::rng::{Rng, mix};
 use crate::stats::Summary;
 use crate::{SimReading, Workload};
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +18,11 @@ use tokio::task::JoinSet;
 /// How to send.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
-    /// The push URL, with `?key=` when the route needs one.
+    /// The push URL, with `?key=` when the route needs one and `api_key` is not used.
     pub url: String,
+    /// The push key for the `x-api-key` header, from [`api_key`] (marked sensitive, so a
+    /// `{:?}` of the config shows no key).
+    pub api_key: Option<HeaderValue>,
     /// Requests in flight at most.
     pub concurrency: usize,
     /// Live-stream requests per second at most; `None` sends as fast as `concurrency` allows.
@@ -42,6 +46,7 @@ impl SendConfig {
     pub fn new(url: impl Into<String>) -> Self {
         SendConfig {
             url: url.into(),
+            api_key: None,
             concurrency: 16,
             rate: None,
             timeout: Duration::from_secs(5),
@@ -215,6 +220,20 @@ impl Report {
     }
 }
 
+/// The push key as the `x-api-key` header value, marked sensitive.
+pub fn api_key(key: &str) -> Result<HeaderValue, SendError> {
+    let mut v = HeaderValue::from_str(key).map_err(|_| SendError::KeyNotAHeader)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Whether `url` has a `key=` query parameter (of any case, as [`redact_url`] hides).
+pub fn url_has_key(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').any(|p| p.split_once('=').map_or(p, |(k, _)| k).eq_ignore_ascii_case("key"))
+}
+
 /// The URL with the value of `key=` hidden, for printing.
 pub fn redact_url(url: &str) -> String {
     let Some((base, query)) = url.split_once('?') else { return url.to_string() };
@@ -234,6 +253,8 @@ pub enum SendError {
     Client(#[source] reqwest::Error),
     #[error("concurrency must be at least 1")]
     Concurrency,
+    #[error("the push key holds characters an HTTP header cannot carry")]
+    KeyNotAHeader,
 }
 
 /// What one request came to.
@@ -276,7 +297,12 @@ pub async fn send_all(work: &Workload, cfg: &SendConfig, counters: Arc<Counters>
     if cfg.concurrency == 0 {
         return Err(SendError::Concurrency);
     }
+    let mut headers = HeaderMap::new();
+    if let Some(key) = &cfg.api_key {
+        headers.insert("x-api-key", key.clone());
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(cfg.timeout)
         .pool_max_idle_per_host(cfg.concurrency)
         .user_agent(concat!("cgm-sim/", env!("CARGO_PKG_VERSION")))
@@ -527,6 +553,15 @@ mod tests {
         assert_eq!(judge_reply(br#"{"code":503,"msg":"x"}"#), Attempt::Code(503));
         assert_eq!(judge_reply(b"<html>ok</html>"), Attempt::BadReply);
         assert_eq!(judge_reply(br#"{"msg":""}"#), Attempt::BadReply);
+    }
+
+    #[test]
+    fn a_key_in_the_url_is_found_whatever_its_case() {
+        assert!(url_has_key("https://x/sinocare/cgm?key=s3cr3t"));
+        assert!(url_has_key("http://h/p?a=1&KEY=z#frag"));
+        assert!(!url_has_key("http://h/p?keys=1&monkey=2"));
+        assert!(!url_has_key("http://h/p#key=1"));
+        assert!(!url_has_key("http://h/p"));
     }
 
     #[test]

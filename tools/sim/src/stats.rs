@@ -1,15 +1,7 @@
-//! Percentiles for the report.
+//! The report's latency summaries. Percentiles are [`cgm_shared::stats::percentile`]:
+//! linear interpolation between closest ranks, the project's one definition.
 
-/// The `p`th percentile (0–100) of `sorted` (ascending) by the nearest-rank method: the
-/// smallest value with at least `p`% of the values at or below it. `None` when empty.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    let rank = ((p.clamp(0.0, 100.0) / 100.0) * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
-}
+use cgm_shared::stats::percentile;
 
 /// p50, p95, p99 and max of some samples (in any order).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -38,27 +30,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
+    fn interpolated_percentiles_rounded_to_microseconds() {
         let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&hundred, 50.0), Some(50.0));
-        assert_eq!(percentile(&hundred, 95.0), Some(95.0));
-        assert_eq!(percentile(&hundred, 99.0), Some(99.0));
-        assert_eq!(percentile(&hundred, 100.0), Some(100.0));
-        assert_eq!(percentile(&hundred, 0.0), Some(1.0));
-        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
-        assert_eq!(percentile(&[], 50.0), None);
-        // 10 values: p95 and p99 are both the largest (rank 10), p50 the 5th.
+        // h = 99 · p / 100: 49.5, 94.05, 98.01
+        assert_eq!(Summary::of(hundred), Summary { count: 100, p50: 50.5, p95: 95.05, p99: 99.01, max: 100.0 });
+        // h = 9 · p / 100: 4.5, 8.55, 8.91
         let ten: Vec<f64> = (1..=10).map(f64::from).collect();
-        assert_eq!(
-            (percentile(&ten, 50.0), percentile(&ten, 95.0), percentile(&ten, 99.0)),
-            (Some(5.0), Some(10.0), Some(10.0))
-        );
+        assert_eq!(Summary::of(ten), Summary { count: 10, p50: 5.5, p95: 9.55, p99: 9.91, max: 10.0 });
+        assert_eq!(Summary::of(vec![7.0]), Summary { count: 1, p50: 7.0, p95: 7.0, p99: 7.0, max: 7.0 });
     }
 
     #[test]
     fn summary_sorts_its_samples() {
+        // Sorted: 1, 2, 3, 100; h = 3 · p / 100: 1.5, 2.85, 2.97
         let s = Summary::of(vec![3.0, 1.0, 2.0, 100.0]);
-        assert_eq!(s, Summary { count: 4, p50: 2.0, p95: 100.0, p99: 100.0, max: 100.0 });
+        assert_eq!(s, Summary { count: 4, p50: 2.5, p95: 85.45, p99: 97.09, max: 100.0 });
         assert_eq!(Summary::of(vec![]), Summary::default());
     }
 }
