@@ -14,8 +14,8 @@ dev:
 	tools/install.sh dynamodb-local
 	$(CARGO) run -p cgm-local --bin cgm-dev
 
-## Everything CI runs: formatting, clippy, unit and integration tests, template checks and
-## the arm64 build of every function.
+## Everything CI runs: formatting, clippy, unit and integration tests, template and OpenAPI
+## checks and the arm64 build of every function.
 test: tools lint unit template sam-build
 
 tools:
@@ -30,10 +30,11 @@ unit:
 	$(CARGO) build --locked -p cgm-local --bin with-dynamodb-local
 	target/debug/with-dynamodb-local $(CARGO) nextest run --workspace --locked --no-fail-fast
 
-## Lint and validate the SAM template offline (no AWS account needed).
+## Lint and validate the SAM template and the OpenAPI document offline (no AWS account needed).
 template:
 	$(VENV)/cfn-lint infra/template.yaml
 	$(SAM) validate --lint --template-file infra/template.yaml
+	$(VENV)/openapi-spec-validator docs/openapi.yaml
 
 ## Build every function as SAM would for deployment: arm64 `bootstrap` files under
 ## .aws-sam/build/<Function>/, non-interactively.

@@ -4,7 +4,8 @@
 # aarch64 Rust target, which rustup keeps per toolchain.
 #
 #   tools/install.sh dynamodb-local   DynamoDB Local (the official AWS engine, run by Java 17)
-#   tools/install.sh sam              one Python venv with aws-sam-cli, cfn-lint, cargo-lambda, ziglang
+#   tools/install.sh sam              one Python venv with aws-sam-cli, cfn-lint, cargo-lambda, ziglang,
+#                                     openapi-spec-validator
 #   tools/install.sh all              both, plus the aarch64 target
 set -euo pipefail
 
@@ -31,8 +32,10 @@ dynamodb_local() {
   rm -rf "$tmp"
 }
 
-# Pinned so that a CI run next month lints with the rules this template was checked with.
-PY_PACKAGES=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==0.14.1)
+# Pinned so that a CI run next month lints with the rules this template (and docs/openapi.yaml)
+# was checked with.
+PY_PACKAGES=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==0.14.1
+  openapi-spec-validator==0.9.0)
 venv="$tools/venv"
 
 sam_tools() {
