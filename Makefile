@@ -14,9 +14,10 @@ dev:
 	tools/install.sh dynamodb-local
 	$(CARGO) run -p cgm-local --bin cgm-dev
 
-## Everything CI runs: formatting, clippy, unit and integration tests, template and OpenAPI
-## checks and the arm64 build of every function.
-test: tools lint unit template sam-build
+## Everything CI runs: formatting, clippy, template and OpenAPI checks, the arm64 build of
+## every function, then the unit and integration tests (the runtime canary test runs those
+## arm64 bootstraps).
+test: tools lint template sam-build unit
 
 tools:
 	tools/install.sh all
@@ -33,13 +34,13 @@ unit:
 ## Lint and validate the SAM template and the OpenAPI document offline (no AWS account needed).
 template:
 	$(VENV)/cfn-lint infra/template.yaml
-	$(SAM) validate --lint --template-file infra/template.yaml
+	$(SAM) validate --lint
 	$(VENV)/openapi-spec-validator docs/openapi.yaml
 
 ## Build every function as SAM would for deployment: arm64 `bootstrap` files under
 ## .aws-sam/build/<Function>/, non-interactively.
 sam-build:
-	$(SAM) build --template-file infra/template.yaml --build-dir .aws-sam/build
+	$(SAM) build --build-dir .aws-sam/build </dev/null
 	tools/check-build.sh .aws-sam/build
 
 ## The faster loop while editing: formatting, clippy and the tests, no install checks.

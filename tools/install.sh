@@ -6,7 +6,9 @@
 #   tools/install.sh dynamodb-local   DynamoDB Local (the official AWS engine, run by Java 17)
 #   tools/install.sh sam              one Python venv with aws-sam-cli, cfn-lint, cargo-lambda, ziglang,
 #                                     openapi-spec-validator
-#   tools/install.sh all              both, plus the aarch64 target
+#   tools/install.sh qemu             qemu-user-static and Debian's arm64 C library, to run the
+#                                     arm64 bootstraps on an x86_64 machine (Debian's apt, as root)
+#   tools/install.sh all              all of these, plus the aarch64 target
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,9 +54,23 @@ aarch64_target() {
   rustup target add aarch64-unknown-linux-gnu
 }
 
+# The runtime canary test runs sam build's arm64 bootstraps, which are dynamically linked
+# against glibc: qemu's user-mode emulator with Debian's arm64 libc as its sysroot.
+qemu_arm64() {
+  if [ "$(uname -m)" = aarch64 ]; then return 0; fi
+  if [ -x /usr/bin/qemu-aarch64-static ] && [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then return 0; fi
+  command -v apt-get >/dev/null || { echo "install.sh: install qemu-user-static and libc6-arm64-cross (Debian packages) to run the arm64 bootstraps" >&2; exit 1; }
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "install.sh: installing qemu-user-static and libc6-arm64-cross with apt-get" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-user-static libc6-arm64-cross >/dev/null
+}
+
 case "${1:-all}" in
   dynamodb-local) dynamodb_local ;;
   sam) sam_tools; aarch64_target ;;
-  all) dynamodb_local; sam_tools; aarch64_target ;;
-  *) echo "usage: tools/install.sh [dynamodb-local|sam|all]" >&2; exit 2 ;;
+  qemu) qemu_arm64 ;;
+  all) dynamodb_local; sam_tools; aarch64_target; qemu_arm64 ;;
+  *) echo "usage: tools/install.sh [dynamodb-local|sam|qemu|all]" >&2; exit 2 ;;
 esac

@@ -4,8 +4,10 @@
 //! capture.
 
 pub mod fake_partner;
+pub mod fake_ssm;
 pub mod filter_pattern;
 pub mod net;
+pub mod runtime_api;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;

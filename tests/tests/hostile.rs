@@ -357,7 +357,7 @@ async fn no_canary_reaches_a_log_line_or_an_error_reply_on_any_route() {
     canaries.extend(CANARY_PERSONAL.iter().map(|(_, v)| *v));
     canaries.extend(tokens.iter().map(String::as_str));
     // Device serials and token ids are what log lines carry on purpose, so a person can
-    // search for them (STYLE.md); as those fields, and only there, the path canary may
+    // search for them; as those fields, and only there, the path canary may
     // appear. Anywhere else, and every other canary anywhere, fails.
     let text = [format!(r#""device_sn":"{CANARY_PARAM}""#), format!(r#""token_id":"{CANARY_PARAM}""#)]
         .iter()

@@ -29,12 +29,30 @@ async fn each_push_metric_counts_exactly_its_own_outcomes() {
     let key = format!("key={KEY}");
     let (logs, guard) = capture_logs("info");
     // One push of each kind, in this order: what each line is, for the assertions below.
-    let kinds = ["stored", "duplicate", "conflict", "quarantined", "unauthorized", "unavailable"];
+    let kinds = [
+        "stored",
+        "duplicate",
+        "conflict",
+        "quarantined",
+        "unauthorized",
+        "out of range",
+        "source denied",
+        "unavailable",
+    ];
     svc.handle(push_request(SEED_EXAMPLE, &key, "203.0.113.10")).await;
     svc.handle(push_request(SEED_EXAMPLE, &key, "203.0.113.10")).await;
     svc.handle(push_request(&seed_with(json!({"testResult": "7.1"})), &key, "203.0.113.10")).await;
     svc.handle(push_request("not json", &key, "203.0.113.10")).await;
     svc.handle(push_request(SEED_EXAMPLE, "key=wrong", "203.0.113.10")).await;
+    let odd = seed_with(json!({"testId": "odd", "increMinute": 576_460_752_303_423_488u64}));
+    svc.handle(push_request(&odd, &key, "203.0.113.10")).await;
+    let walled = PushService::new(
+        MemoryStore::default(),
+        PushAuth::new(&[Sensitive::new(KEY.to_string())], vec!["198.51.100.0/24".parse().unwrap()]),
+        SourceZone::default(),
+        Duration::from_secs(3),
+    );
+    walled.handle(push_request(SEED_EXAMPLE, &key, "203.0.113.10")).await;
     svc.store().fail.store(true, Ordering::SeqCst);
     svc.handle(push_request(&seed_with(json!({"testId": "another"})), &key, "203.0.113.10")).await;
     drop(guard);
@@ -44,7 +62,9 @@ async fn each_push_metric_counts_exactly_its_own_outcomes() {
     assert_eq!(push_lines.len(), kinds.len(), "one line per push: {lines:#?}");
 
     let want: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
-        ("PushesAcknowledged", vec!["stored", "duplicate"]),
+        ("PushesAcknowledged", vec!["stored", "duplicate", "out of range"]),
+        ("PushFieldsOutOfRange", vec!["out of range"]),
+        ("PushesSourceDenied", vec!["source denied"]),
         ("PushConflicts", vec!["conflict"]),
         ("PushesQuarantined", vec!["quarantined"]),
         ("PushesUnauthorized", vec!["unauthorized"]),

@@ -1,4 +1,4 @@
-//! The push route against DynamoDB Local: every row of DESIGN.md's reply table, with what
+//! The push route against DynamoDB Local: every row of the push reply table (docs/sinocare-integration.md), with what
 //! is (and is not) stored.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -270,6 +270,18 @@ async fn inside_lambda_a_missing_key_fails_cold_start() {
     let err =
         cgm_push::from_config(&stack.config(&[("AWS_LAMBDA_FUNCTION_NAME", "push")])).await.err().expect("refused");
     assert!(err.to_string().contains("PUSH_KEY_PARAM"), "{err}");
+}
+
+#[tokio::test]
+async fn inside_lambda_a_plain_or_short_key_fails_cold_start() {
+    let stack = Stack::new().await;
+    let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "push");
+    let long = "k".repeat(40);
+    let err = cgm_push::from_config(&stack.config(&[lambda, ("PUSH_KEY", &long)])).await.err().expect("refused");
+    assert!(err.to_string().contains("PUSH_KEY") && err.to_string().contains("SSM"), "{err}");
+    assert!(!err.to_string().contains(&long), "the message never holds the key: {err}");
+    // Outside Lambda (make dev, the tests) a plain key of any length still works.
+    assert!(cgm_push::from_config(&stack.config(&[("PUSH_KEY", "short")])).await.is_ok());
 }
 
 /// A listener that accepts connections and never answers: a table that hangs.

@@ -12,6 +12,7 @@ use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -433,15 +434,20 @@ async fn nightscout_feed_with_token_api_secret_count_and_find() {
     assert_eq!(env.entries(SGV, "", Some(&secret)).await, unauthorized);
     assert_eq!(env.revoke("SN-N", &token_id).await.0, 404);
 
-    // Stored hashed: the token itself is nowhere in the table
+    // Stored hashed: neither the token nor anything a client sends is in the table
     let stored = env.stack.scan("FOLLOW_TOKENS_TABLE").await;
     assert!(stored.is_empty(), "revoked tokens are deleted");
     let second = env.create_token("SN-N").await;
     let stored = env.stack.scan("FOLLOW_TOKENS_TABLE").await;
     assert_eq!(stored.len(), 1);
     let t2 = second["token"].as_str().unwrap();
-    assert!(!format!("{stored:?}").contains(t2));
-    assert_eq!(s(&stored[0], "sha1Hash"), Some(sha1_hex(t2).as_str()));
+    let dump = format!("{stored:?}");
+    for sent in [t2.to_string(), sha1_hex(t2), hex::encode(Sha256::digest(t2.as_bytes()))] {
+        assert!(!dump.contains(&sent), "the table holds what a client presents (or its plain SHA-256)");
+    }
+    let sha256_of_sha1 = hex::encode(Sha256::digest(sha1_hex(t2).as_bytes()));
+    assert_eq!(s(&stored[0], "tokenHash"), Some(sha256_of_sha1.as_str()));
+    assert!(s(&stored[0], "sha1Hash").is_none());
 }
 
 #[tokio::test]
@@ -628,4 +634,102 @@ async fn every_read_route_is_served_locally_over_http() {
     assert_eq!(sgv.json::<Value>().await.unwrap().as_array().unwrap().len(), 2);
     let del = http.delete(format!("{base}/devices/SN-L/follow-tokens/{token_id}")).send().await.unwrap();
     assert_eq!(del.status(), 200);
+}
+
+/// Follower tokens a security officer accepts: labelled, listed, expiring, audited, and
+/// those stored before the rehash upgraded in place on first use.
+#[tokio::test]
+async fn follower_tokens_expire_are_listed_audited_and_legacy_ones_upgrade_in_place() {
+    let env = Env::new().await;
+    env.push_all(series("SN-T", 1..=3, |_| true)).await;
+    let route = "/devices/{device_sn}/follow-tokens";
+    let path = "/devices/SN-T/follow-tokens";
+    let caller = "arn:aws:sts::123456789012:assumed-role/ehr-integration/session-7";
+    let signed =
+        |method: &str, body: Option<&str>| api_request(method, route, path, &[("device_sn", "SN-T")], "", body);
+    // Given a token created with a label, by a signed caller
+    let mut event: Value = serde_json::from_str(PUSH_EVENT).unwrap();
+    event["routeKey"] = json!(format!("POST {route}"));
+    event["requestContext"]["routeKey"] = json!(format!("POST {route}"));
+    event["requestContext"]["http"]["method"] = json!("POST");
+    event["rawPath"] = json!(path);
+    event["pathParameters"] = json!({"device_sn": "SN-T"});
+    event["requestContext"]["authorizer"] = json!({"iam": {"userArn": caller, "accountId": "123456789012"}});
+    event["body"] = json!(r#"{"label":"CANARY-LABEL-Grandma's watch","expires_in":3600}"#);
+    let (logs, guard) = capture_logs("info");
+    let (status, created) = reply_of(&env.call(lambda_http::request::from_str(&event.to_string()).unwrap()).await);
+    drop(guard);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["label"], "CANARY-LABEL-Grandma's watch");
+    let token = created["token"].as_str().unwrap().to_string();
+    let id = created["token_id"].as_str().unwrap().to_string();
+    let audit = logs.text().lines().find(|l| l.contains(r#""action":"follow_token_created""#)).map(str::to_string);
+    let audit = audit.expect("an audit line for the creation");
+    assert!(audit.contains(caller) && audit.contains(&id), "{audit}");
+    assert!(!logs.text().contains("CANARY-LABEL"), "a label is never logged");
+
+    // Then it reads the feed, is listed with its label and last use, and expires
+    assert_eq!(env.entries(ENTRIES, &format!("token={token}"), None).await.0, 200);
+    assert_eq!(env.entries(ENTRIES, "", Some(&format!("token={token}"))).await.0, 200, "api-secret: token=<token>");
+    let (status, list) = reply_of(&env.call(signed("GET", None)).await);
+    assert_eq!(status, 200, "{list}");
+    let listed = &list["tokens"][0];
+    assert_eq!(
+        (listed["token_id"].as_str(), listed["label"].as_str()),
+        (Some(id.as_str()), Some("CANARY-LABEL-Grandma's watch"))
+    );
+    assert_eq!(listed["expired"], false);
+    assert!(listed["last_used_at"].is_string(), "{listed}");
+    assert!(!list.to_string().contains(&token), "the list never shows a secret");
+    let table = env.stack.table("FOLLOW_TOKENS_TABLE").to_string();
+    let used = |items: &[Item]| {
+        items.iter().find(|i| s(i, "tokenId") == Some(id.as_str())).and_then(|i| n(i, "lastUsedAt").map(str::to_string))
+    };
+    let first_use = used(&env.stack.scan("FOLLOW_TOKENS_TABLE").await);
+    env.entries(ENTRIES, &format!("token={token}"), None).await;
+    assert_eq!(used(&env.stack.scan("FOLLOW_TOKENS_TABLE").await), first_use, "last use is written at most hourly");
+    env.stack
+        .client
+        .update_item()
+        .table_name(&table)
+        .key("tokenId", aws_sdk_dynamodb::types::AttributeValue::S(id.clone()))
+        .update_expression("SET expiresAt = :past")
+        .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        env.entries(ENTRIES, &format!("token={token}"), None).await.0,
+        401,
+        "expired, though TTL has not removed it"
+    );
+    let (_, list) = reply_of(&env.call(signed("GET", None)).await);
+    assert_eq!(list["tokens"][0]["expired"], true);
+    let bad = api_request("POST", route, path, &[("device_sn", "SN-T")], "", Some(r#"{"expires_in":5}"#));
+    assert_eq!(reply_of(&env.call(bad).await).0, 400);
+    let bad = api_request("POST", route, path, &[("device_sn", "SN-T")], "", Some(r#"{"colour":"red"}"#));
+    assert_eq!(reply_of(&env.call(bad).await).0, 400, "an unknown field is refused, not ignored");
+
+    // Given a token stored the old way (SHA-256 of the token and its SHA-1 hex)
+    let legacy = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let item: Item = [
+        ("tokenId", aws_sdk_dynamodb::types::AttributeValue::S("legacy-id".into())),
+        ("deviceSn", aws_sdk_dynamodb::types::AttributeValue::S("SN-T".into())),
+        ("tokenHash", aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(Sha256::digest(legacy.as_bytes())))),
+        ("sha1Hash", aws_sdk_dynamodb::types::AttributeValue::S(sha1_hex(legacy))),
+        ("createdAt", aws_sdk_dynamodb::types::AttributeValue::N("1700000000000".into())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    env.stack.client.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+    // Then today's follower keeps working, and the row no longer holds what it sends
+    assert_eq!(env.entries(ENTRIES, "", Some(&sha1_hex(legacy))).await.0, 200, "a legacy api-secret follower");
+    assert_eq!(env.entries(ENTRIES, &format!("token={legacy}"), None).await.0, 200, "and its ?token= form");
+    let rows = env.stack.scan("FOLLOW_TOKENS_TABLE").await;
+    let row = rows.iter().find(|i| s(i, "tokenId") == Some("legacy-id")).expect("the legacy row");
+    assert!(s(row, "sha1Hash").is_none(), "{row:?}");
+    let rehashed = hex::encode(Sha256::digest(sha1_hex(legacy).as_bytes()));
+    assert_eq!(s(row, "tokenHash"), Some(rehashed.as_str()));
+    assert!(n(row, "expiresAt").is_some(), "an upgraded token gets its 90 days");
 }

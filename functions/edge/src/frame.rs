@@ -56,6 +56,9 @@ pub struct LogFields {
     pub items: Option<usize>,
     /// Why, for the operator: a fixed sentence, never request data.
     pub reason: Option<String>,
+    /// Names of pushed fields kept as sent because they are outside their bounds
+    /// (`increMinute,serialNo`): counted by a metric filter.
+    pub out_of_range: Option<String>,
     /// Log at WARN although the status is a success (a push conflict).
     pub warn: bool,
 }
@@ -150,6 +153,7 @@ impl Frame {
                     token_id = log.token_id.as_deref().map(clip_for_log),
                     items = log.items,
                     reason = log.reason.as_deref(),
+                    out_of_range = log.out_of_range.as_deref(),
                     error = error.as_deref(),
                     body_bytes = self.body_bytes,
                     latency_ms,

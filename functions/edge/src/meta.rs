@@ -12,6 +12,8 @@ pub struct RequestMeta {
     pub route_key: String,
     /// The client's address as API Gateway saw it (never a header the client can set).
     pub source_ip: Option<String>,
+    /// The IAM principal that signed the request (its ARN), on the IAM-authorized routes.
+    pub caller: Option<String>,
 }
 
 impl RequestMeta {
@@ -21,6 +23,7 @@ impl RequestMeta {
             meta.request_id = ctx.request_id.clone().unwrap_or_default();
             meta.route_key = ctx.route_key.clone().unwrap_or_default();
             meta.source_ip = ctx.http.source_ip.clone();
+            meta.caller = ctx.authorizer.as_ref().and_then(|a| a.iam.as_ref()).and_then(|i| i.user_arn.clone());
         }
         if meta.request_id.is_empty()
             && let Some(c) = req.lambda_context_ref()

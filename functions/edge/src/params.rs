@@ -115,6 +115,11 @@ impl<'a> Params<'a> {
         self.query("cursor").map(|c| cursor::decode(c.trim(), query).map_err(|e| bad(e.to_string()))).transpose()
     }
 
+    /// The body as sent.
+    pub fn body(&self) -> &'a [u8] {
+        self.req.body()
+    }
+
     /// The body as a JSON object.
     pub fn json_object(&self) -> Result<Map<String, Value>, BadRequest> {
         let body: &[u8] = self.req.body();

@@ -25,6 +25,8 @@ pub enum ProxyError {
     Upstream(#[from] UpstreamError),
     #[error("token storage failed")]
     Store(#[from] StoreError),
+    #[error("the partner API is not configured here: the stack needs PartnerApiBaseUrl (PARTNER_API_BASE_URL)")]
+    NotConfigured,
 }
 
 pub fn bad(msg: impl Into<String>) -> ProxyError {
@@ -55,6 +57,7 @@ impl Api for PartnerApi {
             }
             ProxyError::Upstream(u) => (StatusCode::BAD_GATEWAY, 502, u.to_string()),
             ProxyError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, 503, "storage unavailable, retry later".into()),
+            ProxyError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, 503, e.to_string()),
         };
         reply::vendor_envelope(status, code, &msg, Value::Null)
     }

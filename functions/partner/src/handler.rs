@@ -1,6 +1,6 @@
 //! [`PartnerService::handle`]: one request in, the vendor's envelope out, and one log line.
 
-use crate::client::{Envelope, UNAUTHORIZED, UpstreamError};
+use crate::client::{Envelope, PartnerClient, UNAUTHORIZED, UpstreamError};
 use crate::error::{PartnerApi, ProxyError, bad};
 use crate::paging::{Page, WindowCursor, prepare_window, take_page};
 use crate::tokens::{TokenRecord, TokenStore, Tokens};
@@ -27,7 +27,8 @@ pub const DEFAULT_LIMIT: usize = 2_000;
 pub const MAX_LIMIT: usize = 5_000;
 
 pub struct PartnerService<S> {
-    tokens: Tokens<S>,
+    /// `None` while no upstream is configured: every route answers 503 "not configured".
+    tokens: Option<Tokens<S>>,
     max_range_ms: i64,
 }
 
@@ -94,11 +95,16 @@ impl<S: TokenStore> HttpService for PartnerService<S> {
 
 impl<S: TokenStore> PartnerService<S> {
     pub fn new(tokens: Tokens<S>, max_range_ms: i64) -> Self {
-        Self { tokens, max_range_ms }
+        Self { tokens: Some(tokens), max_range_ms }
     }
 
-    pub fn tokens(&self) -> &Tokens<S> {
-        &self.tokens
+    /// The service of a stack without `PARTNER_API_BASE_URL`.
+    pub fn unconfigured(max_range_ms: i64) -> Self {
+        Self { tokens: None, max_range_ms }
+    }
+
+    fn tokens(&self) -> Result<&Tokens<S>, ProxyError> {
+        self.tokens.as_ref().ok_or(ProxyError::NotConfigured)
     }
 
     async fn route(&self, route: Route, req: &Request) -> Result<Answer, ProxyError> {
@@ -106,7 +112,7 @@ impl<S: TokenStore> PartnerService<S> {
         let data = match route {
             Route::Register => return self.register(p).await,
             Route::RefreshToken => {
-                let rec = self.tokens.refresh(p.path("open_id")?, None).await?;
+                let rec = self.tokens()?.refresh(p.path("open_id")?, None).await?;
                 return Ok(token_answer(&rec));
             }
             Route::UserGlucose => self.user_glucose(p).await?,
@@ -129,22 +135,23 @@ impl<S: TokenStore> PartnerService<S> {
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 16 => Some(s.clone()),
             _ => return Err(bad("region must be a short string such as \"CN\"")),
         };
-        let rec = self.tokens.register(&uid, region.as_deref()).await?;
+        let rec = self.tokens()?.register(&uid, region.as_deref()).await?;
         Ok(token_answer(&rec))
     }
 
     /// Calls upstream with the user's token; on 1001 refreshes once and retries once.
-    async fn with_token<F, Fut>(&self, open_id: &str, call: F) -> Result<(TokenRecord, Envelope), ProxyError>
+    async fn with_token<'c, F, Fut>(&'c self, open_id: &str, call: F) -> Result<(TokenRecord, Envelope), ProxyError>
     where
-        F: Fn(TokenRecord) -> Fut,
+        F: Fn(&'c PartnerClient, TokenRecord) -> Fut,
         Fut: Future<Output = Result<Envelope, UpstreamError>>,
     {
-        let rec = self.tokens.current(open_id).await?;
-        let mut env = call(rec.clone()).await?;
+        let tokens = self.tokens()?;
+        let rec = tokens.current(open_id).await?;
+        let mut env = call(tokens.client(), rec.clone()).await?;
         let mut used = rec;
         if env.code == UNAUTHORIZED {
-            used = self.tokens.refresh(open_id, Some(&used.access_token)).await?;
-            env = call(used.clone()).await?;
+            used = tokens.refresh(open_id, Some(&used.access_token)).await?;
+            env = call(tokens.client(), used.clone()).await?;
         }
         if env.code != 0 {
             return Err(ProxyError::Refused { code: env.code, msg: env.msg });
@@ -182,9 +189,7 @@ impl<S: TokenStore> PartnerService<S> {
             .page(&windows, cursor, limit, |w| async move {
                 let w = w.unwrap_or(range);
                 let (_, env) = self
-                    .with_token(open_id, |t| async move {
-                        self.tokens.client().user_glucose(&t.open_id, w, &t.access_token).await
-                    })
+                    .with_token(open_id, |c, t| async move { c.user_glucose(&t.open_id, w, &t.access_token).await })
                     .await?;
                 records_of(env)
             })
@@ -201,7 +206,7 @@ impl<S: TokenStore> PartnerService<S> {
             }
             return Ok(o.to_string());
         }
-        self.tokens.owner_of(device_sn).await?.ok_or_else(|| {
+        self.tokens()?.owner_of(device_sn).await?.ok_or_else(|| {
             bad("no owner of this device is known yet: pass ?open_id= of a user whose token may read it")
         })
     }
@@ -209,11 +214,9 @@ impl<S: TokenStore> PartnerService<S> {
     async fn device_info(&self, p: Params<'_>) -> Result<Answer, ProxyError> {
         let sn = p.path("device_sn")?;
         let reader = self.device_reader(p, sn).await?;
-        let (_, env) = self
-            .with_token(&reader, |t| async move { self.tokens.client().device_info(sn, &t.access_token).await })
-            .await?;
+        let (_, env) = self.with_token(&reader, |c, t| async move { c.device_info(sn, &t.access_token).await }).await?;
         if let Some(owner) = env.data.get("open_id").and_then(Value::as_str).filter(|o| !o.is_empty()) {
-            self.tokens.learn_owner(sn, owner).await?;
+            self.tokens()?.learn_owner(sn, owner).await?;
         }
         // The vendor's device information passes through unchanged.
         Ok(Answer::new(ok(&env.data)))
@@ -239,9 +242,7 @@ impl<S: TokenStore> PartnerService<S> {
                 let (reader, owner) = (&reader, &owner);
                 async move {
                     let (_, env) = self
-                        .with_token(reader, |t| async move {
-                            self.tokens.client().device_glucose(sn, w, &t.access_token).await
-                        })
+                        .with_token(reader, |c, t| async move { c.device_glucose(sn, w, &t.access_token).await })
                         .await?;
                     if let Some(o) = env.data.get("open_id").and_then(Value::as_str).filter(|o| !o.is_empty()) {
                         *owner.lock().unwrap_or_else(|p| p.into_inner()) = Some(o.to_string());
@@ -252,7 +253,7 @@ impl<S: TokenStore> PartnerService<S> {
             .await?;
         let owner = owner.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(o) = &owner {
-            self.tokens.learn_owner(sn, o).await?;
+            self.tokens()?.learn_owner(sn, o).await?;
         }
         Ok(page_data(owner, page, qh))
     }

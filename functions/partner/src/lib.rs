@@ -52,12 +52,17 @@ pub async fn from_config(cfg: &Config) -> Result<PartnerService<DynamoTokenStore
             });
         }
     };
-    let client = PartnerClient::new(&p.base_url, p.paths.clone(), signer, Duration::from_millis(p.call_timeout_ms))
+    let max_range_ms = i64::from(p.max_range_days) * 86_400_000;
+    let Some(base_url) = &p.base_url else {
+        tracing::warn!("no PARTNER_API_BASE_URL configured: the partner routes answer 503 until one is");
+        return Ok(PartnerService::unconfigured(max_range_ms));
+    };
+    let client = PartnerClient::new(base_url, p.paths.clone(), signer, Duration::from_millis(p.call_timeout_ms))
         .map_err(|e| ConfigError::Invalid {
             var: "PARTNER_API_BASE_URL",
             reason: format!("cannot build the HTTP client: {e}"),
         })?;
     let dynamo = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::PARTNER);
     let store = DynamoTokenStore::new(dynamo, cfg.tables.tokens.clone(), cfg.tables.device_owners.clone());
-    Ok(PartnerService::new(Tokens::new(store, client), i64::from(p.max_range_days) * 86_400_000))
+    Ok(PartnerService::new(Tokens::new(store, client), max_range_ms))
 }

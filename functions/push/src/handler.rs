@@ -163,6 +163,10 @@ impl<S: PushStore> PushService<S> {
         let mut a = answer(Outcome::Stored, StatusCode::OK, "");
         a.log.test_id = Some(reading.test_id.to_string());
         a.log.device_sn = reading.device_sn.as_ref().map(ToString::to_string);
+        if !reading.out_of_range.is_empty() {
+            let names: Vec<&str> = reading.out_of_range.keys().map(String::as_str).collect();
+            a.log.out_of_range = Some(names.join(","));
+        }
         match self.store.put_reading(&reading, arrival).await? {
             PutOutcome::Stored => {}
             PutOutcome::Existing(Some(old)) if old == reading.measurement() => {
@@ -365,7 +369,7 @@ mod tests {
     }
 }
 
-/// Whatever the body, the reply is a row of DESIGN.md's table, and code 0 means something
+/// Whatever the body, the reply is a row of the push reply table, and code 0 means something
 /// was kept.
 #[cfg(test)]
 mod props {

@@ -9,7 +9,7 @@
 //! `threshold-high`, `x-label`, `y-label`, `axis-title`) so tests and stylesheets can find it.
 //! Pure functions: no storage, no HTTP.
 
-use crate::gaps::DEFAULT_INCRE_MINUTE;
+use crate::gaps::{DEFAULT_INCRE_MINUTE, usable_interval};
 use crate::text::xml_escape;
 use std::fmt::Write as _;
 
@@ -53,7 +53,9 @@ pub fn runs(points: &[ChartPoint]) -> Vec<Vec<ChartPoint>> {
     let mut out: Vec<Vec<ChartPoint>> = Vec::new();
     for p in valid {
         match out.last_mut() {
-            Some(run) if run.last().is_some_and(|prev| p.at_ms - prev.at_ms <= max_step_ms(prev)) => run.push(p),
+            Some(run) if run.last().is_some_and(|prev| p.at_ms.saturating_sub(prev.at_ms) <= max_step_ms(prev)) => {
+                run.push(p)
+            }
             _ => out.push(vec![p]),
         }
     }
@@ -61,13 +63,13 @@ pub fn runs(points: &[ChartPoint]) -> Vec<Vec<ChartPoint>> {
 }
 
 fn max_step_ms(p: &ChartPoint) -> i64 {
-    let incre = p.incre_minute.filter(|m| *m > 0).unwrap_or(DEFAULT_INCRE_MINUTE);
+    let incre = usable_interval(p.incre_minute).unwrap_or(DEFAULT_INCRE_MINUTE);
     2 * incre as i64 * 60_000
 }
 
 pub fn x_of(at_ms: i64, start_ms: i64, end_ms: i64) -> f64 {
-    let span = (end_ms - start_ms).max(1) as f64;
-    LEFT + ((at_ms - start_ms) as f64 / span).clamp(0.0, 1.0) * (RIGHT - LEFT)
+    let span = (end_ms as f64 - start_ms as f64).max(1.0);
+    LEFT + ((at_ms as f64 - start_ms as f64) / span).clamp(0.0, 1.0) * (RIGHT - LEFT)
 }
 
 /// Values above the axis are drawn at its top (the tooltip keeps the real value).

@@ -1,10 +1,11 @@
 //! Follower tokens: what a Nightscout client presents to read one device's feed.
 //!
 //! A token is 32 random bytes from the operating system, as 64 hex characters: unguessable,
-//! and safe in a URL. It is shown once, when created, and stored only as hashes: SHA-256 for
-//! `?token=`, and SHA-1 because Nightscout clients send the SHA-1 hex of their secret in the
-//! `api-secret` header. SHA-1 is weak against collisions, not against finding a 256-bit
-//! random input from its hash, so storing it does not weaken the token.
+//! and safe in a URL. It is shown once, when created. A client presents it as itself
+//! (`?token=`, `api-secret: <token>` or `token=<token>`) or, as Nightscout clients do, as
+//! the SHA-1 hex of it in `api-secret`. Both reduce to the SHA-1 hex, and what is stored is
+//! the SHA-256 of that ([`secret_hash`]): never a value a client would send, so a copy of the
+//! table (an export, a restore) opens no feed.
 
 use cgm_shared::random::{NoRandomness, random_hex};
 use cgm_shared::sensitive::Sensitive;
@@ -38,6 +39,20 @@ pub fn api_secret(header: &str) -> Option<String> {
     (h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit())).then(|| h.to_ascii_lowercase())
 }
 
+/// The SHA-1 hex of the token a follower presented, in any of its forms: the token (64 hex,
+/// alone or as `token=<token>`), or its SHA-1 hex (40 hex). `None` for anything else, which
+/// is refused without a storage call.
+pub fn presented_sha1(presented: &str) -> Option<String> {
+    let p = presented.trim();
+    let p = p.strip_prefix("token=").unwrap_or(p);
+    if looks_like_token(p) { Some(sha1_hex(&p.to_ascii_lowercase())) } else { api_secret(p) }
+}
+
+/// What is stored for a token: the SHA-256 hex of its SHA-1 hex.
+pub fn secret_hash(sha1_hex: &str) -> String {
+    sha256_hex(sha1_hex)
+}
+
 /// A `?token=` as we issue them: 64 hex digits. Checked before hashing so that junk is
 /// refused without a storage call.
 pub fn looks_like_token(token: &str) -> bool {
@@ -62,6 +77,21 @@ mod tests {
         assert!(looks_like_token(a.secret.expose()));
         assert_ne!((a.id, a.secret), (b.id, b.secret));
         assert_eq!(format!("{:?}", new_token().unwrap().secret), "<redacted>");
+    }
+
+    #[test]
+    fn every_presented_form_reduces_to_one_stored_hash() {
+        let t = new_token().unwrap();
+        let token = t.secret.expose().as_str();
+        let sha1 = sha1_hex(token);
+        for form in
+            [token.to_string(), token.to_uppercase(), format!("token={token}"), sha1.clone(), sha1.to_uppercase()]
+        {
+            assert_eq!(presented_sha1(&form).as_deref(), Some(sha1.as_str()), "{form}");
+        }
+        assert_eq!(presented_sha1("token=short"), None);
+        let stored = secret_hash(&sha1);
+        assert!(stored != sha1 && stored != sha256_hex(token) && stored.len() == 64, "not what a client sends");
     }
 
     #[test]

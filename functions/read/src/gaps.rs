@@ -76,7 +76,7 @@ pub fn find_gaps(readings: &[Seq], from_ms: i64, to_ms: i64) -> GapReport {
         if n.serial_no <= p.serial_no.saturating_add(1) {
             continue;
         }
-        let incre = p.incre_minute.or(n.incre_minute).filter(|m| *m > 0).unwrap_or(DEFAULT_INCRE_MINUTE);
+        let incre = usable_interval(p.incre_minute).or(usable_interval(n.incre_minute)).unwrap_or(DEFAULT_INCRE_MINUTE);
         let step = i128::from(incre) * 60_000;
         let due = |serial: u64| i128::from(p.measured_at_ms) + i128::from(serial - p.serial_no) * step;
         // Due times rise with the serial number, so the serials due in the period (and before
@@ -102,9 +102,15 @@ pub fn find_gaps(readings: &[Seq], from_ms: i64, to_ms: i64) -> GapReport {
             before: Neighbour { serial_no: n.serial_no, measured_at_ms: n.measured_at_ms },
         });
     }
-    let missing: u64 = gaps.iter().map(Gap::missing).sum();
+    let missing: u64 = gaps.iter().map(Gap::missing).fold(0, u64::saturating_add);
     let received = received.len() as u64;
-    GapReport { gaps, expected: received + missing, received, missing }
+    GapReport { gaps, expected: received.saturating_add(missing), received, missing }
+}
+
+/// A sensor interval the maths can use: within what the spec means (1–60 minutes), else
+/// none (a value stored before the push route bounded it).
+pub fn usable_interval(incre_minute: Option<u64>) -> Option<u64> {
+    incre_minute.filter(|m| cgm_shared::push::INCRE_MINUTE_BOUNDS.contains(m))
 }
 
 #[cfg(test)]

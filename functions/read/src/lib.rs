@@ -49,6 +49,7 @@ enum Route {
     Summary,
     Chart,
     CreateToken,
+    ListTokens,
     RevokeToken,
     Entries,
 }
@@ -61,6 +62,7 @@ impl Route {
             ("GET", "/devices/{device_sn}/summary") => Route::Summary,
             ("GET", "/devices/{device_sn}/chart.svg") => Route::Chart,
             ("POST", "/devices/{device_sn}/follow-tokens") => Route::CreateToken,
+            ("GET", "/devices/{device_sn}/follow-tokens") => Route::ListTokens,
             ("DELETE", "/devices/{device_sn}/follow-tokens/{token_id}") => Route::RevokeToken,
             ("GET", "/api/v1/entries.json" | "/api/v1/entries/sgv.json") => Route::Entries,
             _ => return None,
@@ -74,6 +76,7 @@ impl Route {
             Route::Summary => "summary",
             Route::Chart => "chart",
             Route::CreateToken => "create_follow_token",
+            Route::ListTokens => "list_follow_tokens",
             Route::RevokeToken => "revoke_follow_token",
             Route::Entries => "nightscout_entries",
         }
@@ -88,7 +91,8 @@ impl<S: ReadStore> HttpService for ReadService<S> {
             return frame.finish::<ReadApi>("unknown", Err(ReadError::NotFound("route").into()));
         };
         let started = Instant::now();
-        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
+        let caller = frame.meta().caller.clone();
+        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, caller.as_deref(), started)).await;
         frame.finish::<ReadApi>(route.name(), result)
     }
 }
@@ -102,15 +106,22 @@ impl<S: ReadStore> ReadService<S> {
         &self.store
     }
 
-    async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, ReadError> {
+    async fn route(
+        &self,
+        route: Route,
+        req: &Request,
+        caller: Option<&str>,
+        started: Instant,
+    ) -> Result<Answer, ReadError> {
         let p = cgm_edge::Params::of(req);
         match route {
             Route::Readings => self.readings(p, started).await,
             Route::Gaps => self.gaps(p).await,
             Route::Summary => self.summary(p).await,
             Route::Chart => self.chart(p).await,
-            Route::CreateToken => self.create_token(p).await,
-            Route::RevokeToken => self.revoke_token(p).await,
+            Route::CreateToken => self.create_token(p, caller).await,
+            Route::ListTokens => self.list_tokens(p).await,
+            Route::RevokeToken => self.revoke_token(p, caller).await,
             Route::Entries => self.entries(p, started).await,
         }
     }

@@ -30,9 +30,7 @@ impl CallLimits {
         operation: Duration::from_millis(2_500),
         max_attempts: 3,
     };
-}
 
-impl CallLimits {
     /// The partner proxy's token reads and writes: a little more patience than the push
     /// path, still far inside API Gateway's 30 s.
     pub const PARTNER: CallLimits = CallLimits {
@@ -41,15 +39,22 @@ impl CallLimits {
         operation: Duration::from_millis(5_000),
         max_attempts: 3,
     };
-}
 
-impl CallLimits {
     /// The read side: a page of a query can take a while on a cold partition; the route's
     /// own deadline (below API Gateway's 30 s) bounds the sum of the pages.
     pub const READ: CallLimits = CallLimits {
         connect: Duration::from_millis(1_000),
         attempt: Duration::from_millis(4_000),
         operation: Duration::from_millis(8_000),
+        max_attempts: 3,
+    };
+
+    /// A secret read once at cold start: bounded, so an SSM outage fails the cold start
+    /// (Lambda retries it) within seconds instead of hanging the init phase.
+    pub const SSM: CallLimits = CallLimits {
+        connect: Duration::from_millis(1_000),
+        attempt: Duration::from_millis(2_000),
+        operation: Duration::from_millis(6_000),
         max_attempts: 3,
     };
 }
@@ -77,24 +82,27 @@ pub async fn sdk_config(cfg: &Config) -> SdkConfig {
 
 /// A DynamoDB client with explicit limits, pointed at `DYNAMODB_ENDPOINT` when set.
 pub fn dynamodb(sdk: &SdkConfig, endpoint: Option<&str>, limits: CallLimits) -> aws_sdk_dynamodb::Client {
-    let mut b = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(limits.connect)
-                .operation_attempt_timeout(limits.attempt)
-                .operation_timeout(limits.operation)
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(limits.max_attempts)
-                .with_initial_backoff(Duration::from_millis(25))
-                .with_max_backoff(Duration::from_millis(200)),
-        );
+    let mut b =
+        aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(timeouts(limits)).retry_config(retries(limits));
     if let Some(url) = endpoint {
         b = b.endpoint_url(url);
     }
     aws_sdk_dynamodb::Client::from_conf(b.build())
+}
+
+fn timeouts(limits: CallLimits) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(limits.connect)
+        .operation_attempt_timeout(limits.attempt)
+        .operation_timeout(limits.operation)
+        .build()
+}
+
+fn retries(limits: CallLimits) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(limits.max_attempts)
+        .with_initial_backoff(Duration::from_millis(25))
+        .with_max_backoff(Duration::from_millis(200))
 }
 
 /// The value of a secret setting: the variable itself, or the SSM SecureString it names,
@@ -108,7 +116,16 @@ pub async fn resolve_secret(
         SecretSetting::Unset => Ok(None),
         SecretSetting::Value(v) => Ok(Some(v.clone())),
         SecretSetting::Param(name) => {
-            let out = aws_sdk_ssm::Client::new(sdk)
+            let mut ssm = aws_sdk_ssm::config::Builder::from(sdk)
+                .timeout_config(timeouts(CallLimits::SSM))
+                .retry_config(retries(CallLimits::SSM));
+            // The SDK's own setting for SSM's endpoint, honoured in local runs too (whose
+            // SDK configuration is built by hand): a stand-in for tests of the real binaries.
+            if let Some(url) = std::env::var("AWS_ENDPOINT_URL_SSM").ok().filter(|u| !u.is_empty()) {
+                ssm = ssm.endpoint_url(url);
+            }
+            let ssm = ssm.build();
+            let out = aws_sdk_ssm::Client::from_conf(ssm)
                 .get_parameter()
                 .name(name)
                 .with_decryption(true)

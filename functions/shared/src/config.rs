@@ -63,8 +63,9 @@ impl Tables {
 /// The vendor's Partner Open API, as the proxy calls it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartnerSettings {
-    /// `PARTNER_API_BASE_URL`: production is not published, so this is configuration.
-    pub base_url: String,
+    /// `PARTNER_API_BASE_URL`: production is not published, so this is configuration. Unset,
+    /// the partner routes answer 503 "not configured" (a stack deploys without one).
+    pub base_url: Option<String>,
     /// `PARTNER_APP_ID`: with a secret, every request carries the application signature.
     pub app_id: Option<String>,
     /// `PARTNER_APP_SECRET` / `PARTNER_APP_SECRET_PARAM`.
@@ -87,8 +88,6 @@ pub struct PartnerPaths {
     pub device_glucose: String,
 }
 
-pub const DEFAULT_PARTNER_BASE_URL: &str = "https://test-api.dreisamtech.com";
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `PUSH_KEY` / `PUSH_KEY_PARAM`: one or more keys, comma-separated.
@@ -106,6 +105,8 @@ pub struct Config {
     pub push_deadline_ms: u64,
     /// True inside AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set by the service).
     pub in_lambda: bool,
+    /// `RAW_BODY_RETENTION_DAYS`: how long a conflicting or quarantined raw body is kept.
+    pub raw_body_retention_days: u64,
 }
 
 pub const DEFAULT_PUSH_DEADLINE_MS: u64 = 3_000;
@@ -157,11 +158,15 @@ impl Config {
                     }),
                 },
             };
-        let base_url = non_empty("PARTNER_API_BASE_URL").unwrap_or_else(|| DEFAULT_PARTNER_BASE_URL.to_string());
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        let base_url = non_empty("PARTNER_API_BASE_URL").map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &base_url
+            && !(u.starts_with("https://") || is_loopback_http(u))
+        {
             return Err(ConfigError::Invalid {
                 var: "PARTNER_API_BASE_URL",
-                reason: "expected an http(s):// URL".into(),
+                reason: "expected an https:// URL (http:// only to a loopback stand-in: bearer tokens must not \
+                         travel in the clear)"
+                    .into(),
             });
         }
         let path = |var: &'static str, default: &str| -> Result<String, ConfigError> {
@@ -173,7 +178,7 @@ impl Config {
             }
         };
         let partner = PartnerSettings {
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
             app_id: non_empty("PARTNER_APP_ID"),
             app_secret: secret_setting(&non_empty, "PARTNER_APP_SECRET", "PARTNER_APP_SECRET_PARAM")?,
             paths: PartnerPaths {
@@ -203,8 +208,20 @@ impl Config {
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             push_deadline_ms,
             in_lambda: non_empty("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+            raw_body_retention_days: number("RAW_BODY_RETENTION_DAYS", 400, 1..=3_653, "days")?,
         })
     }
+}
+
+/// `http://127.0.0.1…`, `http://localhost…` or `http://[::1]…`: a stand-in on this machine.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn secret_setting(
@@ -264,7 +281,7 @@ mod tests {
         assert_eq!(c.tables.follow_tokens, "FollowTokensTable");
         assert_eq!(c.push_deadline_ms, DEFAULT_PUSH_DEADLINE_MS);
         assert!(!c.in_lambda);
-        assert_eq!(c.partner.base_url, DEFAULT_PARTNER_BASE_URL);
+        assert_eq!(c.partner.base_url, None, "partner routes off until a base URL is configured");
         assert_eq!(c.partner.paths.user_glucose, "/partner/v1/user/glucose");
         assert_eq!(c.partner.app_secret, SecretSetting::Unset);
         assert_eq!(c.partner.max_range_days, 366);
@@ -307,6 +324,17 @@ mod tests {
         assert!(e.contains("PARTNER_APP_SECRET_PARAM") && !e.contains("s3cr3t"), "{e}");
         let e = cfg(&[("PARTNER_API_BASE_URL", "ftp://x")]).unwrap_err().to_string();
         assert!(e.contains("PARTNER_API_BASE_URL"), "{e}");
+        for clear in ["http://partner.example.com", "http://10.0.0.1:8080", "http://127.0.0.1.example.com"] {
+            let e = cfg(&[("PARTNER_API_BASE_URL", clear)]).unwrap_err().to_string();
+            assert!(e.contains("https://"), "{clear}: {e}");
+        }
+        for ok in ["https://partner.example.com/", "http://127.0.0.1:9000", "http://localhost:1", "http://[::1]:2"] {
+            assert!(cfg(&[("PARTNER_API_BASE_URL", ok)]).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            cfg(&[("PARTNER_API_BASE_URL", "https://p.example.com/")]).unwrap().partner.base_url.as_deref(),
+            Some("https://p.example.com")
+        );
     }
 
     #[test]

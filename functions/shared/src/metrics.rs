@@ -51,7 +51,7 @@ pub fn mg_dl(mmol: f64) -> f64 {
 /// of the period are included, as in the routes' `from`/`to`.
 pub fn expected_readings(from_ms: i64, to_ms: i64, incre_minute: u64) -> u64 {
     let span = (to_ms.saturating_sub(from_ms)).saturating_add(1).max(0) as u64;
-    span / (incre_minute.max(1) * 60_000)
+    span / incre_minute.max(1).saturating_mul(60_000)
 }
 
 /// Percentages of readings in each band (each 0–100).

@@ -7,7 +7,6 @@
 //! Needs `DYNAMODB_ENDPOINT` (the Makefile runs it under `with-dynamodb-local`) and the
 //! release binaries (`target/release/push`, `target/release/cgm-dev`).
 
-mod runtime_api;
 mod sections;
 mod stats;
 

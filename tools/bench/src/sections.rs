@@ -1,6 +1,5 @@
 //! One function per figure in BENCHMARKS.md; each returns its markdown.
 
-use crate::runtime_api::RuntimeApi;
 use crate::stats::{ms, summarize, us};
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use cgm_edge::HttpService;
@@ -8,6 +7,8 @@ use cgm_shared::push::parse_push;
 use cgm_shared::store::push::Arrival;
 use cgm_shared::store::push::dynamodb::reading_item;
 use cgm_tests::fake_partner::{FakePartner, T0};
+use cgm_tests::fake_ssm::FakeSsm;
+use cgm_tests::runtime_api::RuntimeApi;
 use cgm_tests::{Stack, api_request, push_request, seed_with};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -36,7 +37,7 @@ fn release_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
 /// of the same kind of item, interleaved, same process, client and table.
 pub async fn overhead(n: usize) -> anyhow::Result<String> {
     let stack = Stack::new().await;
-    let cfg = stack.config(&[("PUSH_KEY", "bench-key")]);
+    let cfg = stack.config(&[("PUSH_KEY", BENCH_KEY)]);
     let svc = cgm_push::from_config(&cfg).await?;
     let client = svc.store().client().clone();
     let table = stack.table("READINGS_TABLE").to_string();
@@ -44,7 +45,7 @@ pub async fn overhead(n: usize) -> anyhow::Result<String> {
     let zone = cfg.source_timezone;
     for i in 0..(n + 200) {
         let a = body(&format!("h-{i}"), i as u64);
-        let req = push_request(&a, "key=bench-key", "203.0.113.10");
+        let req = push_request(&a, &format!("key={BENCH_KEY}"), "203.0.113.10");
         let t = Instant::now();
         let resp = svc.handle(req).await;
         let dh = t.elapsed();
@@ -92,13 +93,13 @@ pub async fn end_to_end(n: usize, c: usize) -> anyhow::Result<String> {
     let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
         .env("PORT", port.to_string())
         .env("DYNAMODB_ENDPOINT", &endpoint)
-        .env("PUSH_KEY", "bench-key")
+        .env("PUSH_KEY", BENCH_KEY)
         .env("AWS_LAMBDA_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let url = format!("http://127.0.0.1:{port}/sinocare/cgm?key=bench-key");
+    let url = format!("http://127.0.0.1:{port}/sinocare/cgm?key={BENCH_KEY}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(c).build()?;
     let ready = Instant::now();
     while http.post(&url).body("{}").send().await.is_err() {
@@ -153,7 +154,13 @@ pub async fn end_to_end(n: usize, c: usize) -> anyhow::Result<String> {
     Ok(o)
 }
 
-fn lambda_command(api: &RuntimeApi, stack: &Stack) -> anyhow::Result<tokio::process::Command> {
+/// A push key as long as the push function requires inside Lambda.
+const BENCH_KEY: &str = "bench-key-0123456789abcdef0123456789";
+const BENCH_KEY_PARAM: &str = "/cgm-bench/push-key";
+
+/// The release push binary as Lambda runs it: its key read at cold start from an SSM
+/// stand-in (part of what a cold start costs).
+fn lambda_command(api: &RuntimeApi, stack: &Stack, ssm: &FakeSsm) -> anyhow::Result<tokio::process::Command> {
     let mut cmd = tokio::process::Command::new(release_binary("push")?);
     cmd.env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
@@ -161,7 +168,8 @@ fn lambda_command(api: &RuntimeApi, stack: &Stack) -> anyhow::Result<tokio::proc
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("PUSH_KEY", "bench-key")
+        .env("PUSH_KEY_PARAM", BENCH_KEY_PARAM)
+        .env("AWS_ENDPOINT_URL_SSM", &ssm.url)
         .env("DYNAMODB_ENDPOINT", &stack.endpoint)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -175,19 +183,20 @@ fn lambda_command(api: &RuntimeApi, stack: &Stack) -> anyhow::Result<tokio::proc
 fn event(i: usize) -> String {
     let mut e: Value = serde_json::from_str(cgm_tests::PUSH_EVENT).expect("fixture");
     e["body"] = json!(body(&format!("lambda-{}-{i}", uuid::Uuid::new_v4().simple()), i as u64));
-    e["rawQueryString"] = json!("key=bench-key");
+    e["rawQueryString"] = json!(&format!("key={BENCH_KEY}"));
     e.to_string()
 }
 
 /// Figure 3: exec → first `next` (init) and exec → first response with its DynamoDB write.
 pub async fn cold_start(runs: usize) -> anyhow::Result<String> {
     let stack = Stack::new().await;
+    let ssm = FakeSsm::start(&[(BENCH_KEY_PARAM, BENCH_KEY)]).await;
     let (mut init, mut first) = (Vec::new(), Vec::new());
     for r in 0..runs {
         let api = RuntimeApi::start().await?;
         api.push(format!("req-{r}"), event(r));
         let t0 = Instant::now();
-        let mut child = lambda_command(&api, &stack)?.spawn()?;
+        let mut child = lambda_command(&api, &stack, &ssm)?.spawn()?;
         tokio::time::timeout(Duration::from_secs(20), api.wait_for(1)).await?;
         let _ = child.kill().await;
         anyhow::ensure!(api.errors().is_empty(), "the function reported errors: {:?}", api.errors());
@@ -214,12 +223,13 @@ pub async fn cold_start(runs: usize) -> anyhow::Result<String> {
 /// Figure 4: peak RSS of one `push` process over `n` invocations.
 pub async fn memory(n: usize) -> anyhow::Result<String> {
     let stack = Stack::new().await;
+    let ssm = FakeSsm::start(&[(BENCH_KEY_PARAM, BENCH_KEY)]).await;
     let api = RuntimeApi::start().await?;
     for i in 0..n {
         api.push(format!("m-{i}"), event(i));
     }
     let t0 = Instant::now();
-    let mut child = lambda_command(&api, &stack)?.spawn()?;
+    let mut child = lambda_command(&api, &stack, &ssm)?.spawn()?;
     let pid = child.id().unwrap_or_default();
     tokio::time::timeout(Duration::from_secs(600), api.wait_for(n)).await?;
     let took = t0.elapsed();

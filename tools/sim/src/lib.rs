@@ -2,7 +2,7 @@
 //! deployed, to show that nothing pushed is lost.
 //!
 //! [`generate`] makes the readings of N sensors over their wear periods, as bodies in the
-//! seed spec's shape (`../shared/seeds/000_*`); [`send::send_all`] delivers them the way
+//! push spec's shape (docs/sinocare-integration.md); [`send::send_all`] delivers them the way
 //! Sinocare does: concurrently, re-sending whatever got no `code` 0 within 5 s with
 //! exponential backoff and jitter, re-sending some already-acknowledged readings as
 //! duplicates, and replaying a backlog in a burst. The [`send::Report`] says what was sent,

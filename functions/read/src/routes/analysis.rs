@@ -131,7 +131,7 @@ struct TimeInRanges {
 /// The sensor interval most readings report (default 3 minutes).
 fn usual_interval(readings: &[StoredReading]) -> u64 {
     let mut counts: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
-    for m in readings.iter().filter_map(|r| r.incre_minute).filter(|m| *m > 0) {
+    for m in readings.iter().filter_map(|r| gaps::usable_interval(r.incre_minute)) {
         *counts.entry(m).or_default() += 1;
     }
     counts.into_iter().max_by_key(|(m, n)| (*n, std::cmp::Reverse(*m))).map_or(gaps::DEFAULT_INCRE_MINUTE, |(m, _)| m)

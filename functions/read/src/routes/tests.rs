@@ -230,3 +230,78 @@ async fn unknown_routes_are_404_and_storage_failures_503() {
     let (status, body) = call(&svc, device("summary", "SN1", &[])).await;
     assert_eq!((status, body), (503, json!({"status": 503, "message": "storage unavailable, retry later"})));
 }
+
+/// Whatever a stored reading holds (any instant, serial, interval, value, threshold), every
+/// read route answers below 500. The store here bypasses the bounds the DynamoDB store
+/// applies when reading an item, so the routes' own arithmetic is what is tested.
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_reading() -> impl Strategy<Value = StoredReading> {
+        let at = prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MAX),
+            Just(-1i64),
+            DAY0 - 86_400_000..DAY0 + 2 * 86_400_000,
+            any::<i64>()
+        ];
+        let serial = prop_oneof![
+            Just(None),
+            Just(Some(0u64)),
+            Just(Some(u64::MAX)),
+            (0u64..600).prop_map(Some),
+            any::<u64>().prop_map(Some)
+        ];
+        let incre = prop_oneof![
+            Just(None),
+            Just(Some(0u64)),
+            Just(Some(1u64 << 59)),
+            Just(Some(u64::MAX)),
+            (1u64..6).prop_map(Some)
+        ];
+        let mmol = prop_oneof![0.1f64..30.0, Just(f64::MAX), Just(f64::MIN_POSITIVE), Just(1e300)];
+        let threshold =
+            prop_oneof![Just(None), Just(Some(f64::MAX)), Just(Some(-f64::MAX)), (2.0f64..12.0).prop_map(Some)];
+        (0u32..1_000_000, at, serial, incre, mmol, any::<bool>(), threshold.clone(), threshold).prop_map(
+            |(id, at, serial_no, incre_minute, mmol, valid, low, high)| StoredReading {
+                test_id: format!("t{id}").into(),
+                device_sn: "P".into(),
+                measured_at: Timestamp(at),
+                mmol,
+                serial_no,
+                status: Some(if valid { "0" } else { "1" }.into()),
+                valid,
+                incre_minute,
+                low,
+                high,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn every_route_answers_below_500(readings in prop::collection::vec(any_reading(), 0..40)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+            let svc = service(readings);
+            let full = [("from", "0"), ("to", "9223372036854775807")];
+            let day = [("from", "2024-04-30T00:00:00Z"), ("to", "2024-05-02T00:00:00Z")];
+            let requests = vec![
+                device("readings", "P", &[("include_invalid", "true"), ("limit", "5000")]),
+                device("readings", "P", &[("format", "csv"), ("include_invalid", "true")]),
+                device("readings", "P", &full),
+                device("gaps", "P", &day),
+                device("gaps", "P", &[("from", "0"), ("to", "7776000000")]),
+                device("summary", "P", &day),
+                device("chart.svg", "P", &[("date", "2024-05-01")]),
+                device("chart.svg", "P", &[("date", "1970-01-01")]),
+            ];
+            for req in requests {
+                let resp = rt.block_on(svc.handle(req));
+                prop_assert!(resp.status().as_u16() < 500, "{:?}", String::from_utf8_lossy(resp.body()));
+            }
+        }
+    }
+}

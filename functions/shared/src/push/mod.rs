@@ -8,5 +8,8 @@
 mod parse;
 mod reading;
 
-pub use parse::{MAX_BODY_BYTES, MAX_ID_BYTES, Unusable, parse_push};
+pub use parse::{
+    CGM_DAY_BOUNDS, INCRE_MINUTE_BOUNDS, MAX_BODY_BYTES, MAX_ID_BYTES, MAX_MMOL, MAX_THRESHOLD, SERIAL_NO_BOUNDS,
+    Unusable, parse_push,
+};
 pub use reading::{Glucose, Measurement, Personal, Reading, Threshold, format_number};

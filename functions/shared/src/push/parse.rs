@@ -4,7 +4,7 @@ use crate::sensitive::Sensitive;
 use crate::time::{SourceZone, TimeError, Timestamp};
 use serde_json::{Map, Value};
 
-/// Bodies above this are answered 413 and only a stub is kept (DESIGN.md: it also keeps a
+/// Bodies above this are answered 413 and only a stub is kept (docs/sinocare-integration.md: it also keeps a
 /// quarantined body far inside DynamoDB's 400 KB item limit).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -13,9 +13,22 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// every re-send, so it goes to quarantine instead.
 pub const MAX_ID_BYTES: usize = 1024;
 
+/// What the spec's numbers can mean: `increMinute` is minutes between readings, `cgmDay`
+/// a sensor's days of wear, `serialNo` a reading's number in a sensor's life (a 30-day
+/// sensor at one reading a minute takes 43,200; the ceiling leaves room for 23 of those).
+/// A value outside its bound is kept as sent and left out of the typed field: the reading,
+/// whose glucose and time are valid, is still stored.
+pub const INCRE_MINUTE_BOUNDS: std::ops::RangeInclusive<u64> = 1..=60;
+pub const CGM_DAY_BOUNDS: std::ops::RangeInclusive<u64> = 1..=30;
+pub const SERIAL_NO_BOUNDS: std::ops::RangeInclusive<u64> = 0..=1_000_000;
+
 /// Plausibility ceiling for `testResult` in mmol/L. Meters read up to about 33; a value
 /// above 100 is a unit or format error (mg/dL sent as mmol/L), not a reading to chart.
-const MAX_MMOL: f64 = 100.0;
+pub const MAX_MMOL: f64 = 100.0;
+
+/// Thresholds are mmol/L or mg/dL, never astronomically large; the bound also keeps the
+/// value inside what DynamoDB numbers hold.
+pub const MAX_THRESHOLD: f64 = 1e6;
 
 /// Why an authenticated body cannot be stored as a reading. It is quarantined with this
 /// reason; the text is short English and never contains any part of the body.
@@ -111,9 +124,10 @@ pub fn parse_push(body: &[u8], zone: &SourceZone) -> Result<Reading, Unusable> {
             .timestamp_millis(),
     );
 
-    let serial_no = whole_number(&mut data, "serialNo")?;
-    let cgm_day = whole_number(&mut data, "cgmDay")?;
-    let incre_minute = whole_number(&mut data, "increMinute")?;
+    let mut out_of_range = Map::new();
+    let serial_no = bounded(&mut data, "serialNo", SERIAL_NO_BOUNDS, &mut out_of_range)?;
+    let cgm_day = bounded(&mut data, "cgmDay", CGM_DAY_BOUNDS, &mut out_of_range)?;
+    let incre_minute = bounded(&mut data, "increMinute", INCRE_MINUTE_BOUNDS, &mut out_of_range)?;
     let low = threshold(&mut data, "low")?;
     let high = threshold(&mut data, "high")?;
     // A blank status is no status: the item leaves empty strings out, so keeping `""` here
@@ -146,7 +160,26 @@ pub fn parse_push(body: &[u8], zone: &SourceZone) -> Result<Reading, Unusable> {
         personal,
         extra_data: data,
         extra_envelope: root,
+        out_of_range,
     })
+}
+
+/// A whole number within `bounds`; one outside them is recorded in `out_of_range` as sent
+/// and read as absent.
+fn bounded(
+    data: &mut Map<String, Value>,
+    name: &'static str,
+    bounds: std::ops::RangeInclusive<u64>,
+    out_of_range: &mut Map<String, Value>,
+) -> Result<Option<u64>, Unusable> {
+    let sent = data.get(name).cloned();
+    match whole_number(data, name)? {
+        Some(n) if !bounds.contains(&n) => {
+            out_of_range.insert(name.to_string(), sent.unwrap_or(Value::Null));
+            Ok(None)
+        }
+        n => Ok(n),
+    }
 }
 
 /// A text field: a string as sent, a number as its decimal text, anything else (a bool, an
@@ -219,9 +252,7 @@ fn threshold(data: &mut Map<String, Value>, name: &'static str) -> Result<Thresh
         Some(Value::String(s)) => s.trim().parse::<f64>().map_err(|_| bad)?,
         Some(_) => return Err(bad),
     };
-    // Thresholds are mmol/L or mg/dL, never astronomically large; the bound also keeps the
-    // value inside what DynamoDB numbers hold.
-    if !v.is_finite() || v.abs() >= 1e6 {
+    if !v.is_finite() || v.abs() >= MAX_THRESHOLD {
         return Err(bad);
     }
     Ok(Threshold::Mmol(v))
@@ -232,7 +263,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The seed's example payload, verbatim (`../shared/seeds/000_*`, section 1.2.1).
+    /// The seed's example payload, verbatim (Sinocare's push spec, section 1.2.1).
     const SEED_EXAMPLE: &str = include_str!("../../tests/data/seed-example.json");
 
     fn parse(v: &Value) -> Result<Reading, Unusable> {
@@ -249,6 +280,20 @@ mod tests {
             }
         }
         body
+    }
+
+    #[test]
+    fn numbers_outside_what_the_spec_means_are_kept_as_sent_not_typed() {
+        let r =
+            parse(&with_data(json!({"increMinute": 576_460_752_303_423_488u64, "cgmDay": 0, "serialNo": "2000000"})))
+                .expect("glucose and time are valid: still a reading");
+        assert_eq!((r.incre_minute, r.cgm_day, r.serial_no), (None, None, None));
+        assert_eq!(r.out_of_range.get("increMinute"), Some(&json!(576_460_752_303_423_488u64)));
+        assert_eq!(r.out_of_range.get("cgmDay"), Some(&json!(0)));
+        assert_eq!(r.out_of_range.get("serialNo"), Some(&json!("2000000")));
+        let r = parse(&with_data(json!({"increMinute": 60, "cgmDay": 30, "serialNo": 1_000_000}))).unwrap();
+        assert_eq!((r.incre_minute, r.cgm_day, r.serial_no), (Some(60), Some(30), Some(1_000_000)));
+        assert!(r.out_of_range.is_empty());
     }
 
     #[test]
@@ -269,7 +314,7 @@ mod tests {
         assert_eq!(r.customer_name.as_deref(), Some("测试医院"));
         assert_eq!(r.personal.patient_name.as_ref().map(|s| s.expose().as_str()), Some("张三"));
         assert_eq!(r.personal.id_card.as_ref().map(|s| s.expose().as_str()), Some("430424"));
-        assert!(r.extra_data.is_empty() && r.extra_envelope.is_empty());
+        assert!(r.extra_data.is_empty() && r.extra_envelope.is_empty() && r.out_of_range.is_empty());
     }
 
     #[test]
@@ -372,6 +417,7 @@ mod tests {
             (json!({"serialNo": -1}), Unusable::NotWholeNumber("serialNo")),
             (json!({"increMinute": 2.5}), Unusable::NotWholeNumber("increMinute")),
             (json!({"low": "low"}), Unusable::NotNumber("low")),
+            (json!({"serialNo": 1e300}), Unusable::NotWholeNumber("serialNo")),
             (json!({"high": true}), Unusable::NotNumber("high")),
         ];
         for (patch, want) in cases {

@@ -30,6 +30,9 @@ pub struct Reading {
     pub extra_data: Map<String, Value>,
     /// Top-level fields besides `data` and `reservedCode`, kept as sent.
     pub extra_envelope: Map<String, Value>,
+    /// Numeric fields outside what the spec means (`increMinute` 2^59), as sent; their
+    /// typed fields are `None`.
+    pub out_of_range: Map<String, Value>,
 }
 
 /// The patient's personal data. Stored with the reading (it is the company's record), but

@@ -41,6 +41,8 @@ pub const RESERVED_CODE: &str = "reservedCode";
 pub const EXTRA_DATA: &str = "extraData";
 /// Unknown top-level fields, as JSON text.
 pub const EXTRA_ENVELOPE: &str = "extraEnvelope";
+/// Numeric fields outside their bounds, as sent (JSON text), by name.
+pub const OUT_OF_RANGE: &str = "outOfRange";
 pub const RECEIVED_AT: &str = "receivedAt";
 pub const REQUEST_ID: &str = "requestId";
 
@@ -56,19 +58,37 @@ pub const BODY_SHA256: &str = "bodySha256";
 pub const BODY_LENGTH: &str = "bodyLength";
 pub const TRUNCATED: &str = "truncated";
 pub const REASON: &str = "reason";
+/// When DynamoDB's TTL may remove a raw body (conflicts, quarantine): epoch seconds.
+pub const EXPIRES_AT: &str = "expiresAt";
 
-/// The name of the device/time index on the readings table (`deviceSn`, `measuredAt`).
-pub const DEVICE_TIME_INDEX: &str = "deviceSn-measuredAt";
+/// The device/time index on the readings table (`deviceSn`, `measuredAt`). It projects what
+/// the read side reads ([`READS_PROJECTION`]) and no patient field.
+pub const DEVICE_TIME_INDEX: &str = "deviceSn-measuredAt-reads";
+
+/// The non-key attributes the device/time index projects (the template's `NonKeyAttributes`
+/// must name exactly these: a test holds it).
+pub const READS_PROJECTION: [&str; 10] =
+    [GLUCOSE_MMOL, TEST_RESULT, SERIAL_NO, STATUS, VALID, INCRE_MINUTE, CGM_DAY, CGM_STATUS, LOW, HIGH];
 
 /// The follower tokens table (key `tokenId`) and its indexes, named after their key.
 pub mod follow {
     pub const TOKEN_ID: &str = "tokenId";
+    /// SHA-256 of the SHA-1 hex of the token. (Rows from before the rehash hold SHA-256 of
+    /// the token here, beside `sha1Hash`; they are upgraded on first use.)
     pub const TOKEN_HASH: &str = "tokenHash";
+    /// Legacy only: the SHA-1 hex of the token, exactly what a Nightscout client sends.
     pub const SHA1_HASH: &str = "sha1Hash";
     pub const DEVICE_SN: &str = "deviceSn";
+    pub const LABEL: &str = "label";
+    /// ms since the epoch.
     pub const CREATED_AT: &str = "createdAt";
+    /// Epoch seconds: the table's TTL attribute.
+    pub const EXPIRES_AT: &str = "expiresAt";
+    /// ms since the epoch.
+    pub const LAST_USED_AT: &str = "lastUsedAt";
     pub const TOKEN_HASH_INDEX: &str = "tokenHash";
     pub const SHA1_HASH_INDEX: &str = "sha1Hash";
+    pub const DEVICE_INDEX: &str = "deviceSn";
 }
 
 pub fn s(v: &str) -> AttributeValue {

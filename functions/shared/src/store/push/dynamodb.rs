@@ -22,11 +22,27 @@ use std::collections::HashMap;
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
+    /// How long a raw body (conflict, quarantine) is kept before the tables' TTL removes it.
+    raw_body_retention_s: i64,
 }
+
+/// `RAW_BODY_RETENTION_DAYS`' default.
+pub const DEFAULT_RAW_BODY_RETENTION_DAYS: u64 = 400;
 
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables) -> Self {
-        Self { client, tables }
+        Self { client, tables, raw_body_retention_s: retention_s(DEFAULT_RAW_BODY_RETENTION_DAYS) }
+    }
+
+    /// Raw bodies kept `days` days (`RAW_BODY_RETENTION_DAYS`).
+    pub fn retaining_raw_bodies(mut self, days: u64) -> Self {
+        self.raw_body_retention_s = retention_s(days);
+        self
+    }
+
+    /// The TTL of a raw body that arrived at `received_at_ms`: epoch seconds.
+    fn expires_at(&self, received_at_ms: i64) -> AttributeValue {
+        n_i(received_at_ms.div_euclid(1000).saturating_add(self.raw_body_retention_s))
     }
 
     pub fn client(&self) -> &Client {
@@ -125,6 +141,7 @@ impl PushStore for DynamoStore {
         put_opt_s(&mut item, attr::STATUS, r.status.as_deref());
         item.insert(attr::BODY.into(), AttributeValue::S(String::from_utf8_lossy(c.raw_body).into_owned()));
         put_arrival(&mut item, arrival);
+        item.insert(attr::EXPIRES_AT.into(), self.expires_at(arrival.received_at_ms));
         self.put_once(&self.tables.conflicts, attr::TEST_ID, item).await
     }
 
@@ -138,6 +155,7 @@ impl PushStore for DynamoStore {
         item.insert(attr::BODY_LENGTH.into(), n_u(q.body_length as u64));
         item.insert(attr::TRUNCATED.into(), AttributeValue::Bool(q.truncated));
         put_arrival(&mut item, arrival);
+        item.insert(attr::EXPIRES_AT.into(), self.expires_at(arrival.received_at_ms));
         self.put_once(&self.tables.quarantine, attr::BODY_SHA256, item).await
     }
 }
@@ -191,6 +209,10 @@ pub fn reading_item(r: &Reading, arrival: &Arrival) -> HashMap<String, Attribute
     if !r.extra_data.is_empty() {
         item.insert(attr::EXTRA_DATA.into(), s(&serde_json::Value::Object(r.extra_data.clone()).to_string()));
     }
+    if !r.out_of_range.is_empty() {
+        let fields = r.out_of_range.iter().map(|(k, v)| (k.clone(), s(&v.to_string()))).collect();
+        item.insert(attr::OUT_OF_RANGE.into(), AttributeValue::M(fields));
+    }
     if !r.extra_envelope.is_empty() {
         item.insert(attr::EXTRA_ENVELOPE.into(), s(&serde_json::Value::Object(r.extra_envelope.clone()).to_string()));
     }
@@ -212,6 +234,14 @@ pub fn measurement_of(item: &HashMap<String, AttributeValue>) -> Option<Measurem
         mmol: num(attr::GLUCOSE_MMOL)?.parse().ok()?,
         status: text(attr::STATUS),
     })
+}
+
+fn retention_s(days: u64) -> i64 {
+    i64::try_from(days).unwrap_or(i64::MAX).saturating_mul(86_400)
+}
+
+fn n_i(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
 }
 
 fn put_arrival(item: &mut HashMap<String, AttributeValue>, arrival: &Arrival) {
@@ -255,7 +285,7 @@ mod tests {
             frac in 0u32..10,
             digits in 0usize..3,
             secs in 946_684_800i64..4_102_444_800,
-            serial in any::<u32>(),
+            serial in 0u32..=1_000_000,
             status in prop::sample::select(&["0", "1", "7"][..]),
         ) {
             let whole = if whole == 0 && (digits == 0 || frac == 0) { 1 } else { whole };

@@ -2,8 +2,10 @@
 //! index that name the attributes they fetch (never a patient field), and the follower
 //! tokens table with its two hash indexes.
 
-use super::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading, TokenHash};
+use super::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading};
 use crate::ids::{DeviceSn, TestId, clip_for_log};
+use crate::push::{INCRE_MINUTE_BOUNDS, MAX_MMOL, MAX_THRESHOLD, SERIAL_NO_BOUNDS};
+use crate::sensitive::Sensitive;
 use crate::store::StoreError;
 use crate::store::attr::{self, DEVICE_TIME_INDEX, Item, classify, follow, is_condition_failure, n, num, s, text};
 use crate::time::Timestamp;
@@ -21,6 +23,36 @@ pub struct DynamoReadStore {
 impl DynamoReadStore {
     pub fn new(client: Client, readings_table: String, follow_tokens_table: String) -> Self {
         Self { client, readings_table, follow_tokens_table }
+    }
+
+    /// The id of the token whose `attribute` (an index's key) is `value`.
+    async fn token_id_by(&self, index: &str, attribute: &str, value: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.follow_tokens_table)
+            .index_name(index)
+            .key_condition_expression("#h = :h")
+            .expression_attribute_names("#h", attribute)
+            .expression_attribute_values(":h", s(value))
+            .limit(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.items.unwrap_or_default().first().and_then(|i| text(i, follow::TOKEN_ID)))
+    }
+
+    async fn token_item(&self, token_id: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.follow_tokens_table)
+            .key(follow::TOKEN_ID, s(token_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?
+            .item)
     }
 }
 
@@ -91,13 +123,16 @@ impl ReadStore for DynamoReadStore {
 
     async fn put_follow_token(&self, t: &FollowToken) -> Result<(), StoreError> {
         use follow as f;
-        let item = HashMap::from([
+        let mut item = HashMap::from([
             (f::TOKEN_ID.to_string(), s(&t.token_id)),
             (f::DEVICE_SN.to_string(), s(t.device_sn.as_str())),
-            (f::TOKEN_HASH.to_string(), s(&t.token_hash)),
-            (f::SHA1_HASH.to_string(), s(&t.sha1_hash)),
+            (f::TOKEN_HASH.to_string(), s(&t.secret_hash)),
             (f::CREATED_AT.to_string(), n(t.created_at.ms())),
+            (f::EXPIRES_AT.to_string(), n(t.expires_at.ms().div_euclid(1000))),
         ]);
+        if let Some(label) = &t.label {
+            item.insert(f::LABEL.to_string(), s(label.expose()));
+        }
         self.client
             .put_item()
             .table_name(&self.follow_tokens_table)
@@ -110,40 +145,93 @@ impl ReadStore for DynamoReadStore {
         Ok(())
     }
 
-    async fn find_follow_token(&self, hash: TokenHash<'_>) -> Result<Option<FollowToken>, StoreError> {
-        use follow as f;
-        let (index, key, value) = match hash {
-            TokenHash::Sha256(h) => (f::TOKEN_HASH_INDEX, f::TOKEN_HASH, h),
-            TokenHash::Sha1(h) => (f::SHA1_HASH_INDEX, f::SHA1_HASH, h),
-        };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.follow_tokens_table)
-            .index_name(index)
-            .key_condition_expression("#h = :h")
-            .expression_attribute_names("#h", key)
-            .expression_attribute_values(":h", s(value))
-            .limit(1)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(token_id) = out.items.unwrap_or_default().first().and_then(|i| text(i, f::TOKEN_ID)) else {
+    async fn find_follow_token(&self, secret_hash: &str) -> Result<Option<FollowToken>, StoreError> {
+        let Some(token_id) = self.token_id_by(follow::TOKEN_HASH_INDEX, follow::TOKEN_HASH, secret_hash).await? else {
             return Ok(None);
         };
         // An index is only eventually consistent: a token deleted a moment ago can still be
         // listed there. The table itself, read consistently, says whether it is still live.
-        let item = self
+        let item = self.token_item(&token_id).await?;
+        Ok(item.as_ref().and_then(token_of).filter(|t| t.secret_hash == secret_hash))
+    }
+
+    async fn upgrade_legacy_follow_token(
+        &self,
+        sha1_hex: &str,
+        secret_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Option<FollowToken>, StoreError> {
+        use follow as f;
+        let Some(token_id) = self.token_id_by(f::SHA1_HASH_INDEX, f::SHA1_HASH, sha1_hex).await? else {
+            return Ok(None);
+        };
+        let res = self
             .client
-            .get_item()
+            .update_item()
             .table_name(&self.follow_tokens_table)
             .key(f::TOKEN_ID, s(&token_id))
-            .consistent_read(true)
+            .update_expression("SET #h = :h, #e = if_not_exists(#e, :e) REMOVE #s")
+            .condition_expression("#s = :s")
+            .expression_attribute_names("#h", f::TOKEN_HASH)
+            .expression_attribute_names("#e", f::EXPIRES_AT)
+            .expression_attribute_names("#s", f::SHA1_HASH)
+            .expression_attribute_values(":h", s(secret_hash))
+            .expression_attribute_values(":e", n(expires_at.ms().div_euclid(1000)))
+            .expression_attribute_values(":s", s(sha1_hex))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(classify)?
-            .item;
-        Ok(item.as_ref().and_then(token_of).filter(|t| hash.matches(t)))
+            .await;
+        match res {
+            Ok(out) => Ok(out.attributes.as_ref().and_then(token_of)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn list_follow_tokens(&self, device_sn: &DeviceSn) -> Result<Vec<FollowToken>, StoreError> {
+        let mut tokens = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.follow_tokens_table)
+                .index_name(follow::DEVICE_INDEX)
+                .key_condition_expression("#d = :d")
+                .expression_attribute_names("#d", follow::DEVICE_SN)
+                .expression_attribute_values(":d", s(device_sn.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            tokens.extend(out.items.unwrap_or_default().iter().filter_map(token_of));
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                tokens.sort_by_key(|t| t.created_at);
+                return Ok(tokens);
+            }
+        }
+    }
+
+    async fn touch_follow_token(&self, token_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.follow_tokens_table)
+            .key(follow::TOKEN_ID, s(token_id))
+            .update_expression("SET #u = :u")
+            // Never recreate a token revoked meanwhile.
+            .condition_expression("attribute_exists(#k)")
+            .expression_attribute_names("#u", follow::LAST_USED_AT)
+            .expression_attribute_names("#k", follow::TOKEN_ID)
+            .expression_attribute_values(":u", n(at.ms()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
     }
 
     async fn delete_follow_token(&self, device_sn: &DeviceSn, token_id: &str) -> Result<bool, StoreError> {
@@ -174,17 +262,19 @@ pub fn reading_of(item: &Item) -> Option<StoredReading> {
         test_id: TestId::new(text(item, attr::TEST_ID)?),
         device_sn: DeviceSn::new(text(item, attr::DEVICE_SN)?),
         measured_at: Timestamp(num(item, attr::MEASURED_AT)?),
-        mmol: num(item, attr::GLUCOSE_MMOL).filter(|v: &f64| v.is_finite())?,
-        serial_no: num(item, attr::SERIAL_NO),
+        // Bounded as the push route bounds them now, for items stored before it did (or
+        // written by hand): a value outside is no value, never a number to compute with.
+        mmol: num(item, attr::GLUCOSE_MMOL).filter(|v: &f64| v.is_finite() && *v > 0.0 && *v <= MAX_MMOL)?,
+        serial_no: num(item, attr::SERIAL_NO).filter(|n| SERIAL_NO_BOUNDS.contains(n)),
         // Items always carry `valid`; were one not to, the push rule decides (status 0 only).
         valid: match item.get(attr::VALID) {
             Some(AttributeValue::Bool(b)) => *b,
             _ => status.as_deref() == Some("0"),
         },
         status,
-        incre_minute: num(item, attr::INCRE_MINUTE),
-        low: num(item, attr::LOW),
-        high: num(item, attr::HIGH),
+        incre_minute: num(item, attr::INCRE_MINUTE).filter(|n| INCRE_MINUTE_BOUNDS.contains(n)),
+        low: num(item, attr::LOW).filter(|v: &f64| v.is_finite() && v.abs() < MAX_THRESHOLD),
+        high: num(item, attr::HIGH).filter(|v: &f64| v.is_finite() && v.abs() < MAX_THRESHOLD),
     })
 }
 
@@ -197,12 +287,16 @@ fn position_of(key: &Item) -> Option<Position> {
 
 fn token_of(item: &Item) -> Option<FollowToken> {
     use follow as f;
+    let created_at = Timestamp(num(item, f::CREATED_AT).unwrap_or(0));
     Some(FollowToken {
         token_id: text(item, f::TOKEN_ID)?,
         device_sn: DeviceSn::new(text(item, f::DEVICE_SN)?),
-        token_hash: text(item, f::TOKEN_HASH)?,
-        sha1_hash: text(item, f::SHA1_HASH)?,
-        created_at: Timestamp(num(item, f::CREATED_AT).unwrap_or(0)),
+        secret_hash: text(item, f::TOKEN_HASH)?,
+        label: text(item, f::LABEL).map(Sensitive::new),
+        created_at,
+        // A row without an expiry is one from before expiries existed and not upgraded yet.
+        expires_at: num::<i64>(item, f::EXPIRES_AT).map_or(created_at, |s| Timestamp(s.saturating_mul(1000))),
+        last_used_at: num(item, f::LAST_USED_AT).map(Timestamp),
     })
 }
 

@@ -2,9 +2,10 @@
 //! sorted list, with DynamoDB's paging rules (`limit` counts readings evaluated before the
 //! filter, so a page of a filtered query may come back empty with a `next`). Not durable.
 
-use super::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading, TokenHash};
+use super::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading};
 use crate::ids::DeviceSn;
 use crate::store::StoreError;
+use crate::time::Timestamp;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct MemoryReadStore {
     pub readings: Mutex<Vec<StoredReading>>,
     pub tokens: Mutex<Vec<FollowToken>>,
+    /// Tokens stored before the rehash, by the SHA-1 hex they kept.
+    pub legacy_tokens: Mutex<Vec<(String, FollowToken)>>,
     /// Index calls made, for tests of how a route pages.
     pub calls: AtomicUsize,
     /// When set, every call fails as an unreachable table would.
@@ -66,9 +69,39 @@ impl ReadStore for MemoryReadStore {
         Ok(())
     }
 
-    async fn find_follow_token(&self, hash: TokenHash<'_>) -> Result<Option<FollowToken>, StoreError> {
+    async fn find_follow_token(&self, secret_hash: &str) -> Result<Option<FollowToken>, StoreError> {
         self.check()?;
-        Ok(self.tokens.lock().expect("memory store lock").iter().find(|t| hash.matches(t)).cloned())
+        Ok(self.tokens.lock().expect("memory store lock").iter().find(|t| t.secret_hash == secret_hash).cloned())
+    }
+
+    async fn upgrade_legacy_follow_token(
+        &self,
+        sha1_hex: &str,
+        secret_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Option<FollowToken>, StoreError> {
+        self.check()?;
+        let mut legacy = self.legacy_tokens.lock().expect("memory store lock");
+        let Some(i) = legacy.iter().position(|(h, _)| h == sha1_hex) else { return Ok(None) };
+        let (_, mut t) = legacy.remove(i);
+        t.secret_hash = secret_hash.to_string();
+        t.expires_at = expires_at;
+        self.tokens.lock().expect("memory store lock").push(t.clone());
+        Ok(Some(t))
+    }
+
+    async fn list_follow_tokens(&self, device_sn: &DeviceSn) -> Result<Vec<FollowToken>, StoreError> {
+        self.check()?;
+        let tokens = self.tokens.lock().expect("memory store lock");
+        Ok(tokens.iter().filter(|t| t.device_sn == *device_sn).cloned().collect())
+    }
+
+    async fn touch_follow_token(&self, token_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.check()?;
+        for t in self.tokens.lock().expect("memory store lock").iter_mut().filter(|t| t.token_id == token_id) {
+            t.last_used_at = Some(at);
+        }
+        Ok(())
     }
 
     async fn delete_follow_token(&self, device_sn: &DeviceSn, token_id: &str) -> Result<bool, StoreError> {

@@ -12,6 +12,7 @@ pub mod memory;
 
 use super::StoreError;
 use crate::ids::{DeviceSn, TestId};
+use crate::sensitive::Sensitive;
 use crate::time::{Included, TimeRange, Timestamp};
 use std::future::Future;
 
@@ -66,32 +67,27 @@ pub struct Batch {
     pub next: Option<Position>,
 }
 
-/// A follower's token as stored: hashes only, never the token.
+/// A follower's token as stored: never the token, nor anything a client sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowToken {
     pub token_id: String,
     pub device_sn: DeviceSn,
-    /// SHA-256 of the token, lowercase hex (looked up for `?token=`).
-    pub token_hash: String,
-    /// SHA-1 of the token, lowercase hex (looked up for Nightscout's `api-secret` header).
-    pub sha1_hash: String,
+    /// SHA-256 of the SHA-1 hex of the token (lowercase hex): every form a follower presents
+    /// (the token, or the SHA-1 hex Nightscout clients send) reduces to it, and reading the
+    /// table does not give what a client would send.
+    pub secret_hash: String,
+    /// Who or what the token is for ("Mum's phone"): may name a person, never logged.
+    pub label: Option<Sensitive<String>>,
     pub created_at: Timestamp,
+    /// Refused from then on, even before the table's TTL removes it.
+    pub expires_at: Timestamp,
+    /// Written at most hourly, not on every poll.
+    pub last_used_at: Option<Timestamp>,
 }
 
-/// Which hash of a token a follower presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenHash<'a> {
-    Sha256(&'a str),
-    Sha1(&'a str),
-}
-
-impl TokenHash<'_> {
-    /// Whether a stored token carries this hash.
-    pub fn matches(&self, t: &FollowToken) -> bool {
-        match self {
-            TokenHash::Sha256(h) => t.token_hash == *h,
-            TokenHash::Sha1(h) => t.sha1_hash == *h,
-        }
+impl FollowToken {
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at
     }
 }
 
@@ -108,11 +104,30 @@ pub trait ReadStore: Send + Sync {
     /// Stores a new token (never overwrites one with the same id).
     fn put_follow_token(&self, t: &FollowToken) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The live token with this hash, if any.
+    /// The token with this secret hash, if any (live or expired: the caller decides).
     fn find_follow_token(
         &self,
-        hash: TokenHash<'_>,
+        secret_hash: &str,
     ) -> impl Future<Output = Result<Option<FollowToken>, StoreError>> + Send;
+
+    /// A token stored before the rehash, by the SHA-1 hex it kept, upgraded in place on the
+    /// way: its secret hash written, the SHA-1 hex removed, an expiry set. `None` when there
+    /// is no such row (or another request upgraded it first).
+    fn upgrade_legacy_follow_token(
+        &self,
+        sha1_hex: &str,
+        secret_hash: &str,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<Option<FollowToken>, StoreError>> + Send;
+
+    /// Every token of a device (ids, labels, times; never a secret).
+    fn list_follow_tokens(
+        &self,
+        device_sn: &DeviceSn,
+    ) -> impl Future<Output = Result<Vec<FollowToken>, StoreError>> + Send;
+
+    /// Records that a token was used at `at`.
+    fn touch_follow_token(&self, token_id: &str, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes the device's token; `false` when there is no such token for that device.
     fn delete_follow_token(

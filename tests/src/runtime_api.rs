@@ -1,6 +1,7 @@
 //! A stand-in for the Lambda Runtime API on loopback, enough to run a real `bootstrap`:
 //! it hands out queued events on `GET …/invocation/next` and records when the function
-//! first asked (the end of init) and when each response came back.
+//! first asked (the end of init) and when each response came back. The benchmarks time
+//! cold starts with it; the runtime canary test runs the release bootstraps under it.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};

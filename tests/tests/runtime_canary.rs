@@ -1,0 +1,184 @@
+//! The release bootstraps, as `sam build` made them, under a Lambda Runtime API on loopback
+//! with logging turned all the way up (`AWS_LAMBDA_LOG_LEVEL=TRACE`, then `RUST_LOG` asking
+//! for every crate's TRACE): no push key, follower token, SigV4 header, session token or
+//! patient field reaches stdout or stderr. The runtime logs each raw event at TRACE, so
+//! this holds only because logging caps every target but the project's own at INFO.
+//!
+//! The bootstraps are arm64 (what Lambda runs); on another host they run under
+//! `qemu-aarch64-static` with Debian's arm64 C library (`tools/install.sh qemu` installs
+//! both). `make test` runs `sam build` before these tests.
+
+use cgm_local::repo_root;
+use cgm_tests::fake_ssm::FakeSsm;
+use cgm_tests::runtime_api::RuntimeApi;
+use cgm_tests::{PUSH_EVENT, SEED_EXAMPLE, Stack};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+const KEY: &str = "CANARY-PUSHKEY-5f0b9a2c7d4e41a8b3c6";
+const TOKEN: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+const SIGV4: &str = "AWS4-HMAC-SHA256 Credential=CANARY-AKID/20261201/cn-north-1/execute-api/aws4_request, \
+                     SignedHeaders=host;x-amz-date, Signature=CANARY-SIGNATURE-77aa";
+const SESSION: &str = "CANARY-SESSION-TOKEN-IQoJb3JpZ2lu";
+const PERSONAL: [(&str, &str); 5] = [
+    ("idCard", "CANARY-IDCARD-430424"),
+    ("patientName", "CANARY-NAME-李雷"),
+    ("visitId", "CANARY-VISIT-2001"),
+    ("patientId", "CANARY-PATIENT-3002"),
+    ("inSerialId", "CANARY-INSERIAL-4003"),
+];
+
+fn bootstrap(function: &str) -> PathBuf {
+    let p = repo_root().join(".aws-sam/build").join(function).join("bootstrap");
+    assert!(p.is_file(), "{} is missing: run `make sam-build` first (`make test` does)", p.display());
+    p
+}
+
+/// How to run an arm64 bootstrap here.
+fn command(bootstrap: &PathBuf) -> tokio::process::Command {
+    if std::env::consts::ARCH == "aarch64" {
+        return tokio::process::Command::new(bootstrap);
+    }
+    let qemu = "/usr/bin/qemu-aarch64-static";
+    let sysroot = "/usr/aarch64-linux-gnu";
+    assert!(
+        std::path::Path::new(qemu).is_file() && std::path::Path::new(sysroot).join("lib").is_dir(),
+        "running the arm64 bootstraps needs {qemu} and {sysroot}: `tools/install.sh qemu` installs Debian's \
+         qemu-user-static and libc6-arm64-cross (make test does)"
+    );
+    let mut c = tokio::process::Command::new(qemu);
+    c.arg("-L").arg(sysroot).arg(bootstrap);
+    c
+}
+
+/// An API Gateway event carrying every canary a client could send in headers and query.
+fn event(route: &str, path: &str, params: Value, query: &str, body: &str) -> String {
+    let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
+    let (method, _) = route.split_once(' ').unwrap();
+    e["routeKey"] = json!(route);
+    e["requestContext"]["routeKey"] = json!(route);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["rawPath"] = json!(path);
+    e["rawQueryString"] = json!(query);
+    e["queryStringParameters"] = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    e["pathParameters"] = params;
+    let h = &mut e["headers"];
+    h["x-api-key"] = json!(KEY);
+    h["authorization"] = json!(SIGV4);
+    h["x-amz-security-token"] = json!(SESSION);
+    h["api-secret"] = json!(TOKEN);
+    e["body"] = json!(body);
+    e.to_string()
+}
+
+fn push_body() -> String {
+    let mut body: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+    for (k, v) in PERSONAL {
+        body["data"][k] = json!(v);
+    }
+    body["data"]["testId"] = json!("runtime-canary-1");
+    body.to_string()
+}
+
+/// Runs one bootstrap on `events` and returns what it wrote, stdout then stderr.
+async fn run(function: &str, env: &[(&str, String)], events: &[String]) -> String {
+    let api = RuntimeApi::start().await.expect("a Runtime API stand-in");
+    for (i, e) in events.iter().enumerate() {
+        api.push(format!("req-{i}"), e.clone());
+    }
+    let mut cmd = command(&bootstrap(function));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_REGION", "cn-north-1")
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("starting the bootstrap");
+    let answered = tokio::time::timeout(Duration::from_secs(60), api.wait_for(events.len())).await;
+    let mut child = child;
+    let _ = child.start_kill();
+    let out = child.wait_with_output().await.expect("the bootstrap's output");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(answered.is_ok(), "{function} did not answer {} events in 60 s; it wrote:\n{text}", events.len());
+    assert!(api.errors().is_empty(), "{function} reported errors: {:?}\n{text}", api.errors());
+    text
+}
+
+#[tokio::test]
+async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace() {
+    let stack = Stack::new().await;
+    let mut env: Vec<(&str, String)> =
+        stack.table_vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect::<Vec<_>>();
+    env.push(("DYNAMODB_ENDPOINT", stack.endpoint.clone()));
+    // Inside Lambda the push key comes from SSM, read at cold start: from a stand-in here.
+    let ssm = FakeSsm::start(&[("/canary/push-key", KEY)]).await;
+    env.push(("PUSH_KEY_PARAM", "/canary/push-key".to_string()));
+    env.push(("AWS_ENDPOINT_URL_SSM", ssm.url.clone()));
+    env.push(("PARTNER_API_BASE_URL", cgm_tests::net::refused_url()));
+    let push = vec![
+        event("POST /sinocare/cgm", "/sinocare/cgm", json!({}), &format!("key={KEY}"), &push_body()),
+        event("POST /sinocare/cgm", "/sinocare/cgm", json!({}), "key=CANARY-WRONG-KEY", &push_body()),
+    ];
+    let partner = vec![
+        event("POST /partner/users", "/partner/users", json!({}), "", r#"{"partner_uid":"CANARY-UID-9"}"#),
+        event(
+            "GET /partner/users/{open_id}/glucose",
+            "/partner/users/o1/glucose",
+            json!({"open_id": "o1"}),
+            "start_time=1&end_time=2",
+            "",
+        ),
+    ];
+    let read = vec![
+        event("GET /api/v1/entries.json", "/api/v1/entries.json", json!({}), &format!("token={TOKEN}&count=5"), ""),
+        event(
+            "GET /devices/{device_sn}/readings",
+            "/devices/23xxdrt33/readings",
+            json!({"device_sn": "23xxdrt33"}),
+            "",
+            "",
+        ),
+    ];
+    let levels = [
+        ("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_string()),
+        ("RUST_LOG", "trace,lambda_runtime=trace,lambda_http=trace,aws_smithy_runtime=trace,hyper=trace".to_string()),
+    ];
+    let mut canaries: Vec<&str> =
+        vec![KEY, "CANARY-WRONG-KEY", TOKEN, "CANARY-AKID", "CANARY-SIGNATURE", SESSION, "CANARY-UID-9"];
+    canaries.extend(PERSONAL.iter().map(|(_, v)| *v));
+    for level in &levels {
+        for (function, events, message) in
+            [("PushFunction", &push, "push"), ("PartnerFunction", &partner, "partner"), ("ReadFunction", &read, "read")]
+        {
+            let mut env = env.clone();
+            env.push((level.0, level.1.clone()));
+            let out = run(function, &env, events).await;
+            assert!(
+                out.contains(&format!(r#""message":"{message}""#)),
+                "{function} with {}={} logged no request line, so logging was not on:\n{out}",
+                level.0,
+                level.1
+            );
+            for c in &canaries {
+                if let Some(line) = out.lines().find(|l| l.contains(c)) {
+                    panic!("{function} with {}={}: canary {c} reached the output: {line}", level.0, level.1);
+                }
+            }
+        }
+    }
+}
