@@ -108,12 +108,24 @@ async fn run(function: &str, env: &[(&str, String)], events: &[String]) -> Strin
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("starting the bootstrap");
+    let mut child = cmd.spawn().expect("starting the bootstrap");
+    // Read both pipes while it runs: a full pipe would stop the function mid-line.
+    let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut p, &mut buf).await;
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>));
     let answered = tokio::time::timeout(Duration::from_secs(60), api.wait_for(events.len())).await;
-    let mut child = child;
     let _ = child.start_kill();
-    let out = child.wait_with_output().await.expect("the bootstrap's output");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = child.wait().await;
+    let (out, err) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
+    let text = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
     assert!(answered.is_ok(), "{function} did not answer {} events in 60 s; it wrote:\n{text}", events.len());
     assert!(api.errors().is_empty(), "{function} reported errors: {:?}\n{text}", api.errors());
     text

@@ -195,7 +195,6 @@ fn level(status: StatusCode, noteworthy: bool) -> Level {
 mod tests {
     use super::*;
     use crate::reply;
-    use std::sync::{Arc, Mutex};
 
     struct Demo;
 
@@ -214,26 +213,12 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn logged(run: impl FnOnce()) -> Vec<serde_json::Value> {
-        let lines = Lines::default();
+        let lines = cgm_shared::telemetry::Captured::default();
         let w = lines.clone();
         let sub = cgm_shared::telemetry::subscriber(true, Some("info"), move || w.clone());
         tracing::subscriber::with_default(sub, run);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        lines.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     #[test]

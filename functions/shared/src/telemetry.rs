@@ -25,6 +25,27 @@ fn within_cap(meta: &tracing::Metadata<'_>) -> bool {
     *meta.level() <= Level::INFO || meta.target().starts_with(OWN_TARGET_PREFIX)
 }
 
+/// Log lines kept in memory, for tests that read what a request logged: hand
+/// `move || buffer.clone()` to [`subscriber`] as its writer.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Installs the process-wide subscriber. Call once, first thing in `main`.
 pub fn init() {
     let json = !std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
@@ -71,22 +92,10 @@ mod tests {
 
     #[test]
     fn no_directive_lifts_the_cap_on_other_crates() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         for directive in
             ["trace", "TRACE", "lambda_runtime=trace", "info,lambda_runtime::layers=trace,aws_smithy_runtime=debug"]
         {
-            let buf = Buf::default();
+            let buf = Captured::default();
             let w = buf.clone();
             tracing::subscriber::with_default(subscriber(true, Some(directive), move || w.clone()), || {
                 tracing::trace!(target: "lambda_runtime::layers::api_response", "raw event SECRET-1");
@@ -94,7 +103,7 @@ mod tests {
                 tracing::info!(target: "lambda_runtime", "started");
                 tracing::trace!(target: "cgm_edge", "own trace");
             });
-            let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            let text = buf.text();
             assert!(!text.contains("SECRET"), "{directive}: {text}");
             assert!(text.contains("started"), "{directive}: INFO of other crates stays");
             if directive.eq_ignore_ascii_case("trace") {

@@ -255,9 +255,10 @@ pub fn summary(lines: &[Line], apply: bool) -> String {
     s
 }
 
+/// An id as the listing shows it: clipped as log lines clip it, marked when cut.
 fn short(s: &str) -> String {
-    let cut: String = s.chars().take(64).collect();
-    if cut.len() < s.len() { format!("{cut}…") } else { cut }
+    let cut = cgm_shared::ids::clip_for_log(s);
+    if cut.len() < s.len() { format!("{cut}…") } else { cut.to_string() }
 }
 
 #[cfg(test)]
