@@ -9,8 +9,8 @@
 //! `threshold-high`, `x-label`, `y-label`, `axis-title`) so tests and stylesheets can find it.
 //! Pure functions: no storage, no HTTP.
 
-use crate::gaps::{DEFAULT_INCRE_MINUTE, usable_interval};
 use crate::text::xml_escape;
+use cgm_shared::gaps::{DEFAULT_INCRE_MINUTE, usable_interval};
 use std::fmt::Write as _;
 
 pub const WIDTH: f64 = 1200.0;

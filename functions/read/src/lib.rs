@@ -15,7 +15,6 @@
 mod chart;
 pub mod error;
 mod follow;
-mod gaps;
 mod nightscout;
 mod paging;
 mod params;

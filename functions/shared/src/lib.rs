@@ -3,7 +3,8 @@
 //! - the Sinocare push ([`push`]): parsing, validation, the reading and its measurement;
 //! - the values that travel furthest ([`ids`], [`time`]): `TestId`, `DeviceSn`, a UTC
 //!   `Timestamp`, a `TimeRange` whose type says whether its end is included, the source zone;
-//! - the consensus CGM [`metrics`] (time in ranges, GMI, CV), which every report computes;
+//! - the consensus CGM [`metrics`] (time in ranges, GMI, CV) from counted values, the
+//!   [`gaps`] in a sensor's sequence, and daily [`rollup`]s, which every report computes from;
 //! - page [`cursor`]s, one format for every paged route;
 //! - the stores ([`store`]), each a narrow trait with a DynamoDB and an in-memory
 //!   implementation, and the one module of DynamoDB attribute helpers;
@@ -17,10 +18,12 @@
 pub mod aws;
 pub mod config;
 pub mod cursor;
+pub mod gaps;
 pub mod ids;
 pub mod metrics;
 pub mod push;
 pub mod random;
+pub mod rollup;
 pub mod sensitive;
 pub mod startup;
 pub mod stats;

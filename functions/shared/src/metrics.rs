@@ -1,10 +1,13 @@
 //! The standard CGM metrics of the international consensus on time in range (Battelino et
-//! al., Diabetes Care 2019;42:1593–1603), from a list of valid glucose values.
+//! al., Diabetes Care 2019;42:1593–1603), from valid glucose values counted per distinct value
+//! ([`GlucoseCounts`]), so a list of readings and a set of daily rollups give the same numbers.
 //!
 //! Each reading stands for the same length of time (the sensor's interval), so the share of
 //! time in a band is the share of readings in it. The coefficient of variation uses the
 //! *sample* standard deviation (n − 1), as common CGM analysis tools do (e.g. R's `iglu`).
 //! Pure functions: no storage, no HTTP.
+
+use std::collections::BTreeMap;
 
 /// mg/dL per mmol/L: the molar mass of glucose, 180.16 g/mol, over 10.
 pub const MG_DL_PER_MMOL: f64 = 18.016;
@@ -77,38 +80,118 @@ pub struct Summary {
     pub bands: TimeInBands,
 }
 
+/// Glucose values as the metrics count them: thousandths of a mmol/L, the stated fixed-point
+/// scale of every count (a reading's value has one decimal almost always; up to three are
+/// exact, more are rounded to three). Both the readings path and the daily rollups go
+/// through [`GlucoseCounts`], so they give the same numbers to the last digit.
+pub const MILLI_PER_MMOL: f64 = 1000.0;
+
+/// A glucose value in thousandths of a mmol/L (0 for anything not a positive finite value).
+pub fn to_milli(mmol: f64) -> u32 {
+    if mmol.is_finite() && mmol > 0.0 { (mmol * MILLI_PER_MMOL).round().min(f64::from(u32::MAX)) as u32 } else { 0 }
+}
+
+/// Valid readings counted per distinct value (thousandths of a mmol/L): a sparse map that
+/// keeps everything a mean, a standard deviation, times in ranges and percentiles need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GlucoseCounts(BTreeMap<u32, u64>);
+
+impl GlucoseCounts {
+    pub fn from_values(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut c = GlucoseCounts::default();
+        for v in values {
+            c.add(v);
+        }
+        c
+    }
+
+    pub fn add(&mut self, mmol: f64) {
+        self.add_milli(to_milli(mmol), 1);
+    }
+
+    pub fn add_milli(&mut self, milli: u32, count: u64) {
+        if count > 0 {
+            let c = self.0.entry(milli).or_default();
+            *c = c.saturating_add(count);
+        }
+    }
+
+    pub fn merge(&mut self, other: &GlucoseCounts) {
+        for (&v, &c) in &other.0 {
+            self.add_milli(v, c);
+        }
+    }
+
+    /// How many readings are counted.
+    pub fn len(&self) -> u64 {
+        self.0.values().fold(0, |a, c| a.saturating_add(*c))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (value in thousandths of a mmol/L, count), ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.0.iter().map(|(v, c)| (*v, *c))
+    }
+
+    /// The `p`th percentile, mmol/L, by the project's one definition (`crate::stats`).
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        let counts: Vec<(f64, u64)> = self.iter().map(|(v, c)| (f64::from(v) / MILLI_PER_MMOL, c)).collect();
+        crate::stats::percentile_of_counts(&counts, p)
+    }
+}
+
 /// The metrics of `values` (mmol/L, valid readings only); `None` when there are none.
 pub fn summarize(values: &[f64]) -> Option<Summary> {
-    if values.is_empty() {
+    summarize_counts(&GlucoseCounts::from_values(values.iter().copied()))
+}
+
+/// The metrics of counted values: exact sums in integers, one division for the mean and
+/// one square root for the (sample, n − 1) standard deviation. `None` when nothing is
+/// counted.
+pub fn summarize_counts(counts: &GlucoseCounts) -> Option<Summary> {
+    let n = counts.len();
+    if n == 0 {
         return None;
     }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let sd = (values.len() > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    let mut counts = [0usize; 5];
-    for v in values {
-        counts[match band_of(*v) {
-            Band::VeryLow => 0,
-            Band::Low => 1,
-            Band::InRange => 2,
-            Band::High => 3,
-            Band::VeryHigh => 4,
-        }] += 1;
+    let (mut sum, mut sum_sq) = (0u128, 0u128);
+    let mut bands = [0u64; 5];
+    for (v, c) in counts.iter() {
+        let (v128, c128) = (u128::from(v), u128::from(c));
+        sum = sum.saturating_add(v128 * c128);
+        sum_sq = sum_sq.saturating_add(v128 * v128 * c128);
+        let band = match v {
+            0..3_000 => 0,
+            3_000..3_900 => 1,
+            3_900..=10_000 => 2,
+            10_001..=13_900 => 3,
+            _ => 4,
+        };
+        bands[band] = bands[band].saturating_add(c);
     }
-    let pct = |c: usize| c as f64 * 100.0 / n;
+    let n128 = u128::from(n);
+    let mean = sum as f64 / n as f64 / MILLI_PER_MMOL;
+    // n·Σv² − (Σv)² is n² times the population variance: never negative in exact integers.
+    let sd = (n > 1).then(|| {
+        let spread = n128.saturating_mul(sum_sq).saturating_sub(sum.saturating_mul(sum));
+        (spread as f64 / (n128 * (n128 - 1)) as f64).sqrt() / MILLI_PER_MMOL
+    });
+    let pct = |c: u64| c as f64 * 100.0 / n as f64;
     Some(Summary {
-        readings: values.len(),
+        readings: usize::try_from(n).unwrap_or(usize::MAX),
         mean_mmol: mean,
         mean_mg_dl: mg_dl(mean),
         sd_mmol: sd,
         cv_percent: sd.map(|sd| sd / mean * 100.0),
         gmi_percent: gmi_percent(mg_dl(mean)),
         bands: TimeInBands {
-            very_low: pct(counts[0]),
-            low: pct(counts[1]),
-            in_range: pct(counts[2]),
-            high: pct(counts[3]),
-            very_high: pct(counts[4]),
+            very_low: pct(bands[0]),
+            low: pct(bands[1]),
+            in_range: pct(bands[2]),
+            high: pct(bands[3]),
+            very_high: pct(bands[4]),
         },
     })
 }

@@ -4,14 +4,15 @@
 use super::{MAX_READINGS_IN_MEMORY, RangeHeader};
 use crate::ReadService;
 use crate::error::ReadError;
-use crate::gaps::{self, Gap, Neighbour, Seq};
 use crate::paging::{self, Side};
 use crate::params::{self, DAY_MS};
 use cgm_edge::{Answer, Params, reply};
 use cgm_shared::cursor::{self, CursorPayload, QueryHash, read_pair};
+use cgm_shared::gaps::{self, Gap, Neighbour, Seq};
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::metrics::{self, round_to};
-use cgm_shared::store::reads::{ReadStore, ReadingQuery, StoredReading};
+use cgm_shared::rollup::Period;
+use cgm_shared::store::reads::{ReadStore, ReadingQuery};
 use cgm_shared::time::{SourceZone, Timestamp};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
@@ -128,15 +129,6 @@ struct TimeInRanges {
     very_high_above_13_9: f64,
 }
 
-/// The sensor interval most readings report (default 3 minutes).
-fn usual_interval(readings: &[StoredReading]) -> u64 {
-    let mut counts: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
-    for m in readings.iter().filter_map(|r| gaps::usable_interval(r.incre_minute)) {
-        *counts.entry(m).or_default() += 1;
-    }
-    counts.into_iter().max_by_key(|(m, n)| (*n, std::cmp::Reverse(*m))).map_or(gaps::DEFAULT_INCRE_MINUTE, |(m, _)| m)
-}
-
 impl<S: ReadStore> ReadService<S> {
     pub(crate) async fn gaps(&self, p: Params<'_>) -> Result<Answer, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
@@ -195,18 +187,22 @@ impl<S: ReadStore> ReadService<S> {
         let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
         let q = ReadingQuery { device_sn: &sn, range, valid_only: false, newest_first: false };
         let readings = paging::read_all(&self.store, &q, MAX_READINGS_IN_MEMORY).await?;
-        let values: Vec<f64> = readings.iter().filter(|r| r.valid).map(|r| r.mmol).collect();
-        let interval = usual_interval(&readings);
+        // The same counts a range of daily rollups gives (cgm_shared::rollup), so both paths
+        // compute the same numbers.
+        let mut period = Period::default();
+        period.add_readings(&self.zone, &readings);
+        let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
+        let interval = period.usual_interval().unwrap_or(gaps::DEFAULT_INCRE_MINUTE);
         let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
-        let s = metrics::summarize(&values);
+        let s = period.summary();
         let r1 = |v: f64| round_to(v, 1);
         let body = SummaryReply {
             range: RangeHeader::new(&sn, range, &self.zone),
-            readings: values.len(),
-            invalid_readings_excluded: readings.len() - values.len(),
+            readings: valid,
+            invalid_readings_excluded: usize::try_from(period.invalid).unwrap_or(usize::MAX),
             interval_minutes: interval,
             expected_readings: expected,
-            capture_percent: r1(metrics::capture_percent(values.len(), expected)),
+            capture_percent: r1(metrics::capture_percent(valid, expected)),
             mean_mmol: s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
             mean_mg_dl: s.as_ref().map(|s| r1(s.mean_mg_dl)),
             gmi_percent: s.as_ref().map(|s| r1(s.gmi_percent)),
@@ -221,6 +217,6 @@ impl<S: ReadStore> ReadService<S> {
                 very_high_above_13_9: r1(s.bands.very_high),
             }),
         };
-        Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(values.len()))
+        Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(valid))
     }
 }

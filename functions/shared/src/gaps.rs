@@ -110,7 +110,7 @@ pub fn find_gaps(readings: &[Seq], from_ms: i64, to_ms: i64) -> GapReport {
 /// A sensor interval the maths can use: within what the spec means (1–60 minutes), else
 /// none (a value stored before the push route bounded it).
 pub fn usable_interval(incre_minute: Option<u64>) -> Option<u64> {
-    incre_minute.filter(|m| cgm_shared::push::INCRE_MINUTE_BOUNDS.contains(m))
+    incre_minute.filter(|m| crate::push::INCRE_MINUTE_BOUNDS.contains(m))
 }
 
 #[cfg(test)]
