@@ -45,18 +45,21 @@ pub struct Tables {
     pub device_owners: String,
     /// Nightscout follower tokens of the read side, stored hashed, by `tokenId`.
     pub follow_tokens: String,
+    /// Daily rollups, by `deviceSn` and local `day`, written by the stream consumer.
+    pub rollups: String,
 }
 
 impl Tables {
     /// The environment variable that names each table; the local stack matches these with
     /// the template's `!Ref`s.
-    pub const VARS: [&'static str; 6] = [
+    pub const VARS: [&'static str; 7] = [
         "READINGS_TABLE",
         "CONFLICTS_TABLE",
         "QUARANTINE_TABLE",
         "TOKENS_TABLE",
         "DEVICE_OWNERS_TABLE",
         "FOLLOW_TOKENS_TABLE",
+        "ROLLUPS_TABLE",
     ];
 }
 
@@ -203,6 +206,7 @@ impl Config {
                 tokens: table("TOKENS_TABLE", "PartnerTokensTable"),
                 device_owners: table("DEVICE_OWNERS_TABLE", "DeviceOwnersTable"),
                 follow_tokens: table("FOLLOW_TOKENS_TABLE", "FollowTokensTable"),
+                rollups: table("ROLLUPS_TABLE", "RollupsTable"),
             },
             partner,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),

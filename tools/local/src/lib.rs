@@ -7,6 +7,7 @@
 
 pub mod dynamodb_local;
 pub mod server;
+pub mod stream;
 pub mod tables;
 pub mod template;
 
@@ -39,4 +40,21 @@ pub fn handler<S: HttpService + 'static>(service: S) -> Handler {
         let service = service.clone();
         Box::pin(async move { service.handle(req).await })
     })
+}
+
+/// The readings-stream consumer on DynamoDB Local's stream, built from `cfg` as the events
+/// Lambda's cold start builds it: what `make dev` and the stream tests run.
+pub async fn stream_consumer(
+    cfg: &Config,
+) -> anyhow::Result<
+    stream::StreamConsumer<
+        cgm_shared::store::reads::dynamodb::DynamoReadStore,
+        cgm_shared::store::rollups::dynamodb::DynamoRollupStore,
+    >,
+> {
+    let endpoint = cfg.dynamodb_endpoint.clone().ok_or_else(|| anyhow::anyhow!("DYNAMODB_ENDPOINT is not set"))?;
+    let sdk = cgm_shared::aws::sdk_config(cfg).await;
+    let client = cgm_shared::aws::dynamodb(&sdk, Some(&endpoint), cgm_shared::aws::CallLimits::READ);
+    let service = Arc::new(cgm_events::from_config(cfg).await);
+    Ok(stream::StreamConsumer::new(&sdk, &endpoint, client, &cfg.tables.readings, service))
 }

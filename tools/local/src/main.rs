@@ -139,9 +139,14 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
     );
     eprintln!("Stop: Ctrl-C\n");
 
+    // The readings stream's consumer, as the events Lambda runs it in the stack.
+    let consumer = cgm_local::stream_consumer(&cfg).await?;
+    eprintln!("cgm-dev: the readings stream's consumer (daily rollups) runs on DynamoDB Local's stream");
+
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::select! {
         _ = server::serve(listener, router) => bail!("server stopped"),
+        r = consumer.run() => { r?; bail!("the stream consumer stopped") }
         _ = shutdown_signal() => { eprintln!("\ncgm-dev: stopping"); Ok(()) }
     }
 }

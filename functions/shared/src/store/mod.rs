@@ -3,7 +3,8 @@
 //! `dynamodb.rs`, and an in-memory one in `memory.rs` where unit tests want it.
 //!
 //! - [`push`]: the readings, the conflicts and the quarantine, written by the push route;
-//! - [`reads`]: a device's readings through the device/time index, and follower tokens.
+//! - [`reads`]: a device's readings through the device/time index, and follower tokens;
+//! - [`rollups`]: daily rollups, written by the readings-stream consumer.
 //!
 //! The partner proxy's token store has the same shape in the partner crate. [`attr`] holds
 //! the attribute and index names and the DynamoDB value helpers every implementation uses:
@@ -12,6 +13,7 @@
 pub mod attr;
 pub mod push;
 pub mod reads;
+pub mod rollups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -136,3 +136,33 @@ pub trait ReadStore: Send + Sync {
         token_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadAllError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the range holds more than {0} readings")]
+    TooMany(usize),
+}
+
+/// Every reading of the query, for routes that compute over a whole range (bounded by the
+/// caller's maximum range, and by `max` as a backstop).
+pub async fn read_all<S: ReadStore + ?Sized>(
+    store: &S,
+    q: &ReadingQuery<'_>,
+    max: usize,
+) -> Result<Vec<StoredReading>, ReadAllError> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let batch = store.query_readings(q, start.as_ref(), None).await?;
+        out.extend(batch.readings);
+        if out.len() > max {
+            return Err(ReadAllError::TooMany(max));
+        }
+        match batch.next {
+            None => return Ok(out),
+            Some(p) => start = Some(p),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The DynamoDB implementation of [`RollupStore`]: the rollups table, key (`deviceSn`,
+//! `day`), counts as maps keyed by the value in thousandths of a mmol/L.
+
+use super::{RollupStore, Written};
+use crate::ids::DeviceSn;
+use crate::metrics::GlucoseCounts;
+use crate::rollup::{DayRollup, Edge};
+use crate::store::StoreError;
+use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, text};
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, HashMap};
+
+/// Attribute names of a rollup item.
+pub mod rollup_attr {
+    pub const DEVICE_SN: &str = "deviceSn";
+    /// The local day, `YYYY-MM-DD`: the sort key.
+    pub const DAY: &str = "day";
+    pub const ZONE: &str = "zone";
+    pub const BIN_MINUTES: &str = "binMinutes";
+    pub const READINGS: &str = "readings";
+    pub const INVALID: &str = "invalid";
+    pub const GLUCOSE: &str = "glucose";
+    pub const BINS: &str = "bins";
+    pub const INTERVALS: &str = "intervals";
+    pub const FIRST: &str = "first";
+    pub const LAST: &str = "last";
+    pub const MISSING_RUNS: &str = "missingRuns";
+    pub const FORMAT: &str = "format";
+}
+use rollup_attr as ra;
+
+/// The item format; a rollup of another format is read as none (and recomputed).
+const FORMAT: u64 = 1;
+
+#[derive(Debug, Clone)]
+pub struct DynamoRollupStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoRollupStore {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn day_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn counts_av(c: &GlucoseCounts) -> AttributeValue {
+    AttributeValue::M(c.iter().map(|(v, n)| (v.to_string(), n_u(n))).collect())
+}
+
+fn counts_of(v: Option<&AttributeValue>) -> Option<GlucoseCounts> {
+    let mut c = GlucoseCounts::default();
+    for (k, n) in v?.as_m().ok()? {
+        c.add_milli(k.parse().ok()?, n.as_n().ok()?.parse().ok()?);
+    }
+    Some(c)
+}
+
+fn edge_av(e: &Edge) -> AttributeValue {
+    let mut m = HashMap::from([("at".to_string(), n(e.at.ms()))]);
+    if let Some(sn) = e.serial_no {
+        m.insert("serialNo".into(), n_u(sn));
+    }
+    if let Some(i) = e.incre_minute {
+        m.insert("increMinute".into(), n_u(i));
+    }
+    AttributeValue::M(m)
+}
+
+fn edge_of(v: Option<&AttributeValue>) -> Option<Option<Edge>> {
+    let Some(v) = v else { return Some(None) };
+    let m = v.as_m().ok()?;
+    Some(Some(Edge {
+        at: Timestamp(num(m, "at")?),
+        serial_no: num(m, "serialNo"),
+        incre_minute: num(m, "increMinute"),
+    }))
+}
+
+pub fn rollup_item(r: &DayRollup) -> Item {
+    let mut item: Item = HashMap::from([
+        (ra::DEVICE_SN.to_string(), s(r.device_sn.as_str())),
+        (ra::DAY.to_string(), s(&day_text(r.day))),
+        (ra::ZONE.to_string(), s(&r.zone)),
+        (ra::BIN_MINUTES.to_string(), n_u(u64::from(r.bin_minutes))),
+        (ra::READINGS.to_string(), n_u(r.readings)),
+        (ra::INVALID.to_string(), n_u(r.invalid)),
+        (ra::GLUCOSE.to_string(), counts_av(&r.glucose)),
+        (ra::BINS.to_string(), AttributeValue::M(r.bins.iter().map(|(b, c)| (b.to_string(), counts_av(c))).collect())),
+        (
+            ra::INTERVALS.to_string(),
+            AttributeValue::M(r.intervals.iter().map(|(m, c)| (m.to_string(), n_u(*c))).collect()),
+        ),
+        (
+            ra::MISSING_RUNS.to_string(),
+            AttributeValue::L(r.missing_runs.iter().map(|(a, b)| AttributeValue::L(vec![n_u(*a), n_u(*b)])).collect()),
+        ),
+        (ra::FORMAT.to_string(), n_u(FORMAT)),
+    ]);
+    if let Some(e) = &r.first {
+        item.insert(ra::FIRST.into(), edge_av(e));
+    }
+    if let Some(e) = &r.last {
+        item.insert(ra::LAST.into(), edge_av(e));
+    }
+    item
+}
+
+/// The rollup in an item, or `None` when it is not one this version reads (it is then
+/// recomputed from the day's readings, never trusted half-read).
+pub fn rollup_of(item: &Item) -> Option<DayRollup> {
+    if num::<u64>(item, ra::FORMAT)? != FORMAT {
+        return None;
+    }
+    let mut bins = BTreeMap::new();
+    for (b, c) in item.get(ra::BINS)?.as_m().ok()? {
+        bins.insert(b.parse().ok()?, counts_of(Some(c))?);
+    }
+    let mut intervals = BTreeMap::new();
+    for (m, c) in item.get(ra::INTERVALS)?.as_m().ok()? {
+        intervals.insert(m.parse().ok()?, c.as_n().ok()?.parse().ok()?);
+    }
+    let mut missing_runs = Vec::new();
+    for run in item.get(ra::MISSING_RUNS)?.as_l().ok()? {
+        let pair = run.as_l().ok()?;
+        let at = |i: usize| pair.get(i)?.as_n().ok()?.parse().ok();
+        missing_runs.push((at(0)?, at(1)?));
+    }
+    Some(DayRollup {
+        device_sn: DeviceSn::new(text(item, ra::DEVICE_SN)?),
+        day: NaiveDate::parse_from_str(&text(item, ra::DAY)?, "%Y-%m-%d").ok()?,
+        zone: text(item, ra::ZONE)?,
+        bin_minutes: num(item, ra::BIN_MINUTES)?,
+        readings: num(item, ra::READINGS)?,
+        invalid: num(item, ra::INVALID)?,
+        glucose: counts_of(item.get(ra::GLUCOSE))?,
+        bins,
+        intervals,
+        first: edge_of(item.get(ra::FIRST))?,
+        last: edge_of(item.get(ra::LAST))?,
+        missing_runs,
+    })
+}
+
+impl RollupStore for DynamoRollupStore {
+    async fn put_rollup(&self, r: &DayRollup) -> Result<Written, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(rollup_item(r)))
+            .condition_expression("attribute_not_exists(#n) OR #n < :n OR #z <> :z OR #b <> :b OR #f <> :f")
+            .expression_attribute_names("#n", ra::READINGS)
+            .expression_attribute_names("#z", ra::ZONE)
+            .expression_attribute_names("#b", ra::BIN_MINUTES)
+            .expression_attribute_names("#f", ra::FORMAT)
+            .expression_attribute_values(":n", n_u(r.readings))
+            .expression_attribute_values(":z", s(&r.zone))
+            .expression_attribute_values(":b", n_u(u64::from(r.bin_minutes)))
+            .expression_attribute_values(":f", n_u(FORMAT))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Written::Stored),
+            Err(e) if is_condition_failure(&e) => Ok(Written::AlreadyCurrent),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn rollups(
+        &self,
+        device_sn: &DeviceSn,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayRollup>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#d = :d AND #day BETWEEN :from AND :to")
+                .expression_attribute_names("#d", ra::DEVICE_SN)
+                .expression_attribute_names("#day", ra::DAY)
+                .expression_attribute_values(":d", s(device_sn.as_str()))
+                .expression_attribute_values(":from", s(&day_text(from)))
+                .expression_attribute_values(":to", s(&day_text(to)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(page.items.unwrap_or_default().iter().filter_map(rollup_of));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::reads::StoredReading;
+    use crate::time::SourceZone;
+
+    #[test]
+    fn a_rollup_reads_back_as_written_and_junk_reads_as_none() {
+        let z = SourceZone::default();
+        let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+        let start = z.local_day(day).unwrap().start().ms();
+        let readings: Vec<StoredReading> = (1..=50u64)
+            .filter(|s| *s != 20)
+            .map(|s| StoredReading {
+                test_id: format!("t{s}").into(),
+                device_sn: "D".into(),
+                measured_at: Timestamp(start + s as i64 * 180_000),
+                mmol: 4.0 + s as f64 / 10.0,
+                serial_no: Some(s),
+                status: Some("0".into()),
+                valid: s > 1,
+                incre_minute: Some(3),
+                low: None,
+                high: None,
+            })
+            .collect();
+        let r = DayRollup::of_day(&"D".into(), day, &z, &readings);
+        assert_eq!(rollup_of(&rollup_item(&r)), Some(r.clone()));
+        let mut junk = rollup_item(&r);
+        junk.insert(ra::GLUCOSE.into(), s("not a map"));
+        assert_eq!(rollup_of(&junk), None);
+        let mut other = rollup_item(&r);
+        other.insert(ra::FORMAT.into(), n_u(99));
+        assert_eq!(rollup_of(&other), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! The readings stream end to end against DynamoDB Local's own stream: pushes through the
+//! push route, the consumer (as `make dev` runs it) on the stream, and the daily rollups it
+//! writes, equal to rollups computed from the stored readings themselves.
+
+use cgm_shared::rollup::DayRollup;
+use cgm_shared::store::reads::dynamodb::reading_of;
+use cgm_shared::store::rollups::dynamodb::rollup_of;
+use cgm_shared::time::SourceZone;
+use cgm_tests::{Stack, seed_with, serve_locally};
+use chrono::NaiveDate;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn pushes_become_daily_rollups_through_the_stream_and_redeliveries_count_once() {
+    // Given two local days of one sensor pushed through the push route, some twice
+    let stack = Stack::new().await;
+    let cfg = stack.config(&[]);
+    let base = serve_locally(&cfg).await;
+    let consumer = cgm_local::stream_consumer(&cfg).await.expect("a stream consumer");
+    let running = tokio::spawn(consumer.run());
+    let http = reqwest::Client::new();
+    let zone = SourceZone::default();
+    let day1 = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+    // 23:00 local on day 1 to 01:00 on day 2, every 3 minutes; serial 12 missing.
+    let start = zone.local_day(day1).unwrap().start().ms() + 23 * 3_600_000;
+    let bodies: Vec<String> = (1..=40u64)
+        .filter(|s| *s != 12)
+        .map(|s| {
+            let local = chrono::DateTime::from_timestamp_millis(start + (s as i64 - 1) * 180_000).unwrap()
+                + chrono::Duration::hours(8);
+            seed_with(json!({
+                "testId": format!("STREAM-{s}"), "deviceSn": "SN-STREAM", "serialNo": s, "status": "0",
+                "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "testResult": format!("{:.1}", 4.0 + (s % 9) as f64 / 2.0), "increMinute": 3,
+            }))
+        })
+        .collect();
+    for b in bodies.iter().chain(bodies[..5].iter()) {
+        let r = http.post(format!("{base}/sinocare/cgm")).body(b.clone()).send().await.expect("push");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+
+    // When the stream has been drained (both days' rollups hold every reading)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rollups = loop {
+        let items = stack.scan("ROLLUPS_TABLE").await;
+        let rollups: Vec<DayRollup> = items.iter().filter_map(rollup_of).collect();
+        if rollups.iter().map(|r| r.readings).sum::<u64>() == 39 {
+            break rollups;
+        }
+        assert!(Instant::now() < deadline, "the stream was not drained in 60 s: {rollups:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    running.abort();
+
+    // Then each day's rollup is the one its stored readings make, each reading counted once
+    let stored: Vec<_> = stack.scan("READINGS_TABLE").await.iter().filter_map(reading_of).collect();
+    assert_eq!(stored.len(), 39, "redeliveries stored once");
+    assert_eq!(rollups.len(), 2);
+    for r in &rollups {
+        let expected = DayRollup::of_day(&"SN-STREAM".into(), r.day, &zone, &stored);
+        assert_eq!(r, &expected, "{}", r.day);
+    }
+    let d1 = rollups.iter().find(|r| r.day == day1).expect("day 1");
+    assert_eq!((d1.readings, d1.missing_runs.clone()), (19, vec![(12, 12)]), "23:00-23:59: 20 due, serial 12 missing");
+    assert_eq!(d1.last.and_then(|e| e.serial_no), Some(20), "the day's last reading, for a hole across midnight");
+}
