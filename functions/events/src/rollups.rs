@@ -22,12 +22,6 @@ pub struct Report {
     pub failed: Vec<String>,
 }
 
-/// The local day of a reading in `zone`.
-pub fn day_of(zone: &SourceZone, r: &StoredReading) -> Option<NaiveDate> {
-    let utc = r.measured_at.to_datetime()?;
-    Some(utc.with_timezone(&zone.offset_at(utc)).date_naive())
-}
-
 pub async fn step<R: ReadStore, U: RollupStore>(
     reads: &R,
     rollups: &U,
@@ -36,7 +30,7 @@ pub async fn step<R: ReadStore, U: RollupStore>(
 ) -> Report {
     let mut days: BTreeMap<(DeviceSn, NaiveDate), Vec<&(String, StoredReading)>> = BTreeMap::new();
     for rec in batch {
-        if let Some(day) = day_of(zone, &rec.1) {
+        if let Some(day) = zone.local_date(rec.1.measured_at) {
             days.entry((rec.1.device_sn.clone(), day)).or_default().push(rec);
         }
     }

@@ -26,6 +26,8 @@ use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
 use cgm_shared::store::reads::ReadStore;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use cgm_shared::time::SourceZone;
 use error::{ReadApi, ReadError};
 use lambda_http::http::Method;
@@ -35,8 +37,10 @@ use std::time::{Duration, Instant};
 /// Every route answers inside API Gateway's 30 s and the function's 28 s timeout.
 const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 
-pub struct ReadService<S> {
+pub struct ReadService<S, U = DynamoRollupStore> {
     store: S,
+    /// Daily rollups, which the summary reads for whole days.
+    rollups: U,
     zone: SourceZone,
 }
 
@@ -82,7 +86,7 @@ impl Route {
     }
 }
 
-impl<S: ReadStore> HttpService for ReadService<S> {
+impl<S: ReadStore, U: RollupStore> HttpService for ReadService<S, U> {
     /// Answers one request. Never fails: every outcome is a reply with a status.
     async fn handle(&self, req: Request) -> Response<Body> {
         let frame = Frame::start(&req);
@@ -96,9 +100,9 @@ impl<S: ReadStore> HttpService for ReadService<S> {
     }
 }
 
-impl<S: ReadStore> ReadService<S> {
-    pub fn new(store: S, zone: SourceZone) -> Self {
-        Self { store, zone }
+impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
+    pub fn new(store: S, rollups: U, zone: SourceZone) -> Self {
+        Self { store, rollups, zone }
     }
 
     pub fn store(&self) -> &S {
@@ -128,9 +132,9 @@ impl<S: ReadStore> ReadService<S> {
 
 /// Builds the service the way a cold start does: one DynamoDB client for the process. The
 /// read side holds no secret, so there is nothing else to resolve.
-pub async fn from_config(cfg: &Config) -> ReadService<DynamoReadStore> {
+pub async fn from_config(cfg: &Config) -> ReadService<DynamoReadStore, DynamoRollupStore> {
     let sdk = aws::sdk_config(cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
-    let store = DynamoReadStore::new(client, cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
-    ReadService::new(store, cfg.source_timezone)
+    let store = DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
+    ReadService::new(store, DynamoRollupStore::new(client, cfg.tables.rollups.clone()), cfg.source_timezone)
 }

@@ -251,6 +251,12 @@ impl SourceZone {
         })
     }
 
+    /// The local calendar day an instant falls on; `None` outside chrono's range.
+    pub fn local_date(&self, t: Timestamp) -> Option<NaiveDate> {
+        let utc = t.to_datetime()?;
+        Some(utc.with_timezone(&self.offset_at(utc)).date_naive())
+    }
+
     /// The zone as people read it in a chart or report: `+08:00`, or the IANA name.
     pub fn label(&self) -> String {
         match self {

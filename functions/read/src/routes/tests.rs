@@ -5,6 +5,7 @@ use crate::ReadService;
 use cgm_edge::HttpService;
 use cgm_shared::store::reads::StoredReading;
 use cgm_shared::store::reads::memory::MemoryReadStore;
+use cgm_shared::store::rollups::memory::MemoryRollupStore;
 use cgm_shared::time::{SourceZone, Timestamp};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -36,8 +37,8 @@ fn day(sn: &str) -> Vec<StoredReading> {
         .collect()
 }
 
-fn service(readings: Vec<StoredReading>) -> ReadService<MemoryReadStore> {
-    ReadService::new(MemoryReadStore::with_readings(readings), SourceZone::default())
+fn service(readings: Vec<StoredReading>) -> ReadService<MemoryReadStore, MemoryRollupStore> {
+    ReadService::new(MemoryReadStore::with_readings(readings), MemoryRollupStore::default(), SourceZone::default())
 }
 
 /// A real API Gateway HTTP API event for a route (`GET /devices/{device_sn}/readings`).
@@ -64,7 +65,7 @@ fn device(route_tail: &str, sn: &str, query: &[(&str, &str)]) -> lambda_http::Re
     request(&route, &format!("/devices/{sn}/{route_tail}"), json!({"device_sn": sn}), query, json!({}))
 }
 
-async fn call(svc: &ReadService<MemoryReadStore>, req: lambda_http::Request) -> (u16, Value) {
+async fn call(svc: &ReadService<MemoryReadStore, MemoryRollupStore>, req: lambda_http::Request) -> (u16, Value) {
     let resp = svc.handle(req).await;
     let status = resp.status().as_u16();
     let body: &[u8] = resp.body();
@@ -304,4 +305,38 @@ mod props {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn summary_reads_whole_days_from_rollups_and_gives_the_readings_numbers() {
+    use cgm_shared::rollup::DayRollup;
+    use cgm_shared::store::rollups::RollupStore;
+    // Three local days of readings; the middle one is rolled up, the ends are partial.
+    let zone = SourceZone::default();
+    let readings: Vec<StoredReading> = (1..=1440u64)
+        .map(|i| {
+            let mut r = reading("R", i, 3.0 + (i % 97) as f64 / 10.0, i % 13 != 0);
+            r.measured_at = Timestamp(DAY0 - 86_400_000 + (i as i64) * MIN3);
+            r
+        })
+        .collect();
+    let q = [("from", "2024-04-30T12:00:00+08:00"), ("to", "2024-05-02T12:00:00+08:00")];
+    let plain = service(readings.clone());
+    let (_, without) = call(&plain, device("summary", "R", &q)).await;
+    // The rolled-up day's readings are left out of this store: only its rollup has them, so
+    // equal numbers prove the rollup was read.
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+    let span = zone.local_day(day).unwrap();
+    let rolled = service(readings.iter().filter(|r| !span.contains(r.measured_at)).cloned().collect());
+    rolled.rollups.put_rollup(&DayRollup::of_day(&"R".into(), day, &zone, &readings)).await.unwrap();
+    // A rollup made in another zone is stale and ignored.
+    let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
+    let mut stale =
+        DayRollup::of_day(&"R".into(), chrono::NaiveDate::from_ymd_opt(2024, 4, 30).unwrap(), &berlin, &readings);
+    stale.readings = 1;
+    rolled.rollups.put_rollup(&stale).await.unwrap();
+    let (status, with) = call(&rolled, device("summary", "R", &q)).await;
+    assert_eq!(status, 200, "{with}");
+    assert_eq!(with, without, "the same numbers to the last digit");
+    assert!(with["readings"].as_u64().unwrap() > 480, "partial days from readings, the whole day from its rollup");
 }
