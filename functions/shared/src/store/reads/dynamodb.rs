@@ -7,7 +7,9 @@ use crate::ids::{DeviceSn, TestId, clip_for_log};
 use crate::push::{INCRE_MINUTE_BOUNDS, MAX_MMOL, MAX_THRESHOLD, SERIAL_NO_BOUNDS};
 use crate::sensitive::Sensitive;
 use crate::store::StoreError;
-use crate::store::attr::{self, DEVICE_TIME_INDEX, Item, classify, follow, is_condition_failure, n, num, s, text};
+use crate::store::attr::{
+    self, DEVICE_TIME_INDEX, Item, classify, follow, is_condition_failure, n, num, query_all, s, text,
+};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -189,28 +191,17 @@ impl ReadStore for DynamoReadStore {
     }
 
     async fn list_follow_tokens(&self, device_sn: &DeviceSn) -> Result<Vec<FollowToken>, StoreError> {
-        let mut tokens = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.follow_tokens_table)
-                .index_name(follow::DEVICE_INDEX)
-                .key_condition_expression("#d = :d")
-                .expression_attribute_names("#d", follow::DEVICE_SN)
-                .expression_attribute_values(":d", s(device_sn.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            tokens.extend(out.items.unwrap_or_default().iter().filter_map(token_of));
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                tokens.sort_by_key(|t| t.created_at);
-                return Ok(tokens);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.follow_tokens_table)
+            .index_name(follow::DEVICE_INDEX)
+            .key_condition_expression("#d = :d")
+            .expression_attribute_names("#d", follow::DEVICE_SN)
+            .expression_attribute_values(":d", s(device_sn.as_str()));
+        let mut tokens: Vec<FollowToken> = query_all(query).await?.iter().filter_map(token_of).collect();
+        tokens.sort_by_key(|t| t.created_at);
+        Ok(tokens)
     }
 
     async fn touch_follow_token(&self, token_id: &str, at: Timestamp) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use crate::ids::DeviceSn;
 use crate::metrics::GlucoseCounts;
 use crate::rollup::{DayRollup, Edge};
 use crate::store::StoreError;
-use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, text};
+use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, query_all, s, text};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -180,29 +180,17 @@ impl RollupStore for DynamoRollupStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayRollup>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#d = :d AND #day BETWEEN :from AND :to")
-                .expression_attribute_names("#d", ra::DEVICE_SN)
-                .expression_attribute_names("#day", ra::DAY)
-                .expression_attribute_values(":d", s(device_sn.as_str()))
-                .expression_attribute_values(":from", s(&day_text(from)))
-                .expression_attribute_values(":to", s(&day_text(to)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            out.extend(page.items.unwrap_or_default().iter().filter_map(rollup_of));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#d = :d AND #day BETWEEN :from AND :to")
+            .expression_attribute_names("#d", ra::DEVICE_SN)
+            .expression_attribute_names("#day", ra::DAY)
+            .expression_attribute_values(":d", s(device_sn.as_str()))
+            .expression_attribute_values(":from", s(&day_text(from)))
+            .expression_attribute_values(":to", s(&day_text(to)));
+        Ok(query_all(query).await?.iter().filter_map(rollup_of).collect())
     }
 }
 
