@@ -140,3 +140,47 @@ async fn only_selects_items_by_hash_prefix() {
     assert_eq!(readings.iter().filter_map(|r| s(r, "testId")).collect::<Vec<_>>(), ["only-a"]);
     assert_eq!(stack.scan("QUARANTINE_TABLE").await.len(), 1);
 }
+
+/// Readings stored before the stream consumer existed get their daily rollups from
+/// `cgm-replay rollups`, equal to what the consumer would write; a second run writes none.
+#[tokio::test]
+async fn rollups_are_built_for_readings_stored_before_the_consumer() {
+    use cgm_shared::rollup::DayRollup;
+    use cgm_shared::store::reads::dynamodb::{DynamoReadStore, reading_of};
+    use cgm_shared::store::rollups::dynamodb::{DynamoRollupStore, rollup_of};
+    let stack = Stack::new().await;
+    let svc = cgm_push::from_config(&stack.config(&[])).await.unwrap();
+    for s in 1..=30u64 {
+        // Ten readings a day over three local days (China time), 21:00 onwards.
+        let local = format!("2024-05-0{} {:02}:{:02}:00", 1 + (s - 1) / 10, 21 + (s - 1) % 10 / 4, ((s - 1) % 4) * 15);
+        let body = seed_with(
+            json!({"testId": format!("OLD-{s}"), "deviceSn": "SN-OLD", "serialNo": s, "status": "0", "testTime": local}),
+        );
+        svc.handle(push_request(&body, "", "203.0.113.10")).await;
+    }
+    let cfg = stack.config(&[]);
+    let reads =
+        DynamoReadStore::new(stack.client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
+    let rollups = DynamoRollupStore::new(stack.client.clone(), cfg.tables.rollups.clone());
+    let zone = SourceZone::default();
+    let mut seen = Vec::new();
+    let done = cgm_replay::rollups::backfill(&stack.client, &cfg.tables.readings, &reads, &rollups, &zone, None, |p| {
+        seen.push(p.clone())
+    })
+    .await
+    .unwrap();
+    assert_eq!((done.days, done.written, done.items), (3, 3, 30));
+    assert!(!seen.is_empty(), "progress is reported");
+    let stored: Vec<_> = stack.scan("READINGS_TABLE").await.iter().filter_map(reading_of).collect();
+    let written: Vec<DayRollup> = stack.scan("ROLLUPS_TABLE").await.iter().filter_map(rollup_of).collect();
+    assert_eq!(written.len(), 3);
+    for r in &written {
+        assert_eq!(r, &DayRollup::of_day(&"SN-OLD".into(), r.day, &zone, &stored));
+        assert_eq!(r.readings, 10);
+    }
+    let again =
+        cgm_replay::rollups::backfill(&stack.client, &cfg.tables.readings, &reads, &rollups, &zone, None, |_| {})
+            .await
+            .unwrap();
+    assert_eq!((again.days, again.written), (3, 0), "a second run changes nothing");
+}

@@ -49,7 +49,10 @@ pub async fn step<R: ReadStore, U: RollupStore>(
     report
 }
 
-async fn rollup_day<R: ReadStore, U: RollupStore>(
+/// Recomputes one device's local day from its stored readings (and `from_batch`, readings
+/// the index may not show yet) and writes it over a rollup of fewer readings. What the
+/// stream step does per day, and what a backfill of older data does.
+pub async fn rollup_day<R: ReadStore, U: RollupStore>(
     reads: &R,
     rollups: &U,
     zone: &SourceZone,

@@ -10,6 +10,8 @@
 //! Not a Lambda and not a bulk migration tool: one scan of the quarantine table, which is
 //! expected to be small. Bodies hold personal data; nothing here prints one unless asked.
 
+pub mod rollups;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use cgm_shared::ids::TestId;
 use cgm_shared::push::{Unusable, parse_push};

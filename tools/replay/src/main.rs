@@ -1,5 +1,6 @@
-//! `cgm-replay`: lists the quarantine and re-processes it through the current parser. A dry
-//! run unless `--apply`. Configuration comes from the same environment as the functions
+//! `cgm-replay`: lists the quarantine and re-processes it through the current parser (a dry
+//! run unless `--apply`); `cgm-replay rollups` builds daily rollups for readings stored
+//! before the stream consumer wrote them (`ROLLUPS_TABLE` too). Configuration comes from the same environment as the functions
 //! (`QUARANTINE_TABLE`, `READINGS_TABLE`, `CONFLICTS_TABLE`, `SOURCE_TIMEZONE`, and
 //! `DYNAMODB_ENDPOINT` for DynamoDB Local; AWS credentials and region as usual otherwise).
 
@@ -25,6 +26,19 @@ struct Args {
     /// Also print each body (it holds personal data: use with care).
     #[arg(long)]
     show_body: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Build the daily rollups of readings stored before the stream consumer wrote them:
+    /// resumable, with progress on stderr, safe to run while pushes arrive.
+    Rollups {
+        /// Continue after the page a previous run printed as "resume".
+        #[arg(long)]
+        resume: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -45,6 +59,39 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let cfg = Config::from_env().context("configuration")?;
     let sdk = aws::sdk_config(&cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::PARTNER);
+    if let Some(Command::Rollups { resume }) = args.command {
+        let reads = cgm_shared::store::reads::dynamodb::DynamoReadStore::new(
+            client.clone(),
+            cfg.tables.readings.clone(),
+            cfg.tables.follow_tokens.clone(),
+        );
+        let rollups =
+            cgm_shared::store::rollups::dynamodb::DynamoRollupStore::new(client.clone(), cfg.tables.rollups.clone());
+        let done = cgm_replay::rollups::backfill(
+            &client,
+            &cfg.tables.readings,
+            &reads,
+            &rollups,
+            &cfg.source_timezone,
+            resume,
+            |p| {
+                eprintln!(
+                    "cgm-replay rollups: {} pages, {} readings, {} days ({} written){}",
+                    p.pages,
+                    p.items,
+                    p.days,
+                    p.written,
+                    p.resume.as_ref().map(|r| format!("; resume with --resume {r}")).unwrap_or_default()
+                )
+            },
+        )
+        .await?;
+        println!(
+            "cgm-replay rollups: done: {} days of {} readings, {} rollups written",
+            done.days, done.items, done.written
+        );
+        return Ok(true);
+    }
     let store = DynamoStore::new(client, cfg.tables.clone());
     eprintln!(
         "cgm-replay: quarantine table {}{}",
