@@ -112,6 +112,12 @@ impl Frame {
         &self.meta
     }
 
+    /// When the request arrived: routes that budget their own time (a page that stops
+    /// filling) count from here.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Runs a route's future under its deadline.
     pub async fn within<T, E>(
         &self,

@@ -50,11 +50,6 @@ impl<'a> Params<'a> {
         self.req.query_string_parameters_ref().and_then(|q| q.first(name))
     }
 
-    /// Every query parameter name, for routes that refuse the ones they do not know.
-    pub fn query_names(&self) -> Vec<&'a str> {
-        self.req.query_string_parameters_ref().map(|q| q.iter().map(|(k, _)| k).collect()).unwrap_or_default()
-    }
-
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
     }

@@ -83,7 +83,6 @@ fn answer(outcome: Outcome, status: StatusCode, msg: &'static str) -> Answer {
     a.log = LogFields {
         outcome: Some(outcome.as_str()),
         reason: (!msg.is_empty()).then(|| msg.to_string()),
-        warn: outcome == Outcome::Conflict,
         ..LogFields::default()
     };
     a

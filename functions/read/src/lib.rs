@@ -93,7 +93,7 @@ impl<S: ReadStore, U: RollupStore> HttpService for ReadService<S, U> {
         let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
             return frame.finish::<ReadApi>("unknown", Err(ReadError::NotFound("route").into()));
         };
-        let started = Instant::now();
+        let started = frame.started();
         let caller = frame.meta().caller.clone();
         let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, caller.as_deref(), started)).await;
         frame.finish::<ReadApi>(route.name(), result)
