@@ -61,50 +61,117 @@ pub struct GapReport {
 /// crosses either end is still seen; they count as anchors, not as received.
 pub fn find_gaps(readings: &[Seq], from_ms: i64, to_ms: i64) -> GapReport {
     let mut sorted: Vec<Seq> = readings.to_vec();
-    sorted.sort_by_key(|r| (r.measured_at_ms, r.serial_no));
-    let in_period = |t: i64| (from_ms..=to_ms).contains(&t);
-
-    // A second item for the same serial at the same time is the same reading; the same
-    // serial at another time is a new count after a restart.
-    let mut received: Vec<(u64, i64)> =
-        sorted.iter().filter(|r| in_period(r.measured_at_ms)).map(|r| (r.serial_no, r.measured_at_ms)).collect();
-    received.dedup();
-
-    let mut gaps = Vec::new();
-    for pair in sorted.windows(2) {
-        let (p, n) = (pair[0], pair[1]);
-        if n.serial_no <= p.serial_no.saturating_add(1) {
-            continue;
-        }
-        let incre = usable_interval(p.incre_minute).or(usable_interval(n.incre_minute)).unwrap_or(DEFAULT_INCRE_MINUTE);
-        let step = i128::from(incre) * 60_000;
-        let due = |serial: u64| i128::from(p.measured_at_ms) + i128::from(serial - p.serial_no) * step;
-        // Due times rise with the serial number, so the serials due in the period (and before
-        // the reading after the hole, give or take half an interval of clock jitter) are one
-        // run: its ends by division rather than by walking a possibly huge hole.
-        let lo = i128::from(from_ms);
-        let hi = i128::from(to_ms).min(i128::from(n.measured_at_ms) - step / 2);
-        let offset_lo = (lo - i128::from(p.measured_at_ms) + step - 1).div_euclid(step).max(1);
-        let offset_hi =
-            (hi - i128::from(p.measured_at_ms)).div_euclid(step).min(i128::from(n.serial_no - p.serial_no - 1));
-        if offset_lo > offset_hi {
-            continue;
-        }
-        let (first, last) = (p.serial_no + offset_lo as u64, p.serial_no + offset_hi as u64);
-        let ms = |serial: u64| due(serial).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-        gaps.push(Gap {
-            first_serial_no: first,
-            last_serial_no: last,
-            expected_from_ms: ms(first),
-            expected_to_ms: ms(last),
-            incre_minute: incre,
-            after: Neighbour { serial_no: p.serial_no, measured_at_ms: p.measured_at_ms },
-            before: Neighbour { serial_no: n.serial_no, measured_at_ms: n.measured_at_ms },
-        });
+    sort(&mut sorted);
+    let mut finder = GapFinder::new(from_ms, to_ms);
+    for s in sorted {
+        finder.push(s);
     }
-    let missing: u64 = gaps.iter().map(Gap::missing).fold(0, u64::saturating_add);
-    let received = received.len() as u64;
-    GapReport { gaps, expected: received.saturating_add(missing), received, missing }
+    finder.finish()
+}
+
+/// The order gap finding walks readings in: by time, then serial number.
+pub fn sort(readings: &mut [Seq]) {
+    readings.sort_by_key(|r| (r.measured_at_ms, r.serial_no));
+}
+
+/// [`find_gaps`] fed one reading at a time, in [`sort`]'s order, or a run of them already
+/// summarised ([`GapFinder::push_run`], a daily rollup's): both paths meet the same pairs
+/// and count the same readings, so they give the same report.
+#[derive(Debug, Clone)]
+pub struct GapFinder {
+    from_ms: i64,
+    to_ms: i64,
+    prev: Option<Seq>,
+    received: u64,
+    gaps: Vec<Gap>,
+}
+
+/// What [`GapFinder::push_run`] needs of a run of readings it does not see one by one.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    pub first: Seq,
+    pub last: Seq,
+    /// The pairs of readings next to each other with a hole between them, in order.
+    pub holes: &'a [(Seq, Seq)],
+    /// Distinct (serial number, instant) pairs of the run.
+    pub received: u64,
+}
+
+impl GapFinder {
+    pub fn new(from_ms: i64, to_ms: i64) -> Self {
+        GapFinder { from_ms, to_ms, prev: None, received: 0, gaps: Vec::new() }
+    }
+
+    fn in_period(&self, t: i64) -> bool {
+        (self.from_ms..=self.to_ms).contains(&t)
+    }
+
+    /// The next reading. A second item for the same serial at the same time is the same
+    /// reading; the same serial at another time is a new count after a restart.
+    pub fn push(&mut self, s: Seq) {
+        let repeat = self.prev.is_some_and(|p| (p.serial_no, p.measured_at_ms) == (s.serial_no, s.measured_at_ms));
+        if self.in_period(s.measured_at_ms) && !repeat {
+            self.received += 1;
+        }
+        self.step(s);
+    }
+
+    /// A run of readings inside the period, summarised: its holes are taken as they are.
+    pub fn push_run(&mut self, run: Run<'_>) {
+        self.push(run.first);
+        for (p, n) in run.holes {
+            self.pair(*p, *n);
+        }
+        self.received = self.received.saturating_add(run.received.saturating_sub(1));
+        self.prev = Some(run.last);
+    }
+
+    fn step(&mut self, s: Seq) {
+        if let Some(p) = self.prev {
+            self.pair(p, s);
+        }
+        self.prev = Some(s);
+    }
+
+    fn pair(&mut self, p: Seq, n: Seq) {
+        self.gaps.extend(hole(p, n, self.from_ms, self.to_ms));
+    }
+
+    pub fn finish(self) -> GapReport {
+        let missing: u64 = self.gaps.iter().map(Gap::missing).fold(0, u64::saturating_add);
+        GapReport { gaps: self.gaps, expected: self.received.saturating_add(missing), received: self.received, missing }
+    }
+}
+
+/// The hole between two readings next to each other, as far as it was due in the period.
+pub fn hole(p: Seq, n: Seq, from_ms: i64, to_ms: i64) -> Option<Gap> {
+    if n.serial_no <= p.serial_no.saturating_add(1) {
+        return None;
+    }
+    let incre = usable_interval(p.incre_minute).or(usable_interval(n.incre_minute)).unwrap_or(DEFAULT_INCRE_MINUTE);
+    let step = i128::from(incre) * 60_000;
+    let due = |serial: u64| i128::from(p.measured_at_ms) + i128::from(serial - p.serial_no) * step;
+    // Due times rise with the serial number, so the serials due in the period (and before
+    // the reading after the hole, give or take half an interval of clock jitter) are one
+    // run: its ends by division rather than by walking a possibly huge hole.
+    let lo = i128::from(from_ms);
+    let hi = i128::from(to_ms).min(i128::from(n.measured_at_ms) - step / 2);
+    let offset_lo = (lo - i128::from(p.measured_at_ms) + step - 1).div_euclid(step).max(1);
+    let offset_hi = (hi - i128::from(p.measured_at_ms)).div_euclid(step).min(i128::from(n.serial_no - p.serial_no - 1));
+    if offset_lo > offset_hi {
+        return None;
+    }
+    let (first, last) = (p.serial_no + offset_lo as u64, p.serial_no + offset_hi as u64);
+    let ms = |serial: u64| due(serial).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    Some(Gap {
+        first_serial_no: first,
+        last_serial_no: last,
+        expected_from_ms: ms(first),
+        expected_to_ms: ms(last),
+        incre_minute: incre,
+        after: Neighbour { serial_no: p.serial_no, measured_at_ms: p.measured_at_ms },
+        before: Neighbour { serial_no: n.serial_no, measured_at_ms: n.measured_at_ms },
+    })
 }
 
 /// A sensor interval the maths can use: within what the spec means (1–60 minutes), else

@@ -4,8 +4,9 @@
 //! A rollup counts the day's valid readings per distinct value ([`GlucoseCounts`]), the same
 //! per time-of-day bin of [`BIN_MINUTES`] (the AGP's 15-minute bins are three of them), the
 //! invalid (warm-up) readings, the readings per sensor interval, the first and last reading
-//! (so a hole across midnight is still one gap), and the missing `serialNo` runs inside the
-//! day. It is always made from the day's own readings ([`DayRollup::of_day`]), never
+//! with a `serialNo` (so a hole across midnight is still one gap), and the holes in the
+//! `serialNo` sequence inside the day, as the pairs of readings on either side of each, so a
+//! range's gaps come from rollups exactly as from its readings ([`DayRollup::gap_run`]). It is always made from the day's own readings ([`DayRollup::of_day`]), never
 //! incremented, so a redelivered or duplicated reading cannot count twice; `readings` only
 //! grows as late readings arrive, which a store can use as its write condition. It records
 //! the zone and bin width it was made with: a change of `SOURCE_TIMEZONE` makes it stale
@@ -15,7 +16,7 @@
 //! ends into one [`GlucoseCounts`]: the summary of a range is then the same function of the
 //! same counts whichever way they were gathered. Pure: no storage, no HTTP.
 
-use crate::gaps::{self, Seq};
+use crate::gaps::{self, GapFinder, Run, Seq};
 use crate::ids::DeviceSn;
 use crate::metrics::{GlucoseCounts, Summary, summarize_counts};
 use crate::store::reads::StoredReading;
@@ -31,14 +32,6 @@ pub const BINS_PER_DAY: u16 = (24 * 60 / BIN_MINUTES) as u16;
 /// distinct, serialised as JSON, stays under this (a test holds it), far inside DynamoDB's
 /// 400 KB item limit.
 pub const MAX_ROLLUP_BYTES: usize = 100 * 1024;
-
-/// A reading at a day's edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Edge {
-    pub serial_no: Option<u64>,
-    pub at: Timestamp,
-    pub incre_minute: Option<u64>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayRollup {
@@ -56,10 +49,15 @@ pub struct DayRollup {
     pub bins: BTreeMap<u16, GlucoseCounts>,
     /// Readings per reported interval (minutes, within the spec's bounds).
     pub intervals: BTreeMap<u64, u64>,
-    pub first: Option<Edge>,
-    pub last: Option<Edge>,
-    /// Missing `serialNo` runs (first, last) between two readings of the day.
-    pub missing_runs: Vec<(u64, u64)>,
+    /// The day's first and last reading with a `serialNo`, in gap finding's order.
+    pub first: Option<Seq>,
+    pub last: Option<Seq>,
+    /// The readings next to each other with a hole in the `serialNo` sequence between them.
+    pub holes: Vec<(Seq, Seq)>,
+    /// Distinct (`serialNo`, instant) pairs: what gap finding counts as received.
+    pub serials_received: u64,
+    /// Readings without a `serialNo` (gap finding cannot place them).
+    pub without_serial: u64,
 }
 
 impl DayRollup {
@@ -83,9 +81,11 @@ impl DayRollup {
             glucose: GlucoseCounts::default(),
             bins: BTreeMap::new(),
             intervals: BTreeMap::new(),
-            first: of_day.first().map(|r| edge(r)),
-            last: of_day.last().map(|r| edge(r)),
-            missing_runs: Vec::new(),
+            first: None,
+            last: None,
+            holes: Vec::new(),
+            serials_received: 0,
+            without_serial: 0,
         };
         for r in &of_day {
             if let Some(m) = gaps::usable_interval(r.incre_minute) {
@@ -98,17 +98,36 @@ impl DayRollup {
             rollup.glucose.add(r.mmol);
             rollup.bins.entry(bin_of(zone, r.measured_at)).or_default().add(r.mmol);
         }
-        let seqs: Vec<Seq> = of_day
-            .iter()
-            .filter_map(|r| {
-                Some(Seq { serial_no: r.serial_no?, measured_at_ms: r.measured_at.ms(), incre_minute: r.incre_minute })
-            })
-            .collect();
+        let mut seqs: Vec<Seq> = of_day.iter().filter_map(|r| seq_of(r)).collect();
+        rollup.without_serial = (of_day.len() - seqs.len()) as u64;
+        gaps::sort(&mut seqs);
+        rollup.first = seqs.first().copied();
+        rollup.last = seqs.last().copied();
         if let Some(s) = span {
-            let report = gaps::find_gaps(&seqs, s.start().ms(), s.end().ms().saturating_sub(1));
-            rollup.missing_runs = report.gaps.iter().map(|g| (g.first_serial_no, g.last_serial_no)).collect();
+            let (from, to) = (s.start().ms(), s.end().ms().saturating_sub(1));
+            // Within the day a hole is due between its two readings, so inside any range
+            // holding the whole day it comes out the same: keep the pairs, not the gaps.
+            rollup.holes =
+                seqs.windows(2).filter(|w| gaps::hole(w[0], w[1], from, to).is_some()).map(|w| (w[0], w[1])).collect();
+            let mut finder = GapFinder::new(from, to);
+            seqs.iter().for_each(|s| finder.push(*s));
+            rollup.serials_received = finder.finish().received;
         }
         rollup
+    }
+
+    /// The day as [`GapFinder::push_run`] takes it; `None` when no reading has a `serialNo`.
+    pub fn gap_run(&self) -> Option<Run<'_>> {
+        Some(Run { first: self.first?, last: self.last?, holes: &self.holes, received: self.serials_received })
+    }
+
+    /// The missing `serialNo` runs (first, last) inside the day.
+    pub fn missing_runs(&self) -> Vec<(u64, u64)> {
+        self.holes
+            .iter()
+            .filter_map(|(p, n)| gaps::hole(*p, *n, i64::MIN, i64::MAX))
+            .map(|g| (g.first_serial_no, g.last_serial_no))
+            .collect()
     }
 
     pub fn valid(&self) -> u64 {
@@ -121,8 +140,9 @@ impl DayRollup {
     }
 }
 
-fn edge(r: &StoredReading) -> Edge {
-    Edge { serial_no: r.serial_no, at: r.measured_at, incre_minute: r.incre_minute }
+/// What gap finding needs of a reading; `None` without a `serialNo`.
+pub fn seq_of(r: &StoredReading) -> Option<Seq> {
+    Some(Seq { serial_no: r.serial_no?, measured_at_ms: r.measured_at.ms(), incre_minute: r.incre_minute })
 }
 
 /// The time-of-day bin of an instant, by the local wall clock.
@@ -130,6 +150,48 @@ pub fn bin_of(zone: &SourceZone, at: Timestamp) -> u16 {
     let Some(utc) = at.to_datetime() else { return 0 };
     let local = utc.with_timezone(&zone.offset_at(utc));
     ((local.hour() * 60 + local.minute()) / BIN_MINUTES) as u16
+}
+
+/// One stretch of a range as reports read it: a whole local day from its rollup, or the
+/// readings of a stretch no rollup covers (a partial day at an end, a day not rolled up yet).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Day(Box<DayRollup>),
+    Readings(Vec<StoredReading>),
+}
+
+/// The gaps of a range read as [`Piece`]s in time order, with the nearest readings before and
+/// after it as anchors: the same report as [`gaps::find_gaps`] over all the readings.
+pub fn gaps_of(pieces: &[Piece], before: Option<Seq>, after: Option<Seq>, from_ms: i64, to_ms: i64) -> gaps::GapReport {
+    let mut finder = GapFinder::new(from_ms, to_ms);
+    before.into_iter().for_each(|s| finder.push(s));
+    for piece in pieces {
+        match piece {
+            Piece::Day(r) => {
+                if let Some(run) = r.gap_run() {
+                    finder.push_run(run);
+                }
+            }
+            Piece::Readings(rs) => {
+                let mut seqs: Vec<Seq> = rs.iter().filter_map(seq_of).collect();
+                gaps::sort(&mut seqs);
+                seqs.into_iter().for_each(|s| finder.push(s));
+            }
+        }
+    }
+    after.into_iter().for_each(|s| finder.push(s));
+    finder.finish()
+}
+
+/// Readings of the pieces that carry no `serialNo`.
+pub fn without_serial(pieces: &[Piece]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Day(r) => r.without_serial,
+            Piece::Readings(rs) => rs.iter().filter(|r| r.serial_no.is_none()).count() as u64,
+        })
+        .sum()
 }
 
 /// What a range's reports are computed from: the counts of whole days (from rollups) and of
@@ -143,6 +205,17 @@ pub struct Period {
 }
 
 impl Period {
+    pub fn of(zone: &SourceZone, pieces: &[Piece]) -> Self {
+        let mut period = Period::default();
+        for piece in pieces {
+            match piece {
+                Piece::Day(r) => period.add_rollup(r),
+                Piece::Readings(rs) => period.add_readings(zone, rs),
+            }
+        }
+        period
+    }
+
     pub fn add_rollup(&mut self, r: &DayRollup) {
         self.glucose.merge(&r.glucose);
         for (b, c) in &r.bins {
@@ -215,9 +288,10 @@ mod tests {
         rs.push(reading("other-day", start - 1, 9.9, true, 0));
         let r = DayRollup::of_day(&"D".into(), day("2024-05-01"), &z, &rs);
         assert_eq!((r.readings, r.invalid, r.valid()), (475, 2, 473));
-        assert_eq!(r.missing_runs, vec![(100, 104)]);
-        assert_eq!(r.first.map(|e| e.serial_no), Some(Some(1)));
-        assert_eq!(r.last.map(|e| (e.serial_no, e.at.ms())), Some((Some(480), start + 479 * 180_000)));
+        assert_eq!(r.missing_runs(), vec![(100, 104)]);
+        assert_eq!((r.serials_received, r.without_serial), (475, 0));
+        assert_eq!(r.first.map(|e| e.serial_no), Some(1));
+        assert_eq!(r.last.map(|e| (e.serial_no, e.measured_at_ms)), Some((480, start + 479 * 180_000)));
         assert_eq!(r.intervals.get(&3), Some(&475));
         // 00:00-00:05 holds readings 1 and 2, both warm-up; 00:05-00:10 readings 3 and 4.
         assert_eq!(r.bins.get(&0), None);
@@ -267,7 +341,13 @@ mod tests {
             let base = zone.local_day(day("2024-03-29")).unwrap().start().ms();
             let mut readings = Vec::new();
             for (i, (minute, tenths, valid, copies)) in raw.iter().enumerate() {
-                let r = reading(&format!("t{i}"), base + minute * 60_000, f64::from(*tenths) / 10.0, *valid, i as u64);
+                // Mostly a sensor's count (one every 3 minutes, with holes), some out of order,
+                // some without a serial number.
+                let serial = if *copies < 2 { (*minute / 3) as u64 } else { i as u64 };
+                let mut r = reading(&format!("t{i}"), base + minute * 60_000, f64::from(*tenths) / 10.0, *valid, serial);
+                if *copies == 3 && i % 3 == 0 {
+                    r.serial_no = None;
+                }
                 for _ in 0..=(*copies % 2) {
                     readings.push(r.clone());
                 }
@@ -308,6 +388,29 @@ mod tests {
             for p in [5.0, 25.0, 50.0, 75.0, 95.0] {
                 prop_assert_eq!(rolled.glucose.percentile(p), direct.glucose.percentile(p));
             }
+            // Gaps: the readings of the range with their anchors, or whole days as runs.
+            let anchor_before = readings.iter().filter(|r| r.measured_at < from).max_by_key(|r| (r.measured_at, r.serial_no));
+            let anchor_after = readings.iter().filter(|r| r.measured_at > to).min_by_key(|r| (r.measured_at, r.serial_no));
+            let mut all: Vec<Seq> = anchor_before.into_iter().chain(&distinct).chain(anchor_after).filter_map(seq_of).collect();
+            let direct_gaps = gaps::find_gaps(&all, from.ms(), to.ms());
+            gaps::sort(&mut all);
+            let mut finder = GapFinder::new(from.ms(), to.ms());
+            let mut i = 0;
+            for (s, e) in &covered {
+                while i < all.len() && all[i].measured_at_ms < s.ms() {
+                    finder.push(all[i]);
+                    i += 1;
+                }
+                let day = zone.local_date(*s).unwrap();
+                if let Some(run) = DayRollup::of_day(&"D".into(), day, &zone, &readings).gap_run() {
+                    finder.push_run(run);
+                }
+                while i < all.len() && all[i].measured_at_ms < e.ms() {
+                    i += 1;
+                }
+            }
+            all[i..].iter().for_each(|s| finder.push(*s));
+            prop_assert_eq!(finder.finish(), direct_gaps);
         }
     }
 }

@@ -8,17 +8,15 @@ use crate::paging::{self, Side};
 use crate::params::{self, DAY_MS};
 use cgm_edge::{Answer, Params, reply};
 use cgm_shared::cursor::{self, CursorPayload, QueryHash, read_pair};
-use cgm_shared::gaps::{self, Gap, Neighbour, Seq};
+use cgm_shared::gaps::{self, Gap, Neighbour};
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::metrics::{self, round_to};
-use cgm_shared::rollup::{DayRollup, Period};
-use cgm_shared::store::reads::{ReadStore, ReadingQuery};
-use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::rollup::{self, Period, Piece};
+use cgm_shared::store::reads::{ReadStore, StoredReading};
+use cgm_shared::store::rollups::{RollupStore, read_range};
 use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
-use chrono::NaiveDate;
 use lambda_http::http::StatusCode;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 pub const GAPS_DEFAULT_LIMIT: usize = 1_000;
 pub const GAPS_MAX_LIMIT: usize = 5_000;
@@ -141,22 +139,13 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
         // stays valid from one page to the next.
         let qh = QueryHash::of(&["gaps", sn.as_str(), p.query("from").unwrap_or(""), p.query("to").unwrap_or("")]);
         let after = p.cursor::<GapCursor>(qh)?;
-        let q = ReadingQuery { device_sn: &sn, range, valid_only: false, newest_first: false };
-        let (readings, before, next) = tokio::try_join!(
-            async { paging::read_all(&self.store, &q, MAX_READINGS_IN_MEMORY).await.map_err(ReadError::from) },
+        let (pieces, before, next) = tokio::try_join!(
+            async { self.pieces(&sn, range).await },
             async { paging::neighbour(&self.store, &sn, Side::Before(range.start())).await.map_err(ReadError::from) },
             async { paging::neighbour(&self.store, &sn, Side::After(range.end())).await.map_err(ReadError::from) },
         )?;
-        let without_serial = readings.iter().filter(|r| r.serial_no.is_none()).count();
-        let seqs: Vec<Seq> = before
-            .iter()
-            .chain(readings.iter())
-            .chain(next.iter())
-            .filter_map(|r| {
-                Some(Seq { serial_no: r.serial_no?, measured_at_ms: r.measured_at.ms(), incre_minute: r.incre_minute })
-            })
-            .collect();
-        let report = gaps::find_gaps(&seqs, range.start().ms(), range.end().ms());
+        let anchor = |r: Option<StoredReading>| r.as_ref().and_then(rollup::seq_of);
+        let report = rollup::gaps_of(&pieces, anchor(before), anchor(next), range.start().ms(), range.end().ms());
         let remaining: Vec<&Gap> = report
             .gaps
             .iter()
@@ -178,7 +167,7 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
             received: report.received,
             missing: report.missing,
             gap_count: report.gaps.len(),
-            readings_without_serial_no: without_serial,
+            readings_without_serial_no: usize::try_from(rollup::without_serial(&pieces)).unwrap_or(usize::MAX),
             gaps: shown.iter().map(|g| GapOut::of(g, &self.zone)).collect(),
             next_cursor,
         };
@@ -188,7 +177,7 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
     pub(crate) async fn summary(&self, p: Params<'_>) -> Result<Answer, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
-        let period = self.period(&sn, range).await?;
+        let period = Period::of(&self.zone, &self.pieces(&sn, range).await?);
         let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
         let interval = period.usual_interval().unwrap_or(gaps::DEFAULT_INCRE_MINUTE);
         let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
@@ -218,64 +207,9 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
         Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(valid))
     }
 
-    /// The counts of a range: each whole local day from its rollup (one made with today's
-    /// zone and bins), everything else (the partial days at the ends, a day not rolled up
-    /// yet) from its readings. Both go through the same counts (`cgm_shared::rollup`), so the
-    /// numbers are those of all the readings, once the stream has been drained.
-    async fn period(&self, sn: &DeviceSn, range: TimeRange<Included>) -> Result<Period, ReadError> {
-        let zone = self.zone;
-        let mut whole = Vec::new();
-        if let (Some(first), Some(last)) = (zone.local_date(range.start()), zone.local_date(range.end())) {
-            let mut d = first;
-            while d <= last {
-                if let Some(span) = zone.local_day(d)
-                    && span.start() >= range.start()
-                    && span.end().minus_ms(1) <= range.end()
-                {
-                    whole.push((d, span));
-                }
-                let Some(next) = d.succ_opt() else { break };
-                d = next;
-            }
-        }
-        let rollups: BTreeMap<NaiveDate, DayRollup> = match (whole.first(), whole.last()) {
-            (Some((first, _)), Some((last, _))) => self
-                .rollups
-                .rollups(sn, *first, *last)
-                .await?
-                .into_iter()
-                .filter(|r| r.made_with(&zone))
-                .map(|r| (r.day, r))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        let mut period = Period::default();
-        let mut from = range.start();
-        for (day, span) in &whole {
-            let Some(r) = rollups.get(day) else { continue };
-            if from < span.start() {
-                self.add_readings(&mut period, sn, from, span.start().minus_ms(1)).await?;
-            }
-            period.add_rollup(r);
-            from = span.end();
-        }
-        if from <= range.end() {
-            self.add_readings(&mut period, sn, from, range.end()).await?;
-        }
-        Ok(period)
-    }
-
-    async fn add_readings(
-        &self,
-        period: &mut Period,
-        sn: &DeviceSn,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<(), ReadError> {
-        let Some(range) = TimeRange::new(from, to) else { return Ok(()) };
-        let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
-        let readings = paging::read_all(&self.store, &q, MAX_READINGS_IN_MEMORY).await?;
-        period.add_readings(&self.zone, &readings);
-        Ok(())
+    /// The range as rollups of its whole days and readings of the rest
+    /// ([`cgm_shared::store::rollups::read_range`]).
+    async fn pieces(&self, sn: &DeviceSn, range: TimeRange<Included>) -> Result<Vec<Piece>, ReadError> {
+        Ok(read_range(&self.store, &self.rollups, &self.zone, sn, range, MAX_READINGS_IN_MEMORY).await?)
     }
 }

@@ -308,12 +308,14 @@ mod props {
 }
 
 #[tokio::test]
-async fn summary_reads_whole_days_from_rollups_and_gives_the_readings_numbers() {
+async fn summary_and_gaps_read_whole_days_from_rollups_and_give_the_readings_numbers() {
     use cgm_shared::rollup::DayRollup;
     use cgm_shared::store::rollups::RollupStore;
-    // Three local days of readings; the middle one is rolled up, the ends are partial.
+    // Three local days of readings; the middle one is rolled up, the ends are partial. Holes:
+    // one every 50 readings, and 475-490 across midnight into the rolled-up day.
     let zone = SourceZone::default();
     let readings: Vec<StoredReading> = (1..=1440u64)
+        .filter(|i| i % 50 != 7 && !(475..=490).contains(i))
         .map(|i| {
             let mut r = reading("R", i, 3.0 + (i % 97) as f64 / 10.0, i % 13 != 0);
             r.measured_at = Timestamp(DAY0 - 86_400_000 + (i as i64) * MIN3);
@@ -323,6 +325,7 @@ async fn summary_reads_whole_days_from_rollups_and_gives_the_readings_numbers() 
     let q = [("from", "2024-04-30T12:00:00+08:00"), ("to", "2024-05-02T12:00:00+08:00")];
     let plain = service(readings.clone());
     let (_, without) = call(&plain, device("summary", "R", &q)).await;
+    let (_, gaps_without) = call(&plain, device("gaps", "R", &q)).await;
     // The rolled-up day's readings are left out of this store: only its rollup has them, so
     // equal numbers prove the rollup was read.
     let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
@@ -339,4 +342,11 @@ async fn summary_reads_whole_days_from_rollups_and_gives_the_readings_numbers() 
     assert_eq!(status, 200, "{with}");
     assert_eq!(with, without, "the same numbers to the last digit");
     assert!(with["readings"].as_u64().unwrap() > 480, "partial days from readings, the whole day from its rollup");
+    let (status, gaps_with) = call(&rolled, device("gaps", "R", &q)).await;
+    assert_eq!(status, 200, "{gaps_with}");
+    assert_eq!(gaps_with, gaps_without);
+    let across_midnight =
+        gaps_with["gaps"].as_array().unwrap().iter().any(|g| g["first_serial_no"] == 475 && g["last_serial_no"] == 490);
+    assert!(across_midnight, "one gap across midnight: {gaps_with}");
+    assert!(gaps_with["gap_count"].as_u64().unwrap() > 10, "{gaps_with}");
 }

@@ -2,12 +2,12 @@
 //! `day`), counts as maps keyed by the value in thousandths of a mmol/L.
 
 use super::{RollupStore, Written};
+use crate::gaps::Seq;
 use crate::ids::DeviceSn;
 use crate::metrics::GlucoseCounts;
-use crate::rollup::{DayRollup, Edge};
+use crate::rollup::DayRollup;
 use crate::store::StoreError;
 use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, query_all, s, text};
-use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
@@ -27,13 +27,17 @@ pub mod rollup_attr {
     pub const INTERVALS: &str = "intervals";
     pub const FIRST: &str = "first";
     pub const LAST: &str = "last";
-    pub const MISSING_RUNS: &str = "missingRuns";
+    /// The pairs of readings around each hole: `[serialNo, at, increMinute|NULL]` twice.
+    pub const HOLES: &str = "holes";
+    pub const SERIALS_RECEIVED: &str = "serialsReceived";
+    pub const WITHOUT_SERIAL: &str = "withoutSerial";
     pub const FORMAT: &str = "format";
 }
 use rollup_attr as ra;
 
-/// The item format; a rollup of another format is read as none (and recomputed).
-const FORMAT: u64 = 1;
+/// The item format; a rollup of another format is read as none (the day's readings are read
+/// instead) and replaced when the day is next rolled up. 2: holes kept as reading pairs.
+pub const FORMAT: u64 = 2;
 
 #[derive(Debug, Clone)]
 pub struct DynamoRollupStore {
@@ -63,25 +67,54 @@ fn counts_of(v: Option<&AttributeValue>) -> Option<GlucoseCounts> {
     Some(c)
 }
 
-fn edge_av(e: &Edge) -> AttributeValue {
-    let mut m = HashMap::from([("at".to_string(), n(e.at.ms()))]);
-    if let Some(sn) = e.serial_no {
-        m.insert("serialNo".into(), n_u(sn));
-    }
+fn seq_av(e: &Seq) -> AttributeValue {
+    let mut m = HashMap::from([("at".to_string(), n(e.measured_at_ms)), ("serialNo".to_string(), n_u(e.serial_no))]);
     if let Some(i) = e.incre_minute {
         m.insert("increMinute".into(), n_u(i));
     }
     AttributeValue::M(m)
 }
 
-fn edge_of(v: Option<&AttributeValue>) -> Option<Option<Edge>> {
+fn seq_of(v: Option<&AttributeValue>) -> Option<Option<Seq>> {
     let Some(v) = v else { return Some(None) };
     let m = v.as_m().ok()?;
-    Some(Some(Edge {
-        at: Timestamp(num(m, "at")?),
-        serial_no: num(m, "serialNo"),
+    Some(Some(Seq {
+        measured_at_ms: num(m, "at")?,
+        serial_no: num(m, "serialNo")?,
         incre_minute: num(m, "increMinute"),
     }))
+}
+
+/// A hole's two readings as six numbers (a missing interval as NULL): a day can hold
+/// hundreds of holes, and maps would repeat their keys in each.
+fn hole_av((p, q): &(Seq, Seq)) -> AttributeValue {
+    let incre = |i: Option<u64>| i.map_or(AttributeValue::Null(true), n_u);
+    AttributeValue::L(vec![
+        n_u(p.serial_no),
+        n(p.measured_at_ms),
+        incre(p.incre_minute),
+        n_u(q.serial_no),
+        n(q.measured_at_ms),
+        incre(q.incre_minute),
+    ])
+}
+
+fn hole_of(v: &AttributeValue) -> Option<(Seq, Seq)> {
+    let l = v.as_l().ok()?;
+    let number = |i: usize| l.get(i)?.as_n().ok()?.parse::<i64>().ok();
+    let incre = |i: usize| match l.get(i)? {
+        AttributeValue::Null(_) => Some(None),
+        v => v.as_n().ok()?.parse().ok().map(Some),
+    };
+    let seq = |at: usize| {
+        Some(Seq {
+            serial_no: u64::try_from(number(at)?).ok()?,
+            measured_at_ms: number(at + 1)?,
+            incre_minute: incre(at + 2)?,
+        })
+    };
+    (l.len() == 6).then_some(())?;
+    Some((seq(0)?, seq(3)?))
 }
 
 pub fn rollup_item(r: &DayRollup) -> Item {
@@ -98,17 +131,16 @@ pub fn rollup_item(r: &DayRollup) -> Item {
             ra::INTERVALS.to_string(),
             AttributeValue::M(r.intervals.iter().map(|(m, c)| (m.to_string(), n_u(*c))).collect()),
         ),
-        (
-            ra::MISSING_RUNS.to_string(),
-            AttributeValue::L(r.missing_runs.iter().map(|(a, b)| AttributeValue::L(vec![n_u(*a), n_u(*b)])).collect()),
-        ),
+        (ra::HOLES.to_string(), AttributeValue::L(r.holes.iter().map(hole_av).collect())),
+        (ra::SERIALS_RECEIVED.to_string(), n_u(r.serials_received)),
+        (ra::WITHOUT_SERIAL.to_string(), n_u(r.without_serial)),
         (ra::FORMAT.to_string(), n_u(FORMAT)),
     ]);
     if let Some(e) = &r.first {
-        item.insert(ra::FIRST.into(), edge_av(e));
+        item.insert(ra::FIRST.into(), seq_av(e));
     }
     if let Some(e) = &r.last {
-        item.insert(ra::LAST.into(), edge_av(e));
+        item.insert(ra::LAST.into(), seq_av(e));
     }
     item
 }
@@ -127,12 +159,7 @@ pub fn rollup_of(item: &Item) -> Option<DayRollup> {
     for (m, c) in item.get(ra::INTERVALS)?.as_m().ok()? {
         intervals.insert(m.parse().ok()?, c.as_n().ok()?.parse().ok()?);
     }
-    let mut missing_runs = Vec::new();
-    for run in item.get(ra::MISSING_RUNS)?.as_l().ok()? {
-        let pair = run.as_l().ok()?;
-        let at = |i: usize| pair.get(i)?.as_n().ok()?.parse().ok();
-        missing_runs.push((at(0)?, at(1)?));
-    }
+    let holes = item.get(ra::HOLES)?.as_l().ok()?.iter().map(hole_of).collect::<Option<Vec<_>>>()?;
     Some(DayRollup {
         device_sn: DeviceSn::new(text(item, ra::DEVICE_SN)?),
         day: NaiveDate::parse_from_str(&text(item, ra::DAY)?, "%Y-%m-%d").ok()?,
@@ -143,9 +170,11 @@ pub fn rollup_of(item: &Item) -> Option<DayRollup> {
         glucose: counts_of(item.get(ra::GLUCOSE))?,
         bins,
         intervals,
-        first: edge_of(item.get(ra::FIRST))?,
-        last: edge_of(item.get(ra::LAST))?,
-        missing_runs,
+        first: seq_of(item.get(ra::FIRST))?,
+        last: seq_of(item.get(ra::LAST))?,
+        holes,
+        serials_received: num(item, ra::SERIALS_RECEIVED)?,
+        without_serial: num(item, ra::WITHOUT_SERIAL)?,
     })
 }
 
@@ -198,7 +227,7 @@ impl RollupStore for DynamoRollupStore {
 mod tests {
     use super::*;
     use crate::store::reads::StoredReading;
-    use crate::time::SourceZone;
+    use crate::time::{SourceZone, Timestamp};
 
     #[test]
     fn a_rollup_reads_back_as_written_and_junk_reads_as_none() {
