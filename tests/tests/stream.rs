@@ -3,9 +3,11 @@
 //! writes, equal to rollups computed from the stored readings themselves; the summary and
 //! gaps read from them give the numbers the readings give.
 
+use cgm_shared::ids::DeviceSn;
 use cgm_shared::rollup::DayRollup;
 use cgm_shared::store::reads::dynamodb::reading_of;
-use cgm_shared::store::rollups::dynamodb::rollup_of;
+use cgm_shared::store::rollups::dynamodb::{DynamoRollupStore, rollup_of};
+use cgm_shared::store::rollups::{Bins, RollupStore};
 use cgm_shared::time::SourceZone;
 use cgm_tests::{Stack, seed_with, serve_locally};
 use chrono::NaiveDate;
@@ -93,6 +95,23 @@ async fn pushes_become_daily_rollups_through_the_stream_and_redeliveries_count_o
     assert_eq!(runs, vec![(12, 12), (20, 21)], "{gaps}");
     assert_eq!((gaps["received"].as_u64(), gaps["missing"].as_u64()), (Some(28), Some(3)), "{gaps}");
     let rollups_table = stack.table("ROLLUPS_TABLE").to_string();
+    // A read without bins is the rollup less its bins.
+    let store = DynamoRollupStore::new(stack.client.clone(), rollups_table.clone());
+    let sn = DeviceSn::from("SN-STREAM");
+    let day2 = day1.succ_opt().unwrap();
+    let (full, lean) = (
+        store.rollups(&sn, day1, day2, Bins::With).await.unwrap(),
+        store.rollups(&sn, day1, day2, Bins::Without).await.unwrap(),
+    );
+    assert!(full.len() == 2 && full.iter().all(|r| !r.bins.is_empty()), "{full:#?}");
+    let unbinned: Vec<DayRollup> = full
+        .into_iter()
+        .map(|mut r| {
+            r.bins.clear();
+            r
+        })
+        .collect();
+    assert_eq!(lean, unbinned);
     for r in stack.scan("ROLLUPS_TABLE").await {
         let key = r.into_iter().filter(|(k, _)| k == "deviceSn" || k == "day").collect();
         stack.client.delete_item().table_name(&rollups_table).set_key(Some(key)).send().await.unwrap();

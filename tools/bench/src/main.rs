@@ -19,8 +19,9 @@ const END: &str = "<!-- bench:end -->";
 /// Measures the figures of BENCHMARKS.md (what `make bench` runs), prints them, and writes
 /// them into BENCHMARKS.md between its bench:start and bench:end markers.
 ///
-/// Sections run in the order listed below, whichever order they are named in. Naming some
-/// replaces all of BENCHMARKS.md's results with those alone: add --no-write to only print.
+/// Sections run in the order listed below, whichever order they are named in. Each one
+/// measured replaces its own block of BENCHMARKS.md (between `<!-- bench:<name> -->` and
+/// `<!-- /bench:<name> -->`); the others are left as they were. Add --no-write to only print.
 #[derive(Debug, Parser)]
 #[command(name = "cgm-bench", verbatim_doc_comment, after_help = NEEDS)]
 struct Args {
@@ -56,6 +57,14 @@ enum Section {
     Proxy,
     /// Sizes of the arm64 bootstraps and their zips
     Size,
+    /// Summary and gaps over 7-89 days of one sensor, with and without daily rollups
+    Reads,
+}
+
+impl Section {
+    fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
 }
 
 impl Args {
@@ -72,33 +81,54 @@ impl Args {
 async fn main() -> anyhow::Result<()> {
     // Before anything else: --help and a bad argument measure and write nothing.
     let args = Args::parse();
-    let mut out = String::new();
     let machine = machine();
-    writeln!(out, "Measured {} on {machine}.\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))?;
-
+    let mut blocks = Vec::new();
     for section in args.sections() {
-        out += &match section {
+        let figures = match section {
             Section::Overhead => sections::overhead(2_000).await?,
             Section::E2e => sections::end_to_end(20_000, 32).await?,
             Section::ColdStart => sections::cold_start(20).await?,
             Section::Memory => sections::memory(10_000).await?,
             Section::Proxy => sections::proxy(2_000).await?,
             Section::Size => sections::size()?,
+            Section::Reads => sections::reads_at_scale(10).await?,
         };
+        let measured = format!("Measured {} on {machine}.\n\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+        let mut block = String::new();
+        // The heading first, then when and where.
+        match figures.split_once("\n\n") {
+            Some((heading, rest)) => write!(block, "{heading}\n\n{measured}{rest}")?,
+            None => write!(block, "{measured}{figures}")?,
+        }
+        print!("{block}");
+        blocks.push((section.name(), block));
     }
-    print!("{out}");
     if args.no_write {
         return Ok(());
     }
     let path = cgm_local::repo_root().join("BENCHMARKS.md");
-    let doc = std::fs::read_to_string(&path)?;
-    let (Some(a), Some(b)) = (doc.find(START), doc.find(END)) else {
-        anyhow::bail!("BENCHMARKS.md lacks the {START} / {END} markers");
-    };
-    let new = format!("{}{START}\n{out}{}", &doc[..a], &doc[b..]);
-    std::fs::write(&path, new)?;
+    let mut doc = std::fs::read_to_string(&path)?;
+    for (name, block) in &blocks {
+        doc = replace_block(&doc, name, block)?;
+    }
+    std::fs::write(&path, doc)?;
     eprintln!("cgm-bench: figures written to BENCHMARKS.md");
     Ok(())
+}
+
+/// `doc` with the block named `name` holding `content`; a block not there yet goes before the
+/// end marker of the results.
+fn replace_block(doc: &str, name: &str, content: &str) -> anyhow::Result<String> {
+    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let fresh = format!("{open}\n{content}{close}");
+    if let (Some(a), Some(b)) = (doc.find(&open), doc.find(&close)) {
+        anyhow::ensure!(a < b, "BENCHMARKS.md: {close} comes before {open}");
+        return Ok(format!("{}{fresh}{}", &doc[..a], &doc[b + close.len()..]));
+    }
+    let (Some(_), Some(end)) = (doc.find(START), doc.find(END)) else {
+        anyhow::bail!("BENCHMARKS.md lacks the {START} / {END} markers");
+    };
+    Ok(format!("{}{fresh}\n\n{}", &doc[..end], &doc[end..]))
 }
 
 fn machine() -> String {
@@ -132,6 +162,20 @@ mod tests {
         assert_eq!((a.sections(), a.no_write), (all.clone(), false));
         let a = parse(&["--no-write"]).unwrap();
         assert_eq!((a.sections(), a.no_write), (all, true), "--no-write alone measures everything");
+    }
+
+    #[test]
+    fn a_section_replaces_its_own_block_and_a_new_one_goes_before_the_end() {
+        let doc = format!("intro\n{START}\n<!-- bench:size -->\nold size\n<!-- /bench:size -->\n\n{END}\nafter\n");
+        let doc = replace_block(&doc, "size", "new size\n").unwrap();
+        assert!(
+            doc.contains("<!-- bench:size -->\nnew size\n<!-- /bench:size -->") && !doc.contains("old size"),
+            "{doc}"
+        );
+        let doc = replace_block(&doc, "reads", "reads\n").unwrap();
+        let (size, reads, end) = (doc.find("new size").unwrap(), doc.find("reads\n").unwrap(), doc.find(END).unwrap());
+        assert!(size < reads && reads < end && doc.ends_with("after\n"), "{doc}");
+        assert!(replace_block("no markers", "reads", "x").is_err());
     }
 
     #[test]

@@ -413,3 +413,262 @@ pub fn size() -> anyhow::Result<String> {
     o.push('\n');
     Ok(o)
 }
+
+/// Figure 8: summary and gaps over long ranges of one sensor holding 90 days of 3-minute
+/// readings (43,200, pushed through the release `cgm-dev`'s push route), once the stream
+/// consumer has rolled every day up, and again with the rollups deleted (every reading read,
+/// as before rollups existed); then the capacity units keeping a day's rollup costs.
+pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
+    use cgm_shared::rollup::DayRollup;
+    use cgm_shared::store::attr::{self, DEVICE_TIME_INDEX};
+    use cgm_shared::store::rollups::dynamodb::{rollup_item, rollup_of};
+    use cgm_shared::time::SourceZone;
+
+    const SN: &str = "BENCH-90D";
+    const READINGS: usize = 90 * 480;
+    const MIN3: i64 = 180_000;
+    let endpoint = cgm_tests::endpoint();
+    let port = cgm_local::dynamodb_local::free_port()?;
+    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
+        .env("PORT", port.to_string())
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .env("PUSH_KEY", BENCH_KEY)
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(cgm_local::repo_root().join("target/bench-reads-cgm-dev.log"))?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
+    let ready = Instant::now();
+    while http.post(&push_url).body("{}").send().await.is_err() {
+        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 90 days of readings ending now; the sensor's count runs 1..=43,200, one lost in 500.
+    let zone = SourceZone::default();
+    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
+    let first_at = last_at - (READINGS as i64 - 1) * MIN3;
+    let next = Arc::new(AtomicUsize::new(0));
+    let pushed_from = Instant::now();
+    let workers: Vec<_> = (0..32)
+        .map(|_| {
+            let (http, url, next) = (http.clone(), push_url.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut errors = 0usize;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= READINGS {
+                        return errors;
+                    }
+                    if i % 500 == 250 {
+                        continue;
+                    }
+                    let local = chrono::DateTime::from_timestamp_millis(first_at + i as i64 * MIN3)
+                        .expect("an instant")
+                        + chrono::Duration::hours(8);
+                    let b = seed_with(json!({
+                        "testId": format!("{SN}-{i}"), "deviceSn": SN, "serialNo": i + 1, "status": "0",
+                        "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        "testResult": format!("{:.1}", 3.0 + (i * 7 % 120) as f64 / 10.0), "increMinute": 3,
+                    }));
+                    let ok = match http.post(&url).header("content-type", "application/json").body(b).send().await {
+                        Ok(r) if r.status() == 200 => true,
+                        Ok(r) => {
+                            if errors == 0 {
+                                eprintln!("reads: push {i}: {} {}", r.status(), r.text().await.unwrap_or_default());
+                            }
+                            false
+                        }
+                        Err(e) => {
+                            if errors == 0 {
+                                eprintln!("reads: push {i}: {e}");
+                            }
+                            false
+                        }
+                    };
+                    errors += usize::from(!ok);
+                }
+            })
+        })
+        .collect();
+    let mut errors = 0;
+    for w in workers {
+        errors += w.await?;
+    }
+    anyhow::ensure!(errors == 0, "{errors} pushes failed");
+    let push_took = pushed_from.elapsed();
+    let stored = (0..READINGS).filter(|i| i % 500 != 250).count();
+
+    // Wait for the stream consumer to roll every day up.
+    let stack = Stack::new_at(&endpoint).await;
+    let rollups_of = || async {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = stack
+                .client
+                .query()
+                .table_name("RollupsTable")
+                .key_condition_expression("deviceSn = :d")
+                .expression_attribute_values(":d", aws_sdk_dynamodb::types::AttributeValue::S(SN.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            out.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return anyhow::Ok(out);
+            }
+        }
+    };
+    let drained_from = Instant::now();
+    loop {
+        let n: u64 = rollups_of().await?.iter().filter_map(rollup_of).map(|r| r.readings).sum();
+        if n as usize == stored {
+            break;
+        }
+        anyhow::ensure!(
+            drained_from.elapsed() < Duration::from_secs(900),
+            "the stream was not drained: {n} of {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let drain_took = drained_from.elapsed();
+
+    let days = [7i64, 14, 30, 60, 89];
+    let time = |route: &'static str, days: i64, runs: usize| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let url = format!("{base}/devices/{SN}/{route}?from={}&to={last_at}", last_at - days * DAY);
+            let mut lat = Vec::new();
+            for i in 0..=runs {
+                let t = Instant::now();
+                let r = http.get(&url).send().await?;
+                anyhow::ensure!(r.status() == 200, "{route} {days} d: {}", r.status());
+                let _ = r.bytes().await?;
+                if i > 0 {
+                    lat.push(t.elapsed());
+                }
+            }
+            anyhow::Ok(summarize(&lat).median)
+        }
+    };
+    let mut with = Vec::new();
+    for d in days {
+        with.push((time("summary", d, runs).await?, time("gaps", d, runs).await?));
+    }
+    // The capacity a day's recompute costs: the day's Query on the index, the rollup's write.
+    let items = rollups_of().await?;
+    let full_day = items
+        .iter()
+        .filter_map(rollup_of)
+        .filter(|r| r.readings >= 479)
+        .max_by_key(|r| r.day)
+        .ok_or_else(|| anyhow::anyhow!("no full day"))?;
+    let span = zone.local_day(full_day.day).ok_or_else(|| anyhow::anyhow!("a day"))?;
+    let (mut rcu, mut start) = (0.0, None);
+    loop {
+        let page = stack
+            .client
+            .query()
+            .table_name("ReadingsTable")
+            .index_name(DEVICE_TIME_INDEX)
+            .key_condition_expression("#d = :d AND #at BETWEEN :a AND :b")
+            .expression_attribute_names("#d", attr::DEVICE_SN)
+            .expression_attribute_names("#at", attr::MEASURED_AT)
+            .expression_attribute_values(":d", attr::s(SN))
+            .expression_attribute_values(":a", attr::n(span.start().ms()))
+            .expression_attribute_values(":b", attr::n(span.end().ms() - 1))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        rcu += page.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    let mut copy: DayRollup = full_day.clone();
+    copy.device_sn = "BENCH-COST".into();
+    let put = stack
+        .client
+        .put_item()
+        .table_name("RollupsTable")
+        .set_item(Some(rollup_item(&copy)))
+        .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+        .send()
+        .await?;
+    let wcu = put.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+    let rollup_bytes: usize = rollup_item(&copy).iter().map(|(k, v)| k.len() + av_bytes(v)).sum();
+
+    // Without rollups: every reading of the range read, as before.
+    for item in &items {
+        let key = item.iter().filter(|(k, _)| *k == "deviceSn" || *k == "day").map(|(k, v)| (k.clone(), v.clone()));
+        stack.client.delete_item().table_name("RollupsTable").set_key(Some(key.collect())).send().await?;
+    }
+    let slow_runs = runs.min(3);
+    let mut without = Vec::new();
+    for d in days {
+        without.push((time("summary", d, slow_runs).await?, time("gaps", d, slow_runs).await?));
+    }
+    let _ = child.kill().await;
+
+    let secs = |d: Duration| {
+        if d >= Duration::from_secs(1) {
+            format!("{:.2} s", d.as_secs_f64())
+        } else {
+            format!("{:.0} ms", d.as_secs_f64() * 1e3)
+        }
+    };
+    let mut o = String::new();
+    writeln!(o, "### 8. Reads at scale: one sensor, 90 days of 3-minute readings, release `cgm-dev`\n")?;
+    writeln!(
+        o,
+        "{stored} readings pushed through the push route in {} (concurrency 32); the stream consumer had rolled \
+         every day up {} after the last push. Ranges end at the newest reading, so both ends are partial days. \
+         Median of {runs} requests with rollups, of {slow_runs} without.\n",
+        secs(push_took),
+        secs(drain_took)
+    )?;
+    writeln!(o, "| route | {} |", days.map(|d| format!("{d} d")).join(" | "))?;
+    writeln!(o, "|---|{}", "---|".repeat(days.len()))?;
+    let row = |name: &str, v: Vec<Duration>| {
+        format!("| {name} | {} |", v.into_iter().map(secs).collect::<Vec<_>>().join(" | "))
+    };
+    writeln!(o, "{}", row("`summary`, whole days from rollups", with.iter().map(|p| p.0).collect()))?;
+    writeln!(o, "{}", row("`gaps`, whole days from rollups", with.iter().map(|p| p.1).collect()))?;
+    writeln!(o, "{}", row("`summary`, every reading (no rollups)", without.iter().map(|p| p.0).collect()))?;
+    writeln!(o, "{}", row("`gaps`, every reading (no rollups)", without.iter().map(|p| p.1).collect()))?;
+    writeln!(
+        o,
+        "\nKeeping a day's rollup, for a day of {} readings: its recompute Queries the day on the index \
+         ({rcu} RCU, eventually consistent) and writes the rollup ({wcu} WCU; the item is about {:.1} KB). \
+         The consumer recomputes each device-day once per batch, so per stored reading that is {:.2} RCU + {:.2} WCU \
+         when each batch holds one reading of the day (one sensor pushing live), and {:.3} RCU + {:.3} WCU in a \
+         backlog burst of 100 readings of the day per batch; storing the reading itself is 1 WCU plus its index \
+         writes.\n",
+        full_day.readings,
+        rollup_bytes as f64 / 1024.0,
+        rcu,
+        wcu,
+        rcu / 100.0,
+        wcu / 100.0
+    )?;
+    Ok(o)
+}
+
+/// An attribute value's size as DynamoDB counts it, roughly: strings and numbers by their
+/// text, one byte per list or map element beyond its contents plus three for the container.
+fn av_bytes(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::S(s) => s.len(),
+        A::N(n) => n.len().div_ceil(2) + 1,
+        A::L(l) => 3 + l.iter().map(|v| 1 + av_bytes(v)).sum::<usize>(),
+        A::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + av_bytes(v)).sum::<usize>(),
+        _ => 1,
+    }
+}

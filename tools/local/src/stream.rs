@@ -18,6 +18,7 @@ use std::time::Duration;
 /// Records per batch, as the template's event source mapping (BatchSize).
 const BATCH_SIZE: i32 = 100;
 const IDLE_POLL: Duration = Duration::from_millis(250);
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 pub struct StreamConsumer<R, U> {
     streams: aws_sdk_dynamodbstreams::Client,
@@ -54,31 +55,55 @@ impl<R: ReadStore + 'static, U: RollupStore + 'static> StreamConsumer<R, U> {
             .table
             .and_then(|t| t.latest_stream_arn)
             .ok_or_else(|| anyhow::anyhow!("{} has no stream", self.table))?;
-        let mut iterators: HashMap<String, Option<String>> = HashMap::new();
+        let mut shards: HashMap<String, Shard> = HashMap::new();
         loop {
-            let shards = self.streams.describe_stream().stream_arn(&arn).send().await?;
-            for shard in shards.stream_description.and_then(|d| d.shards).unwrap_or_default() {
-                let Some(id) = shard.shard_id else { continue };
-                if !iterators.contains_key(&id) {
-                    let it = self
-                        .streams
-                        .get_shard_iterator()
-                        .stream_arn(&arn)
-                        .shard_id(&id)
-                        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                        .send()
-                        .await?
-                        .shard_iterator;
-                    iterators.insert(id.clone(), it);
+            let described = match self.streams.describe_stream().stream_arn(&arn).send().await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("cgm-dev: describing the readings stream failed ({}); trying again", error_text(&e));
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+            };
+            for shard in described.stream_description.and_then(|d| d.shards).unwrap_or_default() {
+                if let Some(id) = shard.shard_id {
+                    shards.entry(id).or_insert(Shard { iterator: None, last_seq: None, open: true });
                 }
             }
             let mut idle = true;
-            for (shard, it) in iterators.iter_mut() {
-                let Some(current) = it.clone() else { continue };
-                let out = self.streams.get_records().shard_iterator(&current).limit(BATCH_SIZE).send().await?;
+            for (id, shard) in shards.iter_mut() {
+                if !shard.open {
+                    continue;
+                }
+                let current = match &shard.iterator {
+                    Some(it) => it.clone(),
+                    None => match self.iterator(&arn, id, shard.last_seq.as_deref()).await {
+                        Some(it) => {
+                            shard.iterator = Some(it.clone());
+                            it
+                        }
+                        None => continue,
+                    },
+                };
+                let out = match self.streams.get_records().shard_iterator(&current).limit(BATCH_SIZE).send().await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        // DynamoDB Local sometimes answers TrimmedDataAccessException for a new
+                        // table's first records, and iterators expire: start again after the
+                        // last record handed over (redelivery is safe: every step is idempotent).
+                        eprintln!(
+                            "cgm-dev: reading the readings stream failed ({}); reading on from the last record",
+                            error_text(&e)
+                        );
+                        shard.iterator = None;
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                };
                 let records = out.records.unwrap_or_default();
                 if records.is_empty() {
-                    *it = out.next_shard_iterator;
+                    shard.open = out.next_shard_iterator.is_some();
+                    shard.iterator = out.next_shard_iterator;
                     continue;
                 }
                 idle = false;
@@ -87,20 +112,15 @@ impl<R: ReadStore + 'static, U: RollupStore + 'static> StreamConsumer<R, U> {
                 let failed: Vec<&str> =
                     response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
                 match failed.iter().min_by_key(|s| s.parse::<u128>().unwrap_or(u128::MAX)) {
-                    None => *it = out.next_shard_iterator,
+                    None => {
+                        shard.last_seq = records.last().and_then(|r| r.dynamodb.as_ref()?.sequence_number.clone());
+                        shard.open = out.next_shard_iterator.is_some();
+                        shard.iterator = out.next_shard_iterator;
+                    }
                     Some(seq) => {
                         // As Lambda does: retry from the lowest failed record, after a pause.
                         tokio::time::sleep(Duration::from_millis(500)).await;
-                        *it = self
-                            .streams
-                            .get_shard_iterator()
-                            .stream_arn(&arn)
-                            .shard_id(shard)
-                            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                            .sequence_number(*seq)
-                            .send()
-                            .await?
-                            .shard_iterator;
+                        shard.iterator = self.iterator_at(&arn, id, seq).await;
                     }
                 }
             }
@@ -108,6 +128,55 @@ impl<R: ReadStore + 'static, U: RollupStore + 'static> StreamConsumer<R, U> {
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }
+    }
+
+    /// An iterator after `last_seq`, or from the shard's oldest record without one.
+    async fn iterator(&self, arn: &str, shard: &str, last_seq: Option<&str>) -> Option<String> {
+        let req = self.streams.get_shard_iterator().stream_arn(arn).shard_id(shard);
+        let req = match last_seq {
+            Some(seq) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
+            None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        match req.send().await {
+            Ok(out) => out.shard_iterator,
+            Err(e) => {
+                eprintln!("cgm-dev: no iterator for a readings stream shard ({}); trying again", error_text(&e));
+                None
+            }
+        }
+    }
+
+    async fn iterator_at(&self, arn: &str, shard: &str, seq: &str) -> Option<String> {
+        let req = self.streams.get_shard_iterator().stream_arn(arn).shard_id(shard);
+        match req.shard_iterator_type(ShardIteratorType::AtSequenceNumber).sequence_number(seq).send().await {
+            Ok(out) => out.shard_iterator,
+            Err(e) => {
+                eprintln!("cgm-dev: no iterator at a failed record ({}); trying again", error_text(&e));
+                None
+            }
+        }
+    }
+}
+
+/// Where a shard is read from: the iterator to use next (none: get one after `last_seq`).
+struct Shard {
+    iterator: Option<String>,
+    /// The last record handed over and not reported failed.
+    last_seq: Option<String>,
+    /// A closed shard read to its end is left.
+    open: bool,
+}
+
+/// An SDK error in one line: the service's code and message, else the SDK's own words.
+fn error_text<E, R>(e: &aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata,
+{
+    use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata as _;
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
     }
 }
 

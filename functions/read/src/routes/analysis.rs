@@ -13,7 +13,7 @@ use cgm_shared::ids::DeviceSn;
 use cgm_shared::metrics::{self, round_to};
 use cgm_shared::rollup::{self, Period, Piece};
 use cgm_shared::store::reads::{ReadStore, StoredReading};
-use cgm_shared::store::rollups::{RollupStore, read_range};
+use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
 use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
@@ -210,6 +210,6 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
     /// The range as rollups of its whole days and readings of the rest
     /// ([`cgm_shared::store::rollups::read_range`]).
     async fn pieces(&self, sn: &DeviceSn, range: TimeRange<Included>) -> Result<Vec<Piece>, ReadError> {
-        Ok(read_range(&self.store, &self.rollups, &self.zone, sn, range, MAX_READINGS_IN_MEMORY).await?)
+        Ok(read_range(&self.store, &self.rollups, &self.zone, sn, range, Bins::Without, MAX_READINGS_IN_MEMORY).await?)
     }
 }

@@ -1,7 +1,7 @@
 //! The DynamoDB implementation of [`RollupStore`]: the rollups table, key (`deviceSn`,
 //! `day`), counts as maps keyed by the value in thousandths of a mmol/L.
 
-use super::{RollupStore, Written};
+use super::{Bins, RollupStore, Written};
 use crate::gaps::Seq;
 use crate::ids::DeviceSn;
 use crate::metrics::GlucoseCounts;
@@ -38,6 +38,24 @@ use rollup_attr as ra;
 /// The item format; a rollup of another format is read as none (the day's readings are read
 /// instead) and replaced when the day is next rolled up. 2: holes kept as reading pairs.
 pub const FORMAT: u64 = 2;
+
+/// What a read without bins asks for: the rest of the item.
+const WITHOUT_BINS: [&str; 14] = [
+    ra::DEVICE_SN,
+    ra::DAY,
+    ra::ZONE,
+    ra::BIN_MINUTES,
+    ra::READINGS,
+    ra::INVALID,
+    ra::GLUCOSE,
+    ra::INTERVALS,
+    ra::FIRST,
+    ra::LAST,
+    ra::HOLES,
+    ra::SERIALS_RECEIVED,
+    ra::WITHOUT_SERIAL,
+    ra::FORMAT,
+];
 
 #[derive(Debug, Clone)]
 pub struct DynamoRollupStore {
@@ -151,9 +169,12 @@ pub fn rollup_of(item: &Item) -> Option<DayRollup> {
     if num::<u64>(item, ra::FORMAT)? != FORMAT {
         return None;
     }
+    // Absent only when a read left them out (`Bins::Without`): every item is written with them.
     let mut bins = BTreeMap::new();
-    for (b, c) in item.get(ra::BINS)?.as_m().ok()? {
-        bins.insert(b.parse().ok()?, counts_of(Some(c))?);
+    if let Some(all) = item.get(ra::BINS) {
+        for (b, c) in all.as_m().ok()? {
+            bins.insert(b.parse().ok()?, counts_of(Some(c))?);
+        }
     }
     let mut intervals = BTreeMap::new();
     for (m, c) in item.get(ra::INTERVALS)?.as_m().ok()? {
@@ -208,8 +229,9 @@ impl RollupStore for DynamoRollupStore {
         device_sn: &DeviceSn,
         from: NaiveDate,
         to: NaiveDate,
+        bins: Bins,
     ) -> Result<Vec<DayRollup>, StoreError> {
-        let query = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
@@ -219,6 +241,14 @@ impl RollupStore for DynamoRollupStore {
             .expression_attribute_values(":d", s(device_sn.as_str()))
             .expression_attribute_values(":from", s(&day_text(from)))
             .expression_attribute_values(":to", s(&day_text(to)));
+        if bins == Bins::Without {
+            // Every attribute but the bins; names, since some are reserved words.
+            let names: Vec<String> = WITHOUT_BINS.iter().enumerate().map(|(i, _)| format!("#p{i}")).collect();
+            query = query.projection_expression(names.join(", "));
+            for (name, attr) in names.iter().zip(WITHOUT_BINS) {
+                query = query.expression_attribute_names(name, attr);
+            }
+        }
         Ok(query_all(query).await?.iter().filter_map(rollup_of).collect())
     }
 }

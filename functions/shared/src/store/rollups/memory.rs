@@ -1,6 +1,6 @@
 //! An in-memory [`RollupStore`] with the DynamoDB store's write condition. Not durable.
 
-use super::{RollupStore, Written};
+use super::{Bins, RollupStore, Written};
 use crate::ids::DeviceSn;
 use crate::rollup::DayRollup;
 use crate::store::StoreError;
@@ -39,8 +39,16 @@ impl RollupStore for MemoryRollupStore {
         device_sn: &DeviceSn,
         from: NaiveDate,
         to: NaiveDate,
+        bins: Bins,
     ) -> Result<Vec<DayRollup>, StoreError> {
         let map = self.rollups.lock().expect("memory store lock");
-        Ok(map.range((device_sn.clone(), from)..=(device_sn.clone(), to)).map(|(_, r)| r.clone()).collect())
+        let read = |r: &DayRollup| {
+            let mut r = r.clone();
+            if bins == Bins::Without {
+                r.bins.clear();
+            }
+            r
+        };
+        Ok(map.range((device_sn.clone(), from)..=(device_sn.clone(), to)).map(|(_, r)| read(r)).collect())
     }
 }

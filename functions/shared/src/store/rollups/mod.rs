@@ -29,13 +29,24 @@ pub enum Written {
 pub trait RollupStore: Send + Sync {
     fn put_rollup(&self, r: &DayRollup) -> impl Future<Output = Result<Written, StoreError>> + Send;
 
-    /// The device's rollups for the local days `from..=to`, in day order.
+    /// The device's rollups for the local days `from..=to`, in day order; with
+    /// [`Bins::Without`] their time-of-day bins (most of an item) are not read and come back
+    /// empty.
     fn rollups(
         &self,
         device_sn: &DeviceSn,
         from: NaiveDate,
         to: NaiveDate,
+        bins: Bins,
     ) -> impl Future<Output = Result<Vec<DayRollup>, StoreError>> + Send;
+}
+
+/// Whether a read of rollups needs their time-of-day bins (the AGP does; the summary and
+/// gaps do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bins {
+    With,
+    Without,
 }
 
 /// A range of one device's data as reports read it, in time order: each whole local day
@@ -43,13 +54,15 @@ pub trait RollupStore: Send + Sync {
 /// (the partial days at the ends, days not rolled up yet, merged where they touch) from its
 /// readings. What the summary, gaps, AGP, FHIR summaries and ward views read: with
 /// [`crate::rollup::Period::of`] and [`crate::rollup::gaps_of`] they give the numbers of all
-/// the readings, once the stream has been drained. `max_readings` bounds each stretch read.
+/// the readings, once the stream has been drained (without bins with [`Bins::Without`]).
+/// `max_readings` bounds each stretch read.
 pub async fn read_range<R: ReadStore, U: RollupStore>(
     reads: &R,
     rollups: &U,
     zone: &SourceZone,
     device_sn: &DeviceSn,
     range: TimeRange<Included>,
+    bins: Bins,
     max_readings: usize,
 ) -> Result<Vec<Piece>, ReadAllError> {
     let mut whole = Vec::new();
@@ -68,7 +81,7 @@ pub async fn read_range<R: ReadStore, U: RollupStore>(
     }
     let mut by_day: BTreeMap<NaiveDate, DayRollup> = match (whole.first(), whole.last()) {
         (Some((first, _)), Some((last, _))) => rollups
-            .rollups(device_sn, *first, *last)
+            .rollups(device_sn, *first, *last, bins)
             .await?
             .into_iter()
             .filter(|r| r.made_with(zone))
