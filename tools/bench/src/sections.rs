@@ -602,7 +602,7 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
         .send()
         .await?;
     let wcu = put.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
-    let rollup_bytes: usize = rollup_item(&copy).iter().map(|(k, v)| k.len() + av_bytes(v)).sum();
+    let rollup_bytes = attr::item_bytes(&rollup_item(&copy));
 
     // Without rollups: every reading of the range read, as before.
     for item in &items {
@@ -658,17 +658,4 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
         wcu / 100.0
     )?;
     Ok(o)
-}
-
-/// An attribute value's size as DynamoDB counts it, roughly: strings and numbers by their
-/// text, one byte per list or map element beyond its contents plus three for the container.
-fn av_bytes(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
-    use aws_sdk_dynamodb::types::AttributeValue as A;
-    match v {
-        A::S(s) => s.len(),
-        A::N(n) => n.len().div_ceil(2) + 1,
-        A::L(l) => 3 + l.iter().map(|v| 1 + av_bytes(v)).sum::<usize>(),
-        A::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + av_bytes(v)).sum::<usize>(),
-        _ => 1,
-    }
 }

@@ -159,3 +159,20 @@ where
     };
     StoreError::Failed { kind, source: Box::new(e) }
 }
+
+/// An item's size as DynamoDB counts it (attribute names and values: strings by their UTF-8
+/// bytes, numbers by about one byte per two digits plus one, three bytes per list or map
+/// plus one per element), to hold items inside a stated budget.
+pub fn item_bytes(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value_bytes(v)).sum::<usize>(),
+        _ => 1,
+    }
+}

@@ -256,8 +256,43 @@ impl RollupStore for DynamoRollupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::attr::item_bytes;
     use crate::store::reads::StoredReading;
     use crate::time::{SourceZone, Timestamp};
+
+    fn minute_reading(start: i64, m: u64, mmol: f64) -> StoredReading {
+        StoredReading {
+            test_id: format!("t{m}").into(),
+            device_sn: "D".into(),
+            measured_at: Timestamp(start + m as i64 * 60_000),
+            mmol,
+            serial_no: Some(m + 1),
+            status: Some("0".into()),
+            valid: true,
+            incre_minute: Some(1),
+            low: None,
+            high: None,
+        }
+    }
+
+    #[test]
+    fn the_largest_days_stay_inside_the_size_budget() {
+        use crate::rollup::MAX_ROLLUP_BYTES;
+        let z = SourceZone::default();
+        let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+        let start = z.local_day(day).unwrap().start().ms();
+        // One-minute readings, every value distinct; and every other one lost.
+        let distinct: Vec<StoredReading> =
+            (0..1440).map(|m| minute_reading(start, m, 2.0 + m as f64 / 100.0)).collect();
+        let holed: Vec<StoredReading> =
+            (0..1440).step_by(2).map(|m| minute_reading(start, m, 2.0 + m as f64 / 100.0)).collect();
+        for (what, readings) in [("distinct", distinct), ("holed", holed)] {
+            let r = DayRollup::of_day(&"D".into(), day, &z, &readings);
+            let size = item_bytes(&rollup_item(&r));
+            assert!(size < MAX_ROLLUP_BYTES, "{what}: {size} bytes, {} holes", r.holes.len());
+            assert!(size > MAX_ROLLUP_BYTES / 5, "{what}: {size} bytes: the budget is not far off");
+        }
+    }
 
     #[test]
     fn a_rollup_reads_back_as_written_and_junk_reads_as_none() {
