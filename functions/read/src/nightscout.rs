@@ -3,45 +3,23 @@
 //!
 //! Nightscout's entry: `_id`, `sgv` (mg/dL, a whole number), `date` (ms), `dateString`
 //! (ISO 8601), `type` `"sgv"`, `device`, `direction` (the trend arrow's name). The arrow
-//! comes from the rate of change against the previous reading, in mg/dL per minute, with the
-//! thresholds Nightscout's own uploaders use. Pure functions: no storage, no HTTP.
+//! comes from the rate of change against the previous reading ([`cgm_shared::trend`]). Pure
+//! functions: no storage, no HTTP.
 
 use cgm_shared::metrics::MG_DL_PER_MMOL;
 use cgm_shared::store::reads::StoredReading;
 use cgm_shared::time::SourceZone;
+use cgm_shared::trend::{self, direction};
 use serde::Serialize;
-
-/// A previous reading further back than this says nothing about the current trend.
-pub const TREND_WINDOW_MS: i64 = 15 * 60_000;
 
 /// mg/dL as Nightscout shows it: a whole number.
 pub fn sgv(mmol: f64) -> i64 {
     (mmol * MG_DL_PER_MMOL).round() as i64
 }
 
-/// The trend arrow for a rate of change in mg/dL per minute; `NONE` without one.
-pub fn direction(rate_mg_dl_per_min: Option<f64>) -> &'static str {
-    match rate_mg_dl_per_min {
-        None => "NONE",
-        Some(r) if r >= 3.0 => "DoubleUp",
-        Some(r) if r >= 2.0 => "SingleUp",
-        Some(r) if r >= 1.0 => "FortyFiveUp",
-        Some(r) if r > -1.0 => "Flat",
-        Some(r) if r > -2.0 => "FortyFiveDown",
-        Some(r) if r > -3.0 => "SingleDown",
-        Some(_) => "DoubleDown",
-    }
-}
-
-/// mg/dL per minute from `previous` to `current`, when `previous` is earlier and at most
-/// [`TREND_WINDOW_MS`] before. Unrounded values, so the arrow does not jump on rounding.
+/// mg/dL per minute from `previous` to `current` ([`cgm_shared::trend::rate`]).
 pub fn rate(current: &StoredReading, previous: Option<&StoredReading>) -> Option<f64> {
-    let p = previous?;
-    let dt = current.measured_at.since(p.measured_at);
-    if dt <= 0 || dt > TREND_WINDOW_MS {
-        return None;
-    }
-    Some((current.mmol - p.mmol) * MG_DL_PER_MMOL / (dt as f64 / 60_000.0))
+    trend::rate((current.measured_at, current.mmol), previous.map(|p| (p.measured_at, p.mmol)))
 }
 
 /// One Nightscout `sgv` entry, as uploaders write them and followers read them.
@@ -103,6 +81,8 @@ mod tests {
             high: None,
         }
     }
+
+    use cgm_shared::trend::TREND_WINDOW_MS;
 
     #[test]
     fn thresholds_are_nightscouts() {

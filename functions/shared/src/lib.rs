@@ -5,6 +5,7 @@
 //!   `Timestamp`, a `TimeRange` whose type says whether its end is included, the source zone;
 //! - the consensus CGM [`metrics`] (time in ranges, GMI, CV) from counted values, the
 //!   [`gaps`] in a sensor's sequence, and daily [`rollup`]s, which every report computes from;
+//! - sensor [`session`]s and the [`alerts`] they raise (with the [`trend`] arrows' rates);
 //! - page [`cursor`]s, one format for every paged route;
 //! - the stores ([`store`]), each a narrow trait with a DynamoDB and an in-memory
 //!   implementation, and the one module of DynamoDB attribute helpers;
@@ -15,6 +16,7 @@
 //! proxy's client, signer and token store are in `cgm-partner`. Only `store`'s `attr` and
 //! `dynamodb` modules and [`aws`] speak AWS.
 
+pub mod alerts;
 pub mod aws;
 pub mod config;
 pub mod cursor;
@@ -25,10 +27,12 @@ pub mod push;
 pub mod random;
 pub mod rollup;
 pub mod sensitive;
+pub mod session;
 pub mod startup;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod trend;
 
 pub use config::{Config, ConfigError};
