@@ -190,7 +190,7 @@ impl Session {
         s: &AlertSettings,
     ) -> (Option<Session>, Vec<DomainEvent>) {
         let mut sorted: Vec<&SensorReading> = readings.iter().collect();
-        sorted.sort_by(|a, b| a.key().cmp(&b.key()));
+        sorted.sort_by_key(|r| r.key());
         let mut events = Vec::new();
         let fresh = current.is_none();
         let mut session = match (current, sorted.first()) {
