@@ -186,7 +186,7 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
         };
         // Readings just before the period are fetched too: the oldest entry's arrow needs
         // its previous reading.
-        let from = gte.map_or(Timestamp::MIN, |g| Timestamp(g).minus_ms(nightscout::TREND_WINDOW_MS));
+        let from = gte.map_or(Timestamp::MIN, |g| Timestamp(g).minus_ms(cgm_shared::trend::TREND_WINDOW_MS));
         let to = lte.map_or(Timestamp::MAX, Timestamp);
         let range = match (gte, lte) {
             (Some(g), Some(l)) if g > l => None,
