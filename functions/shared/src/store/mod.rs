@@ -4,7 +4,8 @@
 //!
 //! - [`push`]: the readings, the conflicts and the quarantine, written by the push route;
 //! - [`reads`]: a device's readings through the device/time index, and follower tokens;
-//! - [`rollups`]: daily rollups, written by the readings-stream consumer.
+//! - [`rollups`]: daily rollups, written by the readings-stream consumer;
+//! - [`sensors`]: sensor sessions and their alerts, written by the same consumer.
 //!
 //! The partner proxy's token store has the same shape in the partner crate. [`attr`] holds
 //! the attribute and index names and the DynamoDB value helpers every implementation uses:
@@ -14,6 +15,7 @@ pub mod attr;
 pub mod push;
 pub mod reads;
 pub mod rollups;
+pub mod sensors;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,307 @@
+//! The DynamoDB implementation of [`SensorStore`]: the sensors table, key `deviceSn`, with
+//! three indexes (active, customer, patient), each projecting the whole item.
+
+use super::{Saved, SensorStore};
+use crate::alerts::{AlertKind, AlertState, Alerts, Episode};
+use crate::ids::DeviceSn;
+use crate::session::{Mark, SensorReading, Session};
+use crate::store::StoreError;
+use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, put_opt_s, query_all, s, text};
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, HashMap};
+
+/// Attribute and index names of a session item.
+pub mod sensor_attr {
+    pub const DEVICE_SN: &str = "deviceSn";
+    pub const FIRST: &str = "first";
+    pub const LAST: &str = "last";
+    /// The last reading's instant, on its own: the indexes' sort key.
+    pub const LAST_AT: &str = "lastAt";
+    pub const FIRST_AT: &str = "firstAt";
+    pub const DAYS: &str = "days";
+    pub const CGM_STATUS: &str = "cgmStatus";
+    pub const CGM_DAY: &str = "cgmDay";
+    pub const INCRE_MINUTE: &str = "increMinute";
+    pub const LOW: &str = "low";
+    pub const HIGH: &str = "high";
+    pub const CUSTOMER_NAME: &str = "customerName";
+    pub const PATIENT_ID: &str = "patientId";
+    pub const VISIT_ID: &str = "visitId";
+    pub const ENDED_AT: &str = "endedAt";
+    pub const ALERTS: &str = "alerts";
+    pub const VERSION: &str = "version";
+    /// `"1"` while the session runs, absent after: the sparse index of running sensors.
+    pub const ACTIVE: &str = "active";
+    pub const ACTIVE_INDEX: &str = "active-lastAt";
+    pub const CUSTOMER_INDEX: &str = "customerName-lastAt";
+    pub const PATIENT_INDEX: &str = "patientId-firstAt";
+}
+use sensor_attr as sa;
+
+#[derive(Debug, Clone)]
+pub struct DynamoSensorStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSensorStore {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    async fn query_index(
+        &self,
+        index: &str,
+        key: &str,
+        value: &str,
+        newest_first: bool,
+    ) -> Result<Vec<Session>, StoreError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":k", s(value))
+            .scan_index_forward(!newest_first);
+        Ok(query_all(q).await?.iter().filter_map(session_of).collect())
+    }
+}
+
+fn mark_av(m: &Mark) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("at".to_string(), n(m.at.ms())),
+        ("mmol".to_string(), AttributeValue::N(m.mmol.to_string())),
+        ("valid".to_string(), AttributeValue::Bool(m.valid)),
+    ]);
+    if let Some(sn) = m.serial_no {
+        map.insert("serialNo".into(), n_u(sn));
+    }
+    AttributeValue::M(map)
+}
+
+fn mark_of(v: Option<&AttributeValue>) -> Option<Mark> {
+    let m = v?.as_m().ok()?;
+    Some(Mark {
+        at: Timestamp(num(m, "at")?),
+        serial_no: num(m, "serialNo"),
+        mmol: num::<f64>(m, "mmol").filter(|v| v.is_finite())?,
+        valid: *m.get("valid")?.as_bool().ok()?,
+    })
+}
+
+fn opt_n(map: &mut Item, k: &str, v: Option<i64>) {
+    if let Some(v) = v {
+        map.insert(k.into(), n(v));
+    }
+}
+
+fn opt_f(map: &mut Item, k: &str, v: Option<f64>) {
+    if let Some(v) = v.filter(|v| v.is_finite()) {
+        map.insert(k.into(), AttributeValue::N(v.to_string()));
+    }
+}
+
+fn alert_av(st: &AlertState) -> AttributeValue {
+    let mut m = Item::new();
+    opt_n(&mut m, "pendingSince", st.pending_since.map(Timestamp::ms));
+    if let Some(ep) = &st.open {
+        m.insert("id".into(), s(&ep.id));
+        m.insert("openedAt".into(), n(ep.opened_at.ms()));
+        m.insert("notifiedAt".into(), n(ep.notified_at.ms()));
+        m.insert("notifications".into(), n_u(u64::from(ep.notifications)));
+        opt_n(&mut m, "acknowledgedAt", ep.acknowledged_at.map(Timestamp::ms));
+        opt_f(&mut m, "valueMmol", ep.value_mmol);
+        opt_f(&mut m, "thresholdMmol", ep.threshold_mmol);
+    }
+    AttributeValue::M(m)
+}
+
+fn alert_of(v: &AttributeValue) -> Option<AlertState> {
+    let m = v.as_m().ok()?;
+    let open = match text(m, "id") {
+        None => None,
+        Some(id) => Some(Episode {
+            id,
+            opened_at: Timestamp(num(m, "openedAt")?),
+            notified_at: Timestamp(num(m, "notifiedAt")?),
+            notifications: num(m, "notifications")?,
+            acknowledged_at: num(m, "acknowledgedAt").map(Timestamp),
+            value_mmol: num(m, "valueMmol"),
+            threshold_mmol: num(m, "thresholdMmol"),
+        }),
+    };
+    Some(AlertState { pending_since: num(m, "pendingSince").map(Timestamp), open })
+}
+
+pub fn session_item(x: &Session, version: u64) -> Item {
+    let mut item: Item = HashMap::from([
+        (sa::DEVICE_SN.to_string(), s(x.device_sn.as_str())),
+        (sa::FIRST.to_string(), mark_av(&x.first)),
+        (sa::LAST.to_string(), mark_av(&x.last)),
+        (sa::FIRST_AT.to_string(), n(x.first.at.ms())),
+        (sa::LAST_AT.to_string(), n(x.last.at.ms())),
+        (
+            sa::DAYS.to_string(),
+            AttributeValue::M(x.days.iter().map(|(d, c)| (d.format("%Y-%m-%d").to_string(), n_u(*c))).collect()),
+        ),
+        (
+            sa::ALERTS.to_string(),
+            AttributeValue::M(x.alerts.iter().map(|(k, st)| (k.as_str().to_string(), alert_av(st))).collect()),
+        ),
+        (sa::VERSION.to_string(), n_u(version)),
+    ]);
+    put_opt_s(&mut item, sa::CGM_STATUS, x.cgm_status.as_deref());
+    for (k, v) in [(sa::CGM_DAY, x.cgm_day), (sa::INCRE_MINUTE, x.incre_minute)] {
+        if let Some(v) = v {
+            item.insert(k.into(), n_u(v));
+        }
+    }
+    opt_f(&mut item, sa::LOW, x.low);
+    opt_f(&mut item, sa::HIGH, x.high);
+    put_opt_s(&mut item, sa::CUSTOMER_NAME, x.customer_name.as_deref());
+    put_opt_s(&mut item, sa::PATIENT_ID, x.patient_id.as_deref());
+    put_opt_s(&mut item, sa::VISIT_ID, x.visit_id.as_deref());
+    opt_n(&mut item, sa::ENDED_AT, x.ended_at.map(Timestamp::ms));
+    if x.active() {
+        item.insert(sa::ACTIVE.into(), s("1"));
+    }
+    item
+}
+
+/// The session in an item; `None` for an item this version cannot read whole (it is then
+/// left alone rather than half-read: the next write of its device replaces it).
+pub fn session_of(item: &Item) -> Option<Session> {
+    let mut days = BTreeMap::new();
+    for (d, c) in item.get(sa::DAYS)?.as_m().ok()? {
+        days.insert(NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?, c.as_n().ok()?.parse().ok()?);
+    }
+    let mut alerts = Alerts::new();
+    for (k, v) in item.get(sa::ALERTS)?.as_m().ok()? {
+        alerts.insert(AlertKind::parse(k)?, alert_of(v)?);
+    }
+    Some(Session {
+        device_sn: DeviceSn::new(text(item, sa::DEVICE_SN)?),
+        first: mark_of(item.get(sa::FIRST))?,
+        last: mark_of(item.get(sa::LAST))?,
+        days,
+        cgm_status: text(item, sa::CGM_STATUS),
+        cgm_day: num(item, sa::CGM_DAY),
+        incre_minute: num(item, sa::INCRE_MINUTE),
+        low: num(item, sa::LOW),
+        high: num(item, sa::HIGH),
+        customer_name: text(item, sa::CUSTOMER_NAME),
+        patient_id: text(item, sa::PATIENT_ID),
+        visit_id: text(item, sa::VISIT_ID),
+        ended_at: num(item, sa::ENDED_AT).map(Timestamp),
+        alerts,
+        version: num(item, sa::VERSION)?,
+    })
+}
+
+/// A readings-table item (a stream record's new image) as a session reads it: the reading,
+/// the sensor's state beside it, and when the push route received it.
+pub fn sensor_reading_of(item: &Item) -> Option<SensorReading> {
+    use crate::push::CGM_DAY_BOUNDS;
+    use crate::store::attr;
+    Some(SensorReading {
+        reading: crate::store::reads::dynamodb::reading_of(item)?,
+        cgm_status: text(item, attr::CGM_STATUS).filter(|v| !v.is_empty() && v.len() <= 16),
+        cgm_day: num(item, attr::CGM_DAY).filter(|d| CGM_DAY_BOUNDS.contains(d)),
+        customer_name: text(item, attr::CUSTOMER_NAME),
+        patient_id: text(item, attr::PATIENT_ID),
+        visit_id: text(item, attr::VISIT_ID),
+        received_at: num(item, attr::RECEIVED_AT).map(Timestamp),
+    })
+}
+
+impl SensorStore for DynamoSensorStore {
+    async fn session(&self, device_sn: &DeviceSn) -> Result<Option<Session>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(sa::DEVICE_SN, s(device_sn.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item.as_ref().and_then(session_of))
+    }
+
+    async fn put_session(&self, x: &Session) -> Result<Saved, StoreError> {
+        let req = self.client.put_item().table_name(&self.table).set_item(Some(session_item(x, x.version + 1)));
+        let req = if x.version == 0 {
+            req.condition_expression("attribute_not_exists(#d)").expression_attribute_names("#d", sa::DEVICE_SN)
+        } else {
+            req.condition_expression("#v = :v")
+                .expression_attribute_names("#v", sa::VERSION)
+                .expression_attribute_values(":v", n_u(x.version))
+        };
+        match req.send().await {
+            Ok(_) => Ok(Saved::Stored),
+            Err(e) if is_condition_failure(&e) => Ok(Saved::Conflict),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn active(&self) -> Result<Vec<Session>, StoreError> {
+        self.query_index(sa::ACTIVE_INDEX, sa::ACTIVE, "1", false).await
+    }
+
+    async fn by_customer(&self, customer: &str) -> Result<Vec<Session>, StoreError> {
+        self.query_index(sa::CUSTOMER_INDEX, sa::CUSTOMER_NAME, customer, true).await
+    }
+
+    async fn by_patient(&self, patient_id: &str) -> Result<Vec<Session>, StoreError> {
+        self.query_index(sa::PATIENT_INDEX, sa::PATIENT_ID, patient_id, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::AlertSettings;
+    use crate::store::reads::StoredReading;
+
+    #[test]
+    fn a_session_reads_back_as_written() {
+        let r = |i: i64, mmol: f64| SensorReading {
+            reading: StoredReading {
+                test_id: format!("t{i}").into(),
+                device_sn: "SN".into(),
+                measured_at: Timestamp(1_700_000_000_000 + i * 180_000),
+                mmol,
+                serial_no: Some(i as u64),
+                status: Some("0".into()),
+                valid: true,
+                incre_minute: Some(3),
+                low: Some(4.2),
+                high: None,
+            },
+            cgm_status: Some("2".into()),
+            cgm_day: Some(15),
+            customer_name: Some("Ward 7".into()),
+            patient_id: Some("P".into()),
+            visit_id: Some("V".into()),
+            received_at: None,
+        };
+        let counts = BTreeMap::from([(NaiveDate::from_ymd_opt(2023, 11, 15).unwrap(), 3)]);
+        let (x, _) = Session::apply(None, &[r(0, 6.0), r(1, 2.5), r(2, 3.5)], &counts, &AlertSettings::default());
+        let x = x.unwrap();
+        assert!(!x.alerts.is_empty(), "an open urgent low and a pending low");
+        let item = session_item(&x, 4);
+        assert_eq!(session_of(&item), Some(Session { version: 4, ..x.clone() }));
+        assert_eq!(item.get(sa::ACTIVE), Some(&s("1")));
+        let mut junk = item.clone();
+        junk.insert(
+            sa::ALERTS.into(),
+            AttributeValue::M(HashMap::from([("nonsense".into(), AttributeValue::M(Item::new()))])),
+        );
+        assert_eq!(session_of(&junk), None);
+    }
+}
