@@ -18,6 +18,8 @@ const MAX_DAY_READINGS: usize = 20_000;
 pub struct Report {
     pub days: usize,
     pub written: usize,
+    /// Each day's reading count as its recompute found it (the sessions step keeps them).
+    pub counts: BTreeMap<(DeviceSn, NaiveDate), u64>,
     /// Sequence numbers of the records whose day could not be rolled up.
     pub failed: Vec<String>,
 }
@@ -38,8 +40,10 @@ pub async fn step<R: ReadStore, U: RollupStore>(
     for ((sn, day), recs) in days {
         let newest: Vec<StoredReading> = recs.iter().map(|(_, r)| r.clone()).collect();
         match rollup_day(reads, rollups, zone, &sn, day, newest).await {
-            Ok(Written::Stored) => report.written += 1,
-            Ok(Written::AlreadyCurrent) => {}
+            Ok((written, count)) => {
+                report.written += usize::from(written == Written::Stored);
+                report.counts.insert((sn.clone(), day), count);
+            }
             Err(e) => {
                 tracing::warn!(target: "cgm_events", device_sn = sn.as_str(), %day, error = %e, "rollup failed; its records are retried");
                 report.failed.extend(recs.iter().map(|(seq, _)| seq.clone()));
@@ -50,8 +54,9 @@ pub async fn step<R: ReadStore, U: RollupStore>(
 }
 
 /// Recomputes one device's local day from its stored readings (and `from_batch`, readings
-/// the index may not show yet) and writes it over a rollup of fewer readings. What the
-/// stream step does per day, and what a backfill of older data does.
+/// the index may not show yet) and writes it over a rollup of fewer readings; the day's
+/// reading count with it. What the stream step does per day, and what a backfill of older
+/// data does.
 pub async fn rollup_day<R: ReadStore, U: RollupStore>(
     reads: &R,
     rollups: &U,
@@ -59,14 +64,14 @@ pub async fn rollup_day<R: ReadStore, U: RollupStore>(
     sn: &DeviceSn,
     day: NaiveDate,
     from_batch: Vec<StoredReading>,
-) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(Written, u64), Box<dyn std::error::Error + Send + Sync>> {
     let range = zone.local_day(day).and_then(|d| d.to_included()).ok_or("the day has no instants")?;
     let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
     let mut readings = read_all(reads, &q, MAX_DAY_READINGS).await?;
     // The index may not show the batch's readings yet: add them (of_day counts a testId once).
     readings.extend(from_batch);
     let rollup = DayRollup::of_day(sn, day, zone, &readings);
-    Ok(rollups.put_rollup(&rollup).await?)
+    Ok((rollups.put_rollup(&rollup).await?, rollup.readings))
 }
 
 #[cfg(test)]

@@ -49,6 +49,15 @@ impl CallLimits {
         max_attempts: 3,
     };
 
+    /// Alert events to EventBridge from the stream consumer: a failed call fails the batch's
+    /// records, which Lambda retries, so a few seconds at most.
+    pub const EVENTS: CallLimits = CallLimits {
+        connect: Duration::from_millis(1_000),
+        attempt: Duration::from_millis(2_000),
+        operation: Duration::from_millis(5_000),
+        max_attempts: 3,
+    };
+
     /// A secret read once at cold start: bounded, so an SSM outage fails the cold start
     /// (Lambda retries it) within seconds instead of hanging the init phase.
     pub const SSM: CallLimits = CallLimits {
@@ -90,7 +99,8 @@ pub fn dynamodb(sdk: &SdkConfig, endpoint: Option<&str>, limits: CallLimits) -> 
     aws_sdk_dynamodb::Client::from_conf(b.build())
 }
 
-fn timeouts(limits: CallLimits) -> TimeoutConfig {
+/// The timeouts of `limits`, for any AWS SDK client (they share the smithy types).
+pub fn timeouts(limits: CallLimits) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(limits.connect)
         .operation_attempt_timeout(limits.attempt)
@@ -98,7 +108,8 @@ fn timeouts(limits: CallLimits) -> TimeoutConfig {
         .build()
 }
 
-fn retries(limits: CallLimits) -> RetryConfig {
+/// Standard retries bounded by `limits`, for any AWS SDK client.
+pub fn retries(limits: CallLimits) -> RetryConfig {
     RetryConfig::standard()
         .with_max_attempts(limits.max_attempts)
         .with_initial_backoff(Duration::from_millis(25))

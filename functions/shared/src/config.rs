@@ -5,6 +5,7 @@
 //! an SSM SecureString that the function that needs it reads once at cold start (see
 //! [`crate::aws::resolve_secret`]). Errors name the variable, never its value.
 
+use crate::alerts::AlertSettings;
 use crate::sensitive::Sensitive;
 use crate::time::SourceZone;
 use ipnet::IpNet;
@@ -47,12 +48,14 @@ pub struct Tables {
     pub follow_tokens: String,
     /// Daily rollups, by `deviceSn` and local `day`, written by the stream consumer.
     pub rollups: String,
+    /// Sensor sessions and their alerts, by `deviceSn`, written by the stream consumer.
+    pub sensors: String,
 }
 
 impl Tables {
     /// The environment variable that names each table; the local stack matches these with
     /// the template's `!Ref`s.
-    pub const VARS: [&'static str; 7] = [
+    pub const VARS: [&'static str; 8] = [
         "READINGS_TABLE",
         "CONFLICTS_TABLE",
         "QUARANTINE_TABLE",
@@ -60,6 +63,7 @@ impl Tables {
         "DEVICE_OWNERS_TABLE",
         "FOLLOW_TOKENS_TABLE",
         "ROLLUPS_TABLE",
+        "SENSORS_TABLE",
     ];
 }
 
@@ -110,6 +114,16 @@ pub struct Config {
     pub in_lambda: bool,
     /// `RAW_BODY_RETENTION_DAYS`: how long a conflicting or quarantined raw body is kept.
     pub raw_body_retention_days: u64,
+    /// The alerts' thresholds and timings (`ALERT_*`, `SIGNAL_LOST_MINUTES`).
+    pub alerts: AlertSettings,
+    /// `EVENT_BUS_NAME`: the EventBridge bus alert and sensor events go to. Unset (local
+    /// runs), events go to the local sink.
+    pub event_bus: Option<String>,
+    /// `EVENT_PATIENT_FIELDS`: `true` puts `patientId` and `visitId` in events; off by default.
+    pub event_patient_fields: bool,
+    /// `READ_PATIENT_FIELDS`: `true` lets the IAM sensor routes show `patientId` and
+    /// `visitId` and serve `/patients/{patient_id}/sensors`; off by default.
+    pub read_patient_fields: bool,
 }
 
 pub const DEFAULT_PUSH_DEADLINE_MS: u64 = 3_000;
@@ -207,14 +221,78 @@ impl Config {
                 device_owners: table("DEVICE_OWNERS_TABLE", "DeviceOwnersTable"),
                 follow_tokens: table("FOLLOW_TOKENS_TABLE", "FollowTokensTable"),
                 rollups: table("ROLLUPS_TABLE", "RollupsTable"),
+                sensors: table("SENSORS_TABLE", "SensorsTable"),
             },
             partner,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
             push_deadline_ms,
             in_lambda: non_empty("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             raw_body_retention_days: number("RAW_BODY_RETENTION_DAYS", 400, 1..=3_653, "days")?,
+            alerts: alert_settings(&non_empty)?,
+            event_bus: non_empty("EVENT_BUS_NAME"),
+            event_patient_fields: flag(&non_empty, "EVENT_PATIENT_FIELDS")?,
+            read_patient_fields: flag(&non_empty, "READ_PATIENT_FIELDS")?,
         })
     }
+}
+
+/// `true` or `false` (unset: false); anything else is refused, never guessed.
+fn flag(non_empty: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match non_empty(var).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid { var, reason: "expected true or false".into() }),
+    }
+}
+
+fn alert_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<AlertSettings, ConfigError> {
+    let d = AlertSettings::default();
+    let mmol = |var: &'static str, default: f64| match non_empty(var) {
+        None => Ok(default),
+        Some(v) => match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && (1.0..=30.0).contains(&x) => Ok(x),
+            _ => Err(ConfigError::Invalid { var, reason: "expected mmol/L between 1.0 and 30.0".into() }),
+        },
+    };
+    let minutes = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match non_empty(var) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(m) if range.contains(&m) => Ok(m),
+            _ => Err(ConfigError::Invalid {
+                var,
+                reason: format!("expected minutes between {} and {}", range.start(), range.end()),
+            }),
+        },
+    };
+    let s = AlertSettings {
+        urgent_low_mmol: mmol("ALERT_URGENT_LOW_MMOL", d.urgent_low_mmol)?,
+        low_mmol: mmol("ALERT_LOW_MMOL", d.low_mmol)?,
+        high_mmol: mmol("ALERT_HIGH_MMOL", d.high_mmol)?,
+        very_high_mmol: mmol("ALERT_VERY_HIGH_MMOL", d.very_high_mmol)?,
+        fast_fall_mg_dl_per_min: match non_empty("ALERT_FAST_FALL_MG_DL_PER_MIN") {
+            None => d.fast_fall_mg_dl_per_min,
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() && (0.5..=10.0).contains(&x) => x,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "ALERT_FAST_FALL_MG_DL_PER_MIN",
+                        reason: "expected mg/dL per minute between 0.5 and 10 (Nightscout's SingleDown is 2)".into(),
+                    });
+                }
+            },
+        },
+        hold_minutes: minutes("ALERT_HOLD_MINUTES", d.hold_minutes, 0..=120)?,
+        renotify_minutes: minutes("ALERT_RENOTIFY_MINUTES", d.renotify_minutes, 5..=1_440)?,
+        max_age_minutes: minutes("ALERT_MAX_AGE_MINUTES", d.max_age_minutes, 1..=1_440)?,
+        signal_lost_minutes: minutes("SIGNAL_LOST_MINUTES", d.signal_lost_minutes, 5..=1_440)?,
+    };
+    if !(s.urgent_low_mmol < s.low_mmol && s.low_mmol < s.high_mmol && s.high_mmol < s.very_high_mmol) {
+        return Err(ConfigError::Invalid {
+            var: "ALERT_LOW_MMOL",
+            reason: "expected urgent low < low < high < very high (ALERT_*_MMOL)".into(),
+        });
+    }
+    Ok(s)
 }
 
 /// `http://127.0.0.1…`, `http://localhost…` or `http://[::1]…`: a stand-in on this machine.

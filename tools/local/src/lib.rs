@@ -43,18 +43,12 @@ pub fn handler<S: HttpService + 'static>(service: S) -> Handler {
 }
 
 /// The readings-stream consumer on DynamoDB Local's stream, built from `cfg` as the events
-/// Lambda's cold start builds it: what `make dev` and the stream tests run.
-pub async fn stream_consumer(
-    cfg: &Config,
-) -> anyhow::Result<
-    stream::StreamConsumer<
-        cgm_shared::store::reads::dynamodb::DynamoReadStore,
-        cgm_shared::store::rollups::dynamodb::DynamoRollupStore,
-    >,
-> {
+/// Lambda's cold start builds it, its events to a sink in memory that prints them (there is
+/// no local EventBridge): what `make dev` and the stream tests run.
+pub async fn stream_consumer(cfg: &Config) -> anyhow::Result<stream::StreamConsumer<cgm_events::sink::MemorySink>> {
     let endpoint = cfg.dynamodb_endpoint.clone().ok_or_else(|| anyhow::anyhow!("DYNAMODB_ENDPOINT is not set"))?;
     let sdk = cgm_shared::aws::sdk_config(cfg).await;
     let client = cgm_shared::aws::dynamodb(&sdk, Some(&endpoint), cgm_shared::aws::CallLimits::READ);
-    let service = Arc::new(cgm_events::from_config(cfg).await);
+    let service = Arc::new(cgm_events::with_sink(cfg, &sdk, cgm_events::sink::MemorySink::printing()));
     Ok(stream::StreamConsumer::new(&sdk, &endpoint, client, &cfg.tables.readings, service))
 }

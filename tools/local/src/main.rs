@@ -141,15 +141,24 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
 
     // The readings stream's consumer, as the events Lambda runs it in the stack.
     let consumer = cgm_local::stream_consumer(&cfg).await?;
-    eprintln!("cgm-dev: the readings stream's consumer (daily rollups) runs on DynamoDB Local's stream");
+    let checks = cgm_local::stream::StreamConsumer::run_checks(consumer.service(), CHECK_EVERY);
+    eprintln!(
+        "cgm-dev: the readings stream's consumer (daily rollups, sensor sessions, alerts) runs on DynamoDB Local's \
+         stream, the sensor check every {} s; events print as `event <detail-type> <detail>`",
+        CHECK_EVERY.as_secs()
+    );
 
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::select! {
         _ = server::serve(listener, router) => bail!("server stopped"),
         r = consumer.run() => { r?; bail!("the stream consumer stopped") }
+        _ = checks => bail!("the sensor check stopped"),
         _ = shutdown_signal() => { eprintln!("\ncgm-dev: stopping"); Ok(()) }
     }
 }
+
+/// How often the local stand-in of the stack's schedule runs the sensor check.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The environment, with the local table names and endpoint laid over it.
 fn local_config(endpoint: &str, tables: &HashMap<String, String>) -> anyhow::Result<Config> {

@@ -9,9 +9,8 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use cgm_events::EventsService;
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::rollups::RollupStore;
+use cgm_events::Service;
+use cgm_events::sink::EventSink;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -20,20 +19,20 @@ const BATCH_SIZE: i32 = 100;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-pub struct StreamConsumer<R, U> {
+pub struct StreamConsumer<K> {
     streams: aws_sdk_dynamodbstreams::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
-    service: std::sync::Arc<EventsService<R, U>>,
+    service: std::sync::Arc<Service<K>>,
 }
 
-impl<R: ReadStore + 'static, U: RollupStore + 'static> StreamConsumer<R, U> {
+impl<K: EventSink + 'static> StreamConsumer<K> {
     pub fn new(
         sdk: &aws_config::SdkConfig,
         endpoint: &str,
         dynamodb: aws_sdk_dynamodb::Client,
         table: &str,
-        service: std::sync::Arc<EventsService<R, U>>,
+        service: std::sync::Arc<Service<K>>,
     ) -> Self {
         let conf = aws_sdk_dynamodbstreams::config::Builder::from(sdk).endpoint_url(endpoint).build();
         StreamConsumer {
@@ -41,6 +40,25 @@ impl<R: ReadStore + 'static, U: RollupStore + 'static> StreamConsumer<R, U> {
             dynamodb,
             table: table.to_string(),
             service,
+        }
+    }
+
+    /// The service batches go to: its sink holds the events, its check can be run at any
+    /// instant.
+    pub fn service(&self) -> std::sync::Arc<Service<K>> {
+        self.service.clone()
+    }
+
+    /// The schedule's stand-in: the sensor check every `every`, as the stack's rule runs it
+    /// every minute. Runs until the future is dropped.
+    pub async fn run_checks(service: std::sync::Arc<Service<K>>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = service.check(cgm_shared::time::Timestamp::now()).await {
+                eprintln!("cgm-dev: the sensor check failed: {e}");
+            }
         }
     }
 

@@ -68,6 +68,7 @@ pub async fn backfill<R: ReadStore, U: RollupStore>(
             if cgm_events::rollups::rollup_day(reads, rollups, zone, &key.0, day, Vec::new())
                 .await
                 .map_err(|e| anyhow::anyhow!("rolling up {} {day}: {e}", key.0))?
+                .0
                 == Written::Stored
             {
                 progress.written += 1;
