@@ -50,6 +50,20 @@ impl<'a> Params<'a> {
         self.req.query_string_parameters_ref().and_then(|q| q.first(name))
     }
 
+    /// Refuses any query parameter not in `known`, naming it: an unknown filter is an error,
+    /// never silently ignored.
+    pub fn only(&self, known: &[&str]) -> Result<(), BadRequest> {
+        let Some(q) = self.req.query_string_parameters_ref() else { return Ok(()) };
+        match q.iter().map(|(k, _)| k).find(|k| !known.contains(k)) {
+            None => Ok(()),
+            Some(k) => Err(bad(format!(
+                "unknown query parameter {:?}; this route takes {}",
+                cgm_shared::ids::clip_for_log(k),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ))),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
     }

@@ -23,6 +23,12 @@ pub enum ReadError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Randomness(#[from] NoRandomness),
+    /// A route the stack's settings turn off; the message names the setting.
+    #[error("{0}")]
+    Disabled(&'static str),
+    /// A write kept losing to other writers.
+    #[error("the item kept changing; retry")]
+    Busy,
 }
 
 impl From<ReadAllError> for ReadError {
@@ -53,6 +59,8 @@ impl Api for ReadApi {
             ReadError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             ReadError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".to_string()),
             ReadError::Randomness(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string()),
+            ReadError::Disabled(why) => (StatusCode::FORBIDDEN, why.to_string()),
+            ReadError::Busy => (StatusCode::CONFLICT, "the sensor changed meanwhile; retry".to_string()),
         };
         reply::status_message(status, &message)
     }

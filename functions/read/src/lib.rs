@@ -28,6 +28,8 @@ use cgm_shared::store::reads::ReadStore;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
+use cgm_shared::store::sensors::SensorStore;
+use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
 use cgm_shared::time::SourceZone;
 use error::{ReadApi, ReadError};
 use lambda_http::http::Method;
@@ -37,11 +39,15 @@ use std::time::{Duration, Instant};
 /// Every route answers inside API Gateway's 30 s and the function's 28 s timeout.
 const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 
-pub struct ReadService<S, U = DynamoRollupStore> {
+pub struct ReadService<S, U = DynamoRollupStore, T = DynamoSensorStore> {
     store: S,
-    /// Daily rollups, which the summary reads for whole days.
+    /// Daily rollups, which the summary and gaps read for whole days.
     rollups: U,
+    /// Sensor sessions and their alerts, kept by the stream consumer.
+    sensors: T,
     zone: SourceZone,
+    /// `READ_PATIENT_FIELDS`: the sensor routes show patient references.
+    patient_fields: bool,
 }
 
 /// Which route a request is, from API Gateway's route key.
@@ -55,6 +61,11 @@ enum Route {
     ListTokens,
     RevokeToken,
     Entries,
+    Sensors,
+    Sensor,
+    PatientSensors,
+    Alerts,
+    AcknowledgeAlert,
 }
 
 impl Route {
@@ -68,6 +79,11 @@ impl Route {
             ("GET", "/devices/{device_sn}/follow-tokens") => Route::ListTokens,
             ("DELETE", "/devices/{device_sn}/follow-tokens/{token_id}") => Route::RevokeToken,
             ("GET", "/api/v1/entries.json" | "/api/v1/entries/sgv.json") => Route::Entries,
+            ("GET", "/sensors") => Route::Sensors,
+            ("GET", "/sensors/{device_sn}") => Route::Sensor,
+            ("GET", "/patients/{patient_id}/sensors") => Route::PatientSensors,
+            ("GET", "/alerts") => Route::Alerts,
+            ("POST", "/alerts/{alert_id}/acknowledge") => Route::AcknowledgeAlert,
             _ => return None,
         })
     }
@@ -82,11 +98,16 @@ impl Route {
             Route::ListTokens => "list_follow_tokens",
             Route::RevokeToken => "revoke_follow_token",
             Route::Entries => "nightscout_entries",
+            Route::Sensors => "sensors",
+            Route::Sensor => "sensor",
+            Route::PatientSensors => "patient_sensors",
+            Route::Alerts => "alerts",
+            Route::AcknowledgeAlert => "acknowledge_alert",
         }
     }
 }
 
-impl<S: ReadStore, U: RollupStore> HttpService for ReadService<S, U> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> HttpService for ReadService<S, U, T> {
     /// Answers one request. Never fails: every outcome is a reply with a status.
     async fn handle(&self, req: Request) -> Response<Body> {
         let frame = Frame::start(&req);
@@ -100,9 +121,13 @@ impl<S: ReadStore, U: RollupStore> HttpService for ReadService<S, U> {
     }
 }
 
-impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
-    pub fn new(store: S, rollups: U, zone: SourceZone) -> Self {
-        Self { store, rollups, zone }
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
+    pub fn new(store: S, rollups: U, sensors: T, zone: SourceZone, patient_fields: bool) -> Self {
+        Self { store, rollups, sensors, zone, patient_fields }
+    }
+
+    pub fn sensor_store(&self) -> &T {
+        &self.sensors
     }
 
     pub fn store(&self) -> &S {
@@ -126,15 +151,26 @@ impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
             Route::ListTokens => self.list_tokens(p).await,
             Route::RevokeToken => self.revoke_token(p, caller).await,
             Route::Entries => self.entries(p, started).await,
+            Route::Sensors => self.list_sensors(p).await,
+            Route::Sensor => self.sensor(p).await,
+            Route::PatientSensors => self.patient_sensors(p).await,
+            Route::Alerts => self.list_alerts(p).await,
+            Route::AcknowledgeAlert => self.acknowledge(p, caller).await,
         }
     }
 }
 
 /// Builds the service the way a cold start does: one DynamoDB client for the process. The
 /// read side holds no secret, so there is nothing else to resolve.
-pub async fn from_config(cfg: &Config) -> ReadService<DynamoReadStore, DynamoRollupStore> {
+pub async fn from_config(cfg: &Config) -> ReadService<DynamoReadStore> {
     let sdk = aws::sdk_config(cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
     let store = DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
-    ReadService::new(store, DynamoRollupStore::new(client, cfg.tables.rollups.clone()), cfg.source_timezone)
+    ReadService::new(
+        store,
+        DynamoRollupStore::new(client.clone(), cfg.tables.rollups.clone()),
+        DynamoSensorStore::new(client, cfg.tables.sensors.clone()),
+        cfg.source_timezone,
+        cfg.read_patient_fields,
+    )
 }

@@ -14,6 +14,7 @@ use cgm_shared::metrics::{self, round_to};
 use cgm_shared::rollup::{self, Period, Piece};
 use cgm_shared::store::reads::{ReadStore, StoredReading};
 use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
+use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
@@ -130,7 +131,7 @@ struct TimeInRanges {
     very_high_above_13_9: f64,
 }
 
-impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn gaps(&self, p: Params<'_>) -> Result<Answer, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;

@@ -9,10 +9,11 @@ use cgm_edge::{Answer, Params, reply};
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::store::reads::{ReadStore, ReadingQuery};
 use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::store::sensors::SensorStore;
 use chrono::Utc;
 use lambda_http::http::StatusCode;
 
-impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn chart(&self, p: Params<'_>) -> Result<Answer, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let day = match p.date("date")? {

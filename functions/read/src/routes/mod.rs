@@ -1,5 +1,6 @@
 //! The read routes, one module per family: `readings` (JSON and CSV pages), `analysis`
-//! (gaps and summary), `chart` (the day chart), `nightscout` (follower tokens and the feed).
+//! (gaps and summary), `chart` (the day chart), `nightscout` (follower tokens and the feed),
+//! `sensors` (the ward's sensors and alerts).
 //! Each is an `impl ReadService` block; every JSON reply is a `Serialize` type here, so a
 //! field cannot change by accident.
 
@@ -7,6 +8,7 @@ mod analysis;
 mod chart;
 mod nightscout;
 mod readings;
+mod sensors;
 
 #[cfg(test)]
 mod tests;

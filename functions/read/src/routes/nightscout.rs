@@ -13,6 +13,7 @@ use cgm_shared::ids::{DeviceSn, clip_for_log};
 use cgm_shared::sensitive::Sensitive;
 use cgm_shared::store::reads::{FollowToken, ReadStore, ReadingQuery};
 use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::time::{TimeRange, Timestamp};
 use lambda_http::http::{HeaderValue, StatusCode};
 use serde::Serialize;
@@ -85,7 +86,7 @@ fn token_request(p: Params<'_>) -> Result<(Option<String>, i64), ReadError> {
     Ok((label, life))
 }
 
-impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn create_token(&self, p: Params<'_>, caller: Option<&str>) -> Result<Answer, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let (label, life_s) = token_request(p)?;

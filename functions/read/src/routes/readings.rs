@@ -11,6 +11,7 @@ use cgm_shared::cursor::{self, CursorPayload, QueryHash};
 use cgm_shared::ids::{DeviceSn, TestId};
 use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
 use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::time::{SourceZone, Timestamp};
 use lambda_http::http::{HeaderValue, StatusCode};
 use serde::Serialize;
@@ -94,7 +95,7 @@ fn csv_row(r: &StoredReading, zone: &SourceZone) -> String {
     )
 }
 
-impl<S: ReadStore, U: RollupStore> ReadService<S, U> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn readings(&self, p: Params<'_>, started: Instant) -> Result<Answer, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let bounds = params::bounds(p)?;

@@ -6,6 +6,7 @@ use cgm_edge::HttpService;
 use cgm_shared::store::reads::StoredReading;
 use cgm_shared::store::reads::memory::MemoryReadStore;
 use cgm_shared::store::rollups::memory::MemoryRollupStore;
+use cgm_shared::store::sensors::memory::MemorySensorStore;
 use cgm_shared::time::{SourceZone, Timestamp};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -37,8 +38,16 @@ fn day(sn: &str) -> Vec<StoredReading> {
         .collect()
 }
 
-fn service(readings: Vec<StoredReading>) -> ReadService<MemoryReadStore, MemoryRollupStore> {
-    ReadService::new(MemoryReadStore::with_readings(readings), MemoryRollupStore::default(), SourceZone::default())
+type Svc = ReadService<MemoryReadStore, MemoryRollupStore, MemorySensorStore>;
+
+fn service(readings: Vec<StoredReading>) -> Svc {
+    ReadService::new(
+        MemoryReadStore::with_readings(readings),
+        MemoryRollupStore::default(),
+        MemorySensorStore::default(),
+        SourceZone::default(),
+        false,
+    )
 }
 
 /// A real API Gateway HTTP API event for a route (`GET /devices/{device_sn}/readings`).
@@ -65,7 +74,7 @@ fn device(route_tail: &str, sn: &str, query: &[(&str, &str)]) -> lambda_http::Re
     request(&route, &format!("/devices/{sn}/{route_tail}"), json!({"device_sn": sn}), query, json!({}))
 }
 
-async fn call(svc: &ReadService<MemoryReadStore, MemoryRollupStore>, req: lambda_http::Request) -> (u16, Value) {
+async fn call(svc: &Svc, req: lambda_http::Request) -> (u16, Value) {
     let resp = svc.handle(req).await;
     let status = resp.status().as_u16();
     let body: &[u8] = resp.body();
@@ -349,4 +358,127 @@ async fn summary_and_gaps_read_whole_days_from_rollups_and_give_the_readings_num
         gaps_with["gaps"].as_array().unwrap().iter().any(|g| g["first_serial_no"] == 475 && g["last_serial_no"] == 490);
     assert!(across_midnight, "one gap across midnight: {gaps_with}");
     assert!(gaps_with["gap_count"].as_u64().unwrap() > 10, "{gaps_with}");
+}
+
+mod sensors {
+    use super::*;
+    use cgm_shared::alerts::AlertSettings;
+    use cgm_shared::session::{SensorReading, Session};
+    use cgm_shared::store::sensors::SensorStore;
+    use std::collections::BTreeMap;
+
+    fn sensor_reading(sn: &str, customer: &str, i: u64, mmol: f64) -> SensorReading {
+        SensorReading {
+            reading: {
+                let mut r = reading(sn, i, mmol, true);
+                r.measured_at = Timestamp::now().minus_ms(60_000 * (10 - i as i64));
+                r
+            },
+            cgm_status: Some("2".into()),
+            cgm_day: Some(14),
+            customer_name: Some(customer.into()),
+            patient_id: Some("PATIENT-CANARY".into()),
+            visit_id: Some("VISIT-CANARY".into()),
+            received_at: None,
+        }
+    }
+
+    /// Ward7 with a sensor in urgent low and a quiet one; another hospital's sensor.
+    async fn ward(patient_fields: bool) -> Svc {
+        let svc = ReadService::new(
+            MemoryReadStore::default(),
+            MemoryRollupStore::default(),
+            MemorySensorStore::default(),
+            SourceZone::default(),
+            patient_fields,
+        );
+        for (sn, customer, v) in [("LOW", "Ward7", 2.5), ("OK", "Ward7", 6.0), ("ELSEWHERE", "Ward9", 6.0)] {
+            let rs = [sensor_reading(sn, customer, 1, 6.0), sensor_reading(sn, customer, 2, v)];
+            let (s, _) = Session::apply(None, &rs, &BTreeMap::new(), &AlertSettings::default());
+            svc.sensor_store().put_session(&s.unwrap()).await.unwrap();
+        }
+        svc
+    }
+
+    fn get(route: &str, path: &str, params: Value, query: &[(&str, &str)]) -> lambda_http::Request {
+        request(&format!("GET {route}"), path, params, query, json!({}))
+    }
+
+    #[tokio::test]
+    async fn a_wards_sensors_with_their_open_alerts_and_no_patient_field_by_default() {
+        let svc = ward(false).await;
+        let (status, body) =
+            call(&svc, get("/sensors", "/sensors", json!({}), &[("customer", "Ward7"), ("active", "true")])).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["count"], 2);
+        let low = body["sensors"].as_array().unwrap().iter().find(|s| s["device_sn"] == "LOW").unwrap();
+        assert_eq!(low["open_alerts"][0]["kind"], "urgent_low");
+        assert_eq!((low["last"]["mmol"].as_f64(), low["active"].as_bool()), (Some(2.5), Some(true)));
+        assert!(!body.to_string().contains("CANARY"), "{body}");
+        let (_, all) = call(&svc, get("/sensors", "/sensors", json!({}), &[("active", "true")])).await;
+        assert_eq!(all["count"], 3);
+        let (_, one) = call(&svc, get("/sensors/{device_sn}", "/sensors/OK", json!({"device_sn": "OK"}), &[])).await;
+        assert_eq!(one["device_sn"], "OK");
+        let (status, _) =
+            call(&svc, get("/sensors/{device_sn}", "/sensors/NONE", json!({"device_sn": "NONE"}), &[])).await;
+        assert_eq!(status, 404);
+    }
+
+    #[tokio::test]
+    async fn filters_are_required_known_and_the_patient_route_follows_its_setting() {
+        let svc = ward(false).await;
+        let (status, body) = call(&svc, get("/sensors", "/sensors", json!({}), &[])).await;
+        assert_eq!((status, body["message"].as_str().unwrap().contains("customer")), (400, true), "{body}");
+        let (status, body) = call(&svc, get("/sensors", "/sensors", json!({}), &[("ward", "7")])).await;
+        assert_eq!(status, 400);
+        assert!(body["message"].as_str().unwrap().contains("unknown query parameter \"ward\""), "{body}");
+        let (status, body) = call(&svc, get("/alerts", "/alerts", json!({}), &[("state", "resolved")])).await;
+        assert_eq!(status, 400, "{body}");
+        let patient = || {
+            get(
+                "/patients/{patient_id}/sensors",
+                "/patients/PATIENT-CANARY/sensors",
+                json!({"patient_id": "PATIENT-CANARY"}),
+                &[],
+            )
+        };
+        let (status, body) = call(&svc, patient()).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["message"].as_str().unwrap().contains("ReadPatientFields"));
+        let svc = ward(true).await;
+        let (status, body) = call(&svc, patient()).await;
+        assert_eq!((status, body["count"].as_u64()), (200, Some(3)), "{body}");
+        assert_eq!(body["sensors"][0]["patient_id"], "PATIENT-CANARY");
+    }
+
+    #[tokio::test]
+    async fn an_open_alert_is_listed_and_acknowledged_once() {
+        let svc = ward(false).await;
+        let (status, body) =
+            call(&svc, get("/alerts", "/alerts", json!({}), &[("customer", "Ward7"), ("state", "open")])).await;
+        assert_eq!((status, body["count"].as_u64()), (200, Some(1)), "{body}");
+        let id = body["alerts"][0]["alert_id"].as_str().unwrap().to_string();
+        let ack = || {
+            request(
+                "POST /alerts/{alert_id}/acknowledge",
+                &format!("/alerts/{id}/acknowledge"),
+                json!({"alert_id": id}),
+                &[],
+                json!({}),
+            )
+        };
+        let (status, first) = call(&svc, ack()).await;
+        assert_eq!(status, 200, "{first}");
+        assert!(first["acknowledged_at"].is_i64());
+        let (_, second) = call(&svc, ack()).await;
+        assert_eq!(second["acknowledged_at"], first["acknowledged_at"], "acknowledging twice is once");
+        let unknown = request(
+            "POST /alerts/{alert_id}/acknowledge",
+            "/alerts/LOW~high~1/acknowledge",
+            json!({"alert_id": "LOW~high~1"}),
+            &[],
+            json!({}),
+        );
+        assert_eq!(call(&svc, unknown).await.0, 404);
+    }
 }
