@@ -184,3 +184,76 @@ async fn rollups_are_built_for_readings_stored_before_the_consumer() {
             .unwrap();
     assert_eq!((again.days, again.written), (3, 0), "a second run changes nothing");
 }
+
+/// Stream records the consumer gave up on come back from the stream by the failure queue's
+/// message (a shard and a sequence range), through the consumer's own steps: the session,
+/// its events and the rollups appear; redoing the range again changes and sends nothing.
+#[tokio::test]
+async fn given_up_stream_records_are_redone_from_the_failure_queues_message() {
+    use cgm_events::sink::MemorySink;
+    use cgm_replay::stream::{BatchInfo, redo};
+    // Given readings pushed while no consumer ran (as if it had given up on them)
+    let stack = Stack::new().await;
+    let cfg = stack.config(&[]);
+    let base = serve_locally(&cfg).await;
+    let http = reqwest::Client::new();
+    let now = chrono::Utc::now();
+    for i in 0..3u64 {
+        let local = now - chrono::Duration::minutes(9 - 3 * i as i64) + chrono::Duration::hours(8);
+        let body = seed_with(json!({
+            "testId": format!("REDO-{i}"), "deviceSn": "SN-REDO", "serialNo": i + 1, "status": "0",
+            "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(), "testResult": "2.5",
+        }));
+        assert_eq!(http.post(format!("{base}/sinocare/cgm")).body(body).send().await.unwrap().status(), 200);
+    }
+    // And the failure queue's message for their range
+    let sdk = cgm_shared::aws::sdk_config(&cfg).await;
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&stack.endpoint).build(),
+    );
+    let table = stack.client.describe_table().table_name(stack.table("READINGS_TABLE")).send().await.unwrap();
+    let arn = table.table.unwrap().latest_stream_arn.unwrap();
+    let shards =
+        streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap().shards.unwrap();
+    let mut seqs = Vec::new();
+    let mut shard_id = String::new();
+    for shard in shards {
+        let it = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        let records = streams.get_records().shard_iterator(it).send().await.unwrap().records.unwrap_or_default();
+        if !records.is_empty() {
+            shard_id = shard.shard_id().unwrap().to_string();
+            seqs = records.iter().map(|r| r.dynamodb().unwrap().sequence_number().unwrap().to_string()).collect();
+        }
+    }
+    assert_eq!(seqs.len(), 3, "the three records in one shard");
+    let message = json!({
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+        "DDBStreamBatchInfo": {"shardId": shard_id, "startSequenceNumber": seqs[0], "endSequenceNumber": seqs[2],
+            "batchSize": 3, "streamArn": arn},
+    });
+    let info = BatchInfo::parse(&message.to_string()).unwrap();
+
+    // When the operator redoes it
+    let service = cgm_events::with_sink(&cfg, &sdk, MemorySink::default());
+    let done = redo(&streams, &service, &info).await.unwrap();
+
+    // Then every record went through every step
+    assert_eq!((done.records, done.failed.len()), (3, 0));
+    let types: Vec<String> = service.sink().taken().iter().map(|e| e.detail_type.clone()).collect();
+    assert_eq!(types, ["cgm.sensor.started", "cgm.alert.opened"], "urgent low at 2.5");
+    assert_eq!(stack.scan("SENSORS_TABLE").await.len(), 1);
+    assert_eq!(stack.scan("ROLLUPS_TABLE").await.len(), 1);
+    // And a second redo changes nothing and sends nothing
+    let again = redo(&streams, &service, &info).await.unwrap();
+    assert_eq!((again.records, again.failed.len(), service.sink().taken().len()), (3, 0, 2));
+    assert!(BatchInfo::parse("{\"DDBStreamBatchInfo\":{}}").is_err());
+}

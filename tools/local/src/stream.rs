@@ -199,7 +199,7 @@ where
 }
 
 /// The DynamoDB stream event Lambda would deliver for these records.
-fn event_of(records: &[aws_sdk_dynamodbstreams::types::Record]) -> Event {
+pub fn event_of(records: &[aws_sdk_dynamodbstreams::types::Record]) -> Event {
     let mut event = Event::default();
     for r in records {
         let mut rec = EventRecord::default();

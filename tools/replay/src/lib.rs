@@ -11,6 +11,7 @@
 //! expected to be small. Bodies hold personal data; nothing here prints one unless asked.
 
 pub mod rollups;
+pub mod stream;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cgm_shared::ids::TestId;

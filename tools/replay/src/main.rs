@@ -1,6 +1,7 @@
 //! `cgm-replay`: lists the quarantine and re-processes it through the current parser (a dry
 //! run unless `--apply`); `cgm-replay rollups` builds daily rollups for readings stored
-//! before the stream consumer wrote them (`ROLLUPS_TABLE` too). Configuration comes from the same environment as the functions
+//! before the stream consumer wrote them (`ROLLUPS_TABLE` too); `cgm-replay stream` redoes
+//! the stream records the consumer gave up on, from the failure queue's message. Configuration comes from the same environment as the functions
 //! (`QUARANTINE_TABLE`, `READINGS_TABLE`, `CONFLICTS_TABLE`, `SOURCE_TIMEZONE`, and
 //! `DYNAMODB_ENDPOINT` for DynamoDB Local; AWS credentials and region as usual otherwise).
 
@@ -39,6 +40,12 @@ enum Command {
         #[arg(long)]
         resume: Option<String>,
     },
+    /// Redo the readings-stream records the consumer gave up on: give the failure queue's
+    /// message body (a file, or - for stdin). Within the stream's 24 hours; idempotent.
+    Stream {
+        /// The message body (with its DDBStreamBatchInfo), a file or - for stdin.
+        message: String,
+    },
 }
 
 #[tokio::main]
@@ -59,6 +66,32 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let cfg = Config::from_env().context("configuration")?;
     let sdk = aws::sdk_config(&cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::PARTNER);
+    if let Some(Command::Stream { message }) = &args.command {
+        let body = if message == "-" {
+            std::io::read_to_string(std::io::stdin()).context("reading the message from stdin")?
+        } else {
+            std::fs::read_to_string(message).with_context(|| format!("reading {message}"))?
+        };
+        let info = cgm_replay::stream::BatchInfo::parse(&body)?;
+        let mut streams = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
+        if let Some(e) = &cfg.dynamodb_endpoint {
+            streams = streams.endpoint_url(e);
+        }
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(streams.build());
+        let done = match cfg.dynamodb_endpoint {
+            // Locally there is no EventBridge: the events print.
+            Some(_) => {
+                let service = cgm_events::with_sink(&cfg, &sdk, cgm_events::sink::MemorySink::printing());
+                cgm_replay::stream::redo(&streams, &service, &info).await?
+            }
+            None => {
+                let service = cgm_events::from_config(&cfg).await.context("the events configuration")?;
+                cgm_replay::stream::redo(&streams, &service, &info).await?
+            }
+        };
+        println!("cgm-replay stream: {} records redone, {} failed again", done.records, done.failed.len());
+        return Ok(done.failed.is_empty());
+    }
     if let Some(Command::Rollups { resume }) = args.command {
         let reads = cgm_shared::store::reads::dynamodb::DynamoReadStore::new(
             client.clone(),
