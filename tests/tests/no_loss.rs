@@ -29,6 +29,8 @@ fn plan(sensors: usize, readings_per_sensor: usize, duplicate_rate: f64, backlog
         backlog,
         seed,
         start: NaiveDateTime::parse_from_str("2026-05-01 06:00:00", "%Y-%m-%d %H:%M:%S").unwrap(),
+        low: None,
+        silent: None,
     }
 }
 

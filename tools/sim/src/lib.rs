@@ -47,7 +47,52 @@ pub struct Plan {
     /// China Standard Time wall clock at which the first sensor starts; the others start
     /// within the following day.
     pub start: NaiveDateTime,
+    /// A stretch of every sensor's wear in which its glucose dips below 3.0 mmol/L (urgent
+    /// low): it falls over the first quarter hour, stays near 2.4 and comes back over the
+    /// last quarter hour.
+    pub low: Option<Stretch>,
+    /// A stretch of every sensor's wear whose readings are never sent (out of reach, and
+    /// never re-sent): a gap in `serialNo` and, if it reaches the end, a silent sensor.
+    pub silent: Option<Stretch>,
 }
+
+/// Minutes of a sensor's wear, counted from its first reading: `from` for `minutes`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stretch {
+    pub from: f64,
+    pub minutes: f64,
+}
+
+impl Stretch {
+    /// `FROM+MINUTES`, both in minutes (`60+45`: from the first hour, for 45 minutes).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected FROM+MINUTES, minutes after the sensor's first reading (60+45)");
+        let (from, minutes) = s.split_once('+').ok_or_else(bad)?;
+        let from: f64 = from.trim().parse().map_err(|_| bad())?;
+        let minutes: f64 = minutes.trim().parse().map_err(|_| bad())?;
+        if !(from.is_finite() && minutes.is_finite() && from >= 0.0 && minutes > 0.0) {
+            return Err(bad());
+        }
+        Ok(Stretch { from, minutes })
+    }
+
+    fn holds(&self, minute: f64) -> bool {
+        minute >= self.from && minute < self.from + self.minutes
+    }
+
+    /// How deep into the stretch `minute` is, 0 outside to 1 a quarter hour inside.
+    fn depth(&self, minute: f64) -> f64 {
+        if !self.holds(minute) {
+            return 0.0;
+        }
+        ((minute - self.from) / LOW_RAMP_MIN).min((self.from + self.minutes - minute) / LOW_RAMP_MIN).clamp(0.0, 1.0)
+    }
+}
+
+/// Minutes a simulated low takes to fall to its depth and to come back.
+const LOW_RAMP_MIN: f64 = 15.0;
+/// Where a simulated low settles, mmol/L: below the urgent-low threshold of 3.0.
+const LOW_MMOL: f64 = 2.4;
 
 /// Why a plan cannot be simulated; the text says which setting is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -231,7 +276,12 @@ pub fn generate(plan: &Plan) -> Result<Workload, PlanError> {
             let at = start + ChronoDuration::minutes(k as i64 * INCRE_MINUTE);
             let in_warmup = k < warmup;
             let clock = at.num_seconds_from_midnight() as f64 / 60.0;
-            let mmol = curve.at(&mut rng, (k as i64 * INCRE_MINUTE) as f64, clock, in_warmup);
+            let minute = (k as i64 * INCRE_MINUTE) as f64;
+            let mut mmol = curve.at(&mut rng, minute, clock, in_warmup);
+            if let Some(low) = &plan.low {
+                let d = low.depth(minute);
+                mmol = (mmol * (1.0 - d) + LOW_MMOL * d).clamp(MIN_MMOL, MAX_MMOL);
+            }
             let (status, cgm_status) = match (in_warmup, k + 1 == rps) {
                 (_, true) => (if in_warmup { "1" } else { "0" }, "4"),
                 (true, false) => ("1", "1"),
@@ -312,6 +362,9 @@ pub fn generate(plan: &Plan) -> Result<Workload, PlanError> {
         }
     }
 
+    if let Some(silent) = &plan.silent {
+        readings.retain(|r| !silent.holds(((r.serial_no - 1) as i64 * INCRE_MINUTE) as f64));
+    }
     let (mut live, mut backlog): (Vec<_>, Vec<_>) = readings.into_iter().partition(|r| !r.backlog);
     live.sort_by_key(|r| (r.at, r.sensor));
     backlog.sort_by_key(|r| (r.at, r.sensor));
@@ -333,6 +386,39 @@ mod tests {
             backlog: 0,
             seed: 42,
             start: NaiveDateTime::parse_from_str("2026-03-01 08:00:00", "%Y-%m-%d %H:%M:%S").unwrap(),
+            low: None,
+            silent: None,
+        }
+    }
+
+    #[test]
+    fn a_low_dips_below_urgent_low_and_comes_back_and_a_silent_stretch_sends_nothing() {
+        let mut p = plan(2, 100);
+        p.duplicate_rate = 0.0;
+        p.low = Some(Stretch::parse("90+60").unwrap());
+        p.silent = Some(Stretch::parse("210+30").unwrap());
+        let w = generate(&p).unwrap();
+        for sensor in 0..2 {
+            let of =
+                |m: i64| w.readings.iter().find(|r| r.sensor == sensor && r.serial_no as i64 == m / INCRE_MINUTE + 1);
+            let mmol = |m: i64| of(m).unwrap().test_result.parse::<f64>().unwrap();
+            for m in (105..135).step_by(3) {
+                assert!(mmol(m) < 3.0, "sensor {sensor} at minute {m}: {}", mmol(m));
+            }
+            assert!(mmol(87) >= 3.9 && mmol(150) >= 3.9, "in range before and after the low");
+            assert!((210..240).step_by(3).all(|m| of(m).is_none()), "nothing sent while silent");
+            assert!(of(207).is_some() && of(240).is_some());
+        }
+        assert_eq!(w.readings.len(), 2 * (100 - 10));
+        assert_eq!(generate(&plan(2, 100)).unwrap().readings.len(), 200, "no stretch by default");
+    }
+
+    #[test]
+    fn stretches_are_parsed_or_refused_with_the_expected_form() {
+        assert_eq!(Stretch::parse("60+45"), Ok(Stretch { from: 60.0, minutes: 45.0 }));
+        for bad in ["60", "60+0", "-1+5", "a+5", "60+NaN", ""] {
+            let e = Stretch::parse(bad).unwrap_err();
+            assert!(e.contains("FROM+MINUTES"), "{bad}: {e}");
         }
     }
 

@@ -10,7 +10,7 @@
 
 use anyhow::Context;
 use cgm_sim::send::{self, Counters, SendConfig};
-use cgm_sim::{FULL_WEAR_READINGS, Plan, generate};
+use cgm_sim::{FULL_WEAR_READINGS, Plan, Stretch, generate};
 use chrono::{NaiveDateTime, Timelike, Utc};
 use clap::Parser;
 use reqwest::header::HeaderValue;
@@ -72,6 +72,15 @@ struct Args {
     /// No re-send starts later than this many seconds after a delivery's first attempt.
     #[arg(long, default_value_t = 900)]
     give_up_after_s: u64,
+    /// Make every sensor go low: FROM+MINUTES after its first reading, glucose falls below
+    /// 3.0 mmol/L (urgent low) and comes back (a stretch of 30 minutes or more reaches the
+    /// full depth).
+    #[arg(long, value_parser = Stretch::parse, value_name = "FROM+MINUTES")]
+    low: Option<Stretch>,
+    /// Make every sensor go silent: the readings FROM+MINUTES after its first reading are
+    /// never sent. Reaching past the end, the sensor stays silent (signal lost).
+    #[arg(long, value_parser = Stretch::parse, value_name = "FROM+MINUTES")]
+    silent: Option<Stretch>,
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
@@ -140,6 +149,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         backlog: args.backlog,
         seed,
         start,
+        low: args.low,
+        silent: args.silent,
     };
     let work = generate(&plan).context("the plan")?;
     let mut cfg = SendConfig::new(&args.url);

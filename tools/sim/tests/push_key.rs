@@ -62,6 +62,8 @@ async fn a_configured_key_goes_in_the_header_and_none_means_no_header() {
         backlog: 0,
         seed: 1,
         start: chrono::NaiveDateTime::parse_from_str("2026-03-01 08:00:00", "%Y-%m-%d %H:%M:%S").unwrap(),
+        low: None,
+        silent: None,
     };
     let work = generate(&plan).unwrap();
     let send = |server: &MockServer, key: Option<&str>| {
