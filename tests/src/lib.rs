@@ -90,6 +90,54 @@ impl Stack {
         &self.table_vars[var]
     }
 
+    /// A client of DynamoDB Local's stream API.
+    pub async fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
+        let cfg = self.config(&[]);
+        let sdk = cgm_shared::aws::sdk_config(&cfg).await;
+        aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&self.endpoint).build(),
+        )
+    }
+
+    /// Every record of a table's stream so far, from each shard's start: (stream ARN,
+    /// [(shard id, its records)]), shards with no record left out.
+    pub async fn stream_records(
+        &self,
+        var: &str,
+    ) -> (String, Vec<(String, Vec<aws_sdk_dynamodbstreams::types::Record>)>) {
+        let streams = self.streams().await;
+        let table = self.client.describe_table().table_name(self.table(var)).send().await.expect("describe table");
+        let arn = table.table.and_then(|t| t.latest_stream_arn).expect("the table has a stream");
+        let shards = streams
+            .describe_stream()
+            .stream_arn(&arn)
+            .send()
+            .await
+            .expect("describe stream")
+            .stream_description
+            .and_then(|d| d.shards)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for shard in shards {
+            let id = shard.shard_id().expect("a shard id").to_string();
+            let it = streams
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(&id)
+                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("a shard iterator")
+                .shard_iterator;
+            let records = streams.get_records().set_shard_iterator(it).send().await.expect("get records").records;
+            let records = records.unwrap_or_default();
+            if !records.is_empty() {
+                out.push((id, records));
+            }
+        }
+        (arn, out)
+    }
+
     /// Every item of a table (tests only: the tables are tiny).
     pub async fn scan(&self, var: &str) -> Vec<Item> {
         let mut items = Vec::new();

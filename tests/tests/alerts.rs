@@ -178,6 +178,7 @@ async fn a_silent_sensor_raises_signal_lost_once_and_it_resolves_when_readings_c
 async fn events_the_bus_refuses_fail_their_records_and_come_again_with_the_same_ids() {
     // Given a bus that refuses the first three entries it is sent (as PutEvents reports
     // failed entries inside a 200)
+    let (logs, guard) = cgm_tests::capture_logs("info");
     let env = Env::new().await;
     env.consumer.sink().refuse.store(3, Ordering::SeqCst);
     let now = Timestamp::now().ms() / 1000 * 1000;
@@ -200,4 +201,28 @@ async fn events_the_bus_refuses_fail_their_records_and_come_again_with_the_same_
     let rollups = env.stack.scan("ROLLUPS_TABLE").await;
     assert_eq!(rollups.len(), 1, "the rollup step was not held up");
     env.running.abort();
+    drop(guard);
+
+    // And the template's alerts-delayed metric counts the batches that failed records, and
+    // only those, from the consumer's own log lines
+    let lines: Vec<Value> = logs.text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let batches: Vec<&Value> = lines.iter().filter(|l| l["message"] == "stream batch").collect();
+    let failing: Vec<bool> = batches.iter().map(|l| l["failed_records"].as_u64().unwrap_or(0) > 0).collect();
+    assert!(
+        failing.contains(&true) && failing.contains(&false),
+        "batches that failed and one that did not: {batches:#?}"
+    );
+    let filters: Vec<_> = cgm_local::template::Template::load_default()
+        .expect("infra/template.yaml")
+        .metric_filters()
+        .into_iter()
+        .filter(|f| f.log_group.as_deref() == Some("EventsFunctionLogGroup"))
+        .collect();
+    assert_eq!(filters.len(), 1, "{filters:?}");
+    let pattern = cgm_tests::filter_pattern::FilterPattern::parse(&filters[0].pattern).unwrap();
+    let matched: Vec<bool> = batches.iter().map(|l| pattern.matches(l)).collect();
+    assert_eq!(matched, failing, "{} over the stream batch lines", filters[0].pattern);
+    for l in batches.iter().filter(|l| l["failed_records"].as_u64().unwrap_or(0) > 0) {
+        assert_eq!(l["level"], "WARN", "a failing batch is a warning: {l}");
+    }
 }

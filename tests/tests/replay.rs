@@ -208,32 +208,11 @@ async fn given_up_stream_records_are_redone_from_the_failure_queues_message() {
     }
     // And the failure queue's message for their range
     let sdk = cgm_shared::aws::sdk_config(&cfg).await;
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&stack.endpoint).build(),
-    );
-    let table = stack.client.describe_table().table_name(stack.table("READINGS_TABLE")).send().await.unwrap();
-    let arn = table.table.unwrap().latest_stream_arn.unwrap();
-    let shards =
-        streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap().shards.unwrap();
-    let mut seqs = Vec::new();
-    let mut shard_id = String::new();
-    for shard in shards {
-        let it = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard.shard_id().unwrap())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator
-            .unwrap();
-        let records = streams.get_records().shard_iterator(it).send().await.unwrap().records.unwrap_or_default();
-        if !records.is_empty() {
-            shard_id = shard.shard_id().unwrap().to_string();
-            seqs = records.iter().map(|r| r.dynamodb().unwrap().sequence_number().unwrap().to_string()).collect();
-        }
-    }
+    let streams = stack.streams().await;
+    let (arn, shards) = stack.stream_records("READINGS_TABLE").await;
+    let (shard_id, records) = shards.into_iter().next().expect("a shard with records");
+    let seqs: Vec<String> =
+        records.iter().map(|r| r.dynamodb().unwrap().sequence_number().unwrap().to_string()).collect();
     assert_eq!(seqs.len(), 3, "the three records in one shard");
     let message = json!({
         "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},

@@ -1,7 +1,8 @@
 //! The release bootstraps, as `sam build` made them, under a Lambda Runtime API on loopback
 //! with logging turned all the way up (`AWS_LAMBDA_LOG_LEVEL=TRACE`, then `RUST_LOG` asking
 //! for every crate's TRACE): no push key, follower token, SigV4 header, session token or
-//! patient field reaches stdout or stderr. The runtime logs each raw event at TRACE, so
+//! patient field reaches stdout or stderr, from the HTTP functions or from the events
+//! function handling a stored reading's stream record. The runtime logs each raw event at TRACE, so
 //! this holds only because logging caps every target but the project's own at INFO.
 //!
 //! The bootstraps are arm64 (what Lambda runs); on another host they run under
@@ -173,6 +174,19 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
     let mut canaries: Vec<&str> =
         vec![KEY, "CANARY-WRONG-KEY", TOKEN, "CANARY-AKID", "CANARY-SIGNATURE", SESSION, "CANARY-UID-9"];
     canaries.extend(PERSONAL.iter().map(|(_, v)| *v));
+    let check = |function: &str, level: &(&str, String), out: &str, message: &str| {
+        assert!(
+            out.contains(&format!(r#""message":"{message}""#)),
+            "{function} with {}={} logged no {message:?} line, so logging was not on:\n{out}",
+            level.0,
+            level.1
+        );
+        for c in &canaries {
+            if let Some(line) = out.lines().find(|l| l.contains(c)) {
+                panic!("{function} with {}={}: canary {c} reached the output: {line}", level.0, level.1);
+            }
+        }
+    };
     for level in &levels {
         for (function, events, message) in
             [("PushFunction", &push, "push"), ("PartnerFunction", &partner, "partner"), ("ReadFunction", &read, "read")]
@@ -180,17 +194,22 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
             let mut env = env.clone();
             env.push((level.0, level.1.clone()));
             let out = run(function, &env, events).await;
-            assert!(
-                out.contains(&format!(r#""message":"{message}""#)),
-                "{function} with {}={} logged no request line, so logging was not on:\n{out}",
-                level.0,
-                level.1
-            );
-            for c in &canaries {
-                if let Some(line) = out.lines().find(|l| l.contains(c)) {
-                    panic!("{function} with {}={}: canary {c} reached the output: {line}", level.0, level.1);
-                }
-            }
+            check(function, level, &out, message);
         }
+        // The push above stored a reading with every personal field: the events function
+        // gets its stream record, with patient fields allowed into events and a bus that
+        // cannot be reached (its failure is logged), then the scheduled check.
+        let (_, shards) = stack.stream_records("READINGS_TABLE").await;
+        let records: Vec<_> = shards.into_iter().flat_map(|(_, r)| r).collect();
+        assert!(!records.is_empty(), "the push stored a reading, so the stream has its record");
+        let batch = serde_json::to_string(&cgm_local::stream::event_of(&records)).unwrap();
+        let mut env = env.clone();
+        env.push((level.0, level.1.clone()));
+        env.push(("EVENT_BUS_NAME", "canary-bus".to_string()));
+        env.push(("EVENT_PATIENT_FIELDS", "true".to_string()));
+        env.push(("AWS_ENDPOINT_URL_EVENTBRIDGE", cgm_tests::net::refused_url()));
+        let out = run("EventsFunction", &env, &[batch, r#"{"check":"sensors"}"#.to_string()]).await;
+        check("EventsFunction", level, &out, "stream batch");
+        assert!(out.contains("PutEvents failed"), "the unreachable bus was tried and its failure logged:\n{out}");
     }
 }

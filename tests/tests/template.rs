@@ -122,8 +122,20 @@ fn every_alarm_notifies_a_topic_and_the_stack_makes_one_when_none_is_given() {
         "partner-upstream-failures",
         "partner-duration",
         "read-duration",
+        "stream-records-given-up",
+        "stream-lag",
+        "alerts-delayed",
+        "events-function-errors",
     ] {
         assert!(alarms.iter().any(|(_, a)| text(&a["Properties"]["AlarmName"]).contains(name)), "no {name} alarm");
+    }
+    // The cloud team, paged at night, finds each alarm in the operations guide.
+    let guide = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
+    for (id, a) in &alarms {
+        let name = text(&a["Properties"]["AlarmName"]);
+        let suffix = name.split("${AWS::StackName}").nth(1).unwrap_or_else(|| panic!("{id}: {name}"));
+        let suffix = suffix.trim_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace());
+        assert!(guide.contains(&format!("`<stack>{suffix}`")), "{id} ({suffix}) is not in docs/operations.md's alarms");
     }
 }
 

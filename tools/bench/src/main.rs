@@ -59,6 +59,8 @@ enum Section {
     Size,
     /// Summary and gaps over 7-89 days of one sensor, with and without daily rollups
     Reads,
+    /// Lag from an acknowledged push to its alert event at 100 pushes/s; consumer throughput
+    Alerts,
 }
 
 impl Section {
@@ -92,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             Section::Proxy => sections::proxy(2_000).await?,
             Section::Size => sections::size()?,
             Section::Reads => sections::reads_at_scale(10).await?,
+            Section::Alerts => sections::alerts(100, 60, 100).await?,
         };
         let measured = format!("Measured {} on {machine}.\n\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
         let mut block = String::new();

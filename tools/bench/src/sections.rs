@@ -659,3 +659,196 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     )?;
     Ok(o)
 }
+
+/// Figure 9: alerts on the local stack. Release `cgm-dev` (its stream consumer reads
+/// DynamoDB Local's stream every 250 ms, as Lambda's poller does about four times a second)
+/// takes `rate` pushes a second for `seconds` from `sensors` sensors, each sensor's readings
+/// 3 minutes apart and ending now, every other one below 3.0 mmol/L: each reading opens an
+/// urgent low or resolves it, so each one has an event to wait for. The lag is from the push's
+/// acknowledgement to the event's line on cgm-dev's stdout (its printing sink).
+pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Result<String> {
+    use cgm_shared::store::attr;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tokio::io::AsyncBufReadExt;
+
+    const MIN3: i64 = 180_000;
+    let endpoint = cgm_tests::endpoint();
+    let port = cgm_local::dynamodb_local::free_port()?;
+    let log = cgm_local::repo_root().join("target/bench-alerts-cgm-dev.log");
+    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
+        .env("PORT", port.to_string())
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .env("PUSH_KEY", BENCH_KEY)
+        .env("AWS_LAMBDA_LOG_LEVEL", "info")
+        // The readings are 3 minutes apart and end now, so most were measured long before
+        // they arrive: with the default 10 minutes they would all be late and raise nothing.
+        .env("ALERT_MAX_AGE_MINUTES", "100000")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let seen: Arc<Mutex<HashMap<(String, i64), Instant>>> = Arc::default();
+    let events = Arc::new(AtomicUsize::new(0));
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("cgm-dev's stdout"))?;
+    let reader = {
+        let (seen, events) = (seen.clone(), events.clone());
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Some(rest) = line.strip_prefix("event cgm.alert.") else { continue };
+                let Some((_, detail)) = rest.split_once(' ') else { continue };
+                let Ok(d) = serde_json::from_str::<Value>(detail) else { continue };
+                if let (Some(sn), Some(at)) = (d["device_sn"].as_str(), d["at"].as_i64()) {
+                    seen.lock().expect("lock").entry((sn.to_string(), at)).or_insert_with(Instant::now);
+                    events.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let ready = Instant::now();
+    while http.post(&push_url).body("{}").send().await.is_err() {
+        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let total = rate * seconds;
+    let per_sensor = total.div_ceil(sensors);
+    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
+    let acked: Arc<Mutex<Vec<(String, i64, Instant)>>> = Arc::default();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sends = Vec::with_capacity(total);
+    for i in 0..total {
+        tick.tick().await;
+        // Round robin over the sensors: reading k of each sensor goes out in round k.
+        let (sensor, k) = (i % sensors, i / sensors);
+        let sn = format!("BA{run}{sensor:04}");
+        let at = last_at - (per_sensor - 1 - k) as i64 * MIN3;
+        let local = chrono::DateTime::from_timestamp_millis(at).expect("an instant") + chrono::Duration::hours(8);
+        let mmol = if k % 2 == 0 { "2.5" } else { "6.0" };
+        let b = seed_with(json!({
+            "testId": format!("{sn}-{k}"), "deviceSn": sn, "serialNo": k + 1, "status": "0", "cgmStatus": "2",
+            "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(), "testResult": mmol, "increMinute": 3,
+            "cgmDay": 15,
+        }));
+        let (http, url, acked, failed) = (http.clone(), push_url.clone(), acked.clone(), failed.clone());
+        sends.push(tokio::spawn(async move {
+            let ok = match http.post(&url).header("content-type", "application/json").body(b).send().await {
+                Ok(r) => r.status() == 200 && r.json::<Value>().await.map(|v| v["code"] == 0).unwrap_or(false),
+                Err(_) => false,
+            };
+            if ok {
+                acked.lock().expect("lock").push((sn, at, Instant::now()));
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for s in sends {
+        s.await?;
+    }
+    let offered = started.elapsed();
+    anyhow::ensure!(failed.load(Ordering::Relaxed) == 0, "{} pushes failed", failed.load(Ordering::Relaxed));
+    let drained_from = Instant::now();
+    while events.load(Ordering::Relaxed) < total {
+        anyhow::ensure!(
+            drained_from.elapsed() < Duration::from_secs(300),
+            "only {} of {total} alert events came",
+            events.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = drained_from.elapsed();
+    let _ = child.kill().await;
+    reader.abort();
+
+    let seen = seen.lock().expect("lock").clone();
+    let mut lag = Vec::new();
+    for (sn, at, t) in acked.lock().expect("lock").iter() {
+        let e = seen.get(&(sn.clone(), *at)).ok_or_else(|| anyhow::anyhow!("no event for {sn} at {at}"))?;
+        lag.push(e.saturating_duration_since(*t));
+    }
+    let lag = summarize(&lag);
+
+    // The consumer's own account of its batches (its "stream batch" lines).
+    let (mut batches, mut records, mut devices, mut busy_ms) = (0u64, 0u64, 0u64, 0.0f64);
+    for line in std::fs::read_to_string(&log)?.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        if v["message"] != "stream batch" && v["fields"]["message"] != "stream batch" {
+            continue;
+        }
+        let f = if v["fields"].is_object() { &v["fields"] } else { &v };
+        batches += 1;
+        records += f["records"].as_u64().unwrap_or(0);
+        devices += f["devices"].as_u64().unwrap_or(0);
+        busy_ms += f["latency_ms"].as_f64().unwrap_or(0.0);
+    }
+    anyhow::ensure!(batches > 0, "no stream batch line in {}", log.display());
+
+    // What one session update costs: the consistent GetItem and the versioned PutItem of a
+    // session item as the run left it.
+    let stack = Stack::new_at(&endpoint).await;
+    let key = |sn: &str| HashMap::from([(attr::DEVICE_SN.to_string(), attr::s(sn))]);
+    let sn = format!("BA{run}0000");
+    let got = stack
+        .client
+        .get_item()
+        .table_name("SensorsTable")
+        .set_key(Some(key(&sn)))
+        .consistent_read(true)
+        .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+        .send()
+        .await?;
+    let rcu = got.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+    let mut item = got.item.ok_or_else(|| anyhow::anyhow!("no session item for {sn}"))?;
+    let bytes = attr::item_bytes(&item);
+    item.insert(attr::DEVICE_SN.to_string(), attr::s(&format!("{sn}-COST")));
+    let put = stack
+        .client
+        .put_item()
+        .table_name("SensorsTable")
+        .set_item(Some(item))
+        .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+        .send()
+        .await?;
+    let wcu = put.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
+    let per_device = records as f64 / devices.max(1) as f64;
+
+    let mut o = String::new();
+    writeln!(o, "### 9. Alerts: push to alert event, release `cgm-dev` on DynamoDB Local's stream\n")?;
+    writeln!(
+        o,
+        "{total} pushes offered at {rate}/s ({:.1} s) from {sensors} sensors, each sensor's readings 3 minutes apart \
+         and ending now, every other one 2.5 mmol/L: each reading opens an urgent low or resolves it. The lag runs \
+         from the push's `code` 0 at the client to the event's line on cgm-dev's stdout. The last event came {:.2} s \
+         after the last push.\n",
+        offered.as_secs_f64(),
+        drain.as_secs_f64()
+    )?;
+    writeln!(o, "| push acknowledged → alert event | p50 | p95 | p99 | max |")?;
+    writeln!(o, "|---|---|---|---|---|")?;
+    writeln!(o, "| lag | {} | {} | {} | {} |\n", ms(lag.median), ms(lag.p95), ms(lag.p99), ms(lag.max))?;
+    writeln!(
+        o,
+        "The consumer handled {records} records in {batches} batches ({:.1} records and {:.1} devices a batch), \
+         busy {:.0} ms in all: **{:.0} records/s** while busy (every step: rollups, sessions, events). \
+         One session update is a consistent GetItem ({rcu} RCU) and a versioned PutItem ({wcu} WCU) of a \
+         {:.1} KB item, once per device per batch: {:.2} RCU + {:.2} WCU per reading at {per_device:.1} readings of \
+         a device a batch, as here; one sensor pushing live (one reading a batch) pays the whole {rcu} + {wcu}.\n",
+        records as f64 / batches as f64,
+        devices as f64 / batches as f64,
+        busy_ms,
+        records as f64 / (busy_ms / 1e3),
+        bytes as f64 / 1024.0,
+        rcu / per_device,
+        wcu / per_device,
+    )?;
+    Ok(o)
+}

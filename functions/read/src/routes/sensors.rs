@@ -180,7 +180,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     }
 
     pub(crate) async fn list_alerts(&self, p: Params<'_>) -> Result<Answer, ReadError> {
-        p.only(&["customer", "active", "state"])?;
+        p.only(&["customer", "state"])?;
         match p.query("state").map(str::trim) {
             None | Some("open") => {}
             Some(_) => return Err(bad("state must be open: resolved alerts are on the event bus, not kept here")),
