@@ -683,19 +683,27 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
         .env("AWS_LAMBDA_LOG_LEVEL", "info")
         // The readings are 3 minutes apart and end now, so most were measured long before
         // they arrive: with the default 10 minutes they would all be late and raise nothing.
-        .env("ALERT_MAX_AGE_MINUTES", "100000")
+        .env("ALERT_MAX_AGE_MINUTES", "1440")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true)
         .spawn()?;
     let seen: Arc<Mutex<HashMap<(String, i64), Instant>>> = Arc::default();
     let events = Arc::new(AtomicUsize::new(0));
+    let batch_lines: Arc<Mutex<Vec<Value>>> = Arc::default();
     let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("cgm-dev's stdout"))?;
     let reader = {
-        let (seen, events) = (seen.clone(), events.clone());
+        let (seen, events, batch_lines) = (seen.clone(), events.clone(), batch_lines.clone());
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                // Its log lines (JSON, on stdout as in Lambda) and the printed events.
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["message"] == "stream batch" {
+                        batch_lines.lock().expect("lock").push(v);
+                    }
+                    continue;
+                }
                 let Some(rest) = line.strip_prefix("event cgm.alert.") else { continue };
                 let Some((_, detail)) = rest.split_once(' ') else { continue };
                 let Ok(d) = serde_json::from_str::<Value>(detail) else { continue };
@@ -757,10 +765,18 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
     let offered = started.elapsed();
     anyhow::ensure!(failed.load(Ordering::Relaxed) == 0, "{} pushes failed", failed.load(Ordering::Relaxed));
     let drained_from = Instant::now();
-    while events.load(Ordering::Relaxed) < total {
+    let missing = || {
+        let seen = seen.lock().expect("lock");
+        acked.lock().expect("lock").iter().filter(|(sn, at, _)| !seen.contains_key(&(sn.clone(), *at))).count()
+    };
+    loop {
+        let left = missing();
+        if left == 0 {
+            break;
+        }
         anyhow::ensure!(
             drained_from.elapsed() < Duration::from_secs(300),
-            "only {} of {total} alert events came",
+            "{left} of {total} readings had no alert event after 300 s ({} events in all)",
             events.load(Ordering::Relaxed)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -779,18 +795,13 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
 
     // The consumer's own account of its batches (its "stream batch" lines).
     let (mut batches, mut records, mut devices, mut busy_ms) = (0u64, 0u64, 0u64, 0.0f64);
-    for line in std::fs::read_to_string(&log)?.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-        if v["message"] != "stream batch" && v["fields"]["message"] != "stream batch" {
-            continue;
-        }
-        let f = if v["fields"].is_object() { &v["fields"] } else { &v };
+    for f in batch_lines.lock().expect("lock").iter() {
         batches += 1;
         records += f["records"].as_u64().unwrap_or(0);
         devices += f["devices"].as_u64().unwrap_or(0);
         busy_ms += f["latency_ms"].as_f64().unwrap_or(0.0);
     }
-    anyhow::ensure!(batches > 0, "no stream batch line in {}", log.display());
+    anyhow::ensure!(batches > 0, "cgm-dev logged no stream batch line (its stderr: {})", log.display());
 
     // What one session update costs: the consistent GetItem and the versioned PutItem of a
     // session item as the run left it.
@@ -839,8 +850,8 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
         o,
         "The consumer handled {records} records in {batches} batches ({:.1} records and {:.1} devices a batch), \
          busy {:.0} ms in all: **{:.0} records/s** while busy (every step: rollups, sessions, events). \
-         One session update is a consistent GetItem ({rcu} RCU) and a versioned PutItem ({wcu} WCU) of a \
-         {:.1} KB item, once per device per batch: {:.2} RCU + {:.2} WCU per reading at {per_device:.1} readings of \
+         One session update is a consistent GetItem ({rcu} RCU) and a versioned PutItem ({wcu} WCU: the item and its entries in the sensors \
+         table's indexes) of a {:.1} KB item, once per device per batch: {:.2} RCU + {:.2} WCU per reading at {per_device:.1} readings of \
          a device a batch, as here; one sensor pushing live (one reading a batch) pays the whole {rcu} + {wcu}.\n",
         records as f64 / batches as f64,
         devices as f64 / batches as f64,
