@@ -35,6 +35,7 @@ struct Env {
     stack: Stack,
     push: Arc<PushService<DynamoStore>>,
     read: ReadService<DynamoReadStore>,
+    nightscout: cgm_nightscout::NightscoutService<DynamoReadStore>,
 }
 
 impl Env {
@@ -43,7 +44,8 @@ impl Env {
         let cfg = stack.config(&[]);
         let push = Arc::new(cgm_push::from_config(&cfg).await.expect("push service"));
         let read = cgm_read::from_config(&cfg).await;
-        Env { stack, push, read }
+        let nightscout = cgm_nightscout::from_config(&cfg).await;
+        Env { stack, push, read, nightscout }
     }
 
     /// Pushes readings through the push route, a few at a time, each answered code 0.
@@ -62,7 +64,11 @@ impl Env {
 
     /// The handler's future is boxed: `#[tokio::test]` keeps the test's own future on the
     /// test thread's 2 MiB stack, and debug builds of the SDK's futures are large.
+    /// The Nightscout routes (`/api/...`) go to their own function, as in the stack.
     async fn call(&self, req: Request) -> Response<Body> {
+        if req.uri().path().starts_with("/api/") {
+            return Box::pin(self.nightscout.handle(req)).await;
+        }
         Box::pin(self.read.handle(req)).await
     }
 
@@ -420,7 +426,7 @@ async fn nightscout_feed_with_token_api_secret_count_and_find() {
     assert_eq!((status, upper[0]["_id"].as_str()), (200, Some("SN-N-000020")));
 
     // Wrong, missing, another device's: Nightscout's 401
-    let unauthorized = (401, json!({"status": 401, "message": "Unauthorized"}));
+    let unauthorized = (401, json!({"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}));
     assert_eq!(env.entries(ENTRIES, &format!("token={}", "0".repeat(64)), None).await, unauthorized);
     assert_eq!(env.entries(ENTRIES, "token=not-a-token", None).await, unauthorized);
     assert_eq!(env.entries(ENTRIES, "", None).await, unauthorized);
@@ -587,9 +593,12 @@ async fn bad_input_is_a_400_that_names_the_problem() {
         assert!(msg.contains(want), "{route}?{q}: {msg}");
     }
     for (q, want) in [
-        (format!("token={token}&count=0"), "count must be"),
-        (format!("token={token}&count=1001"), "count must be"),
-        (format!("token={token}&find%5Bdate%5D%5B%24gte%5D=soon"), "is not a time"),
+        (format!("token={token}&count=-1"), "count must be"),
+        (format!("token={token}&count=many"), "count must be"),
+        (format!("token={token}&find%5Bdate%5D%5B%24gte%5D=soon"), "find[dateString]"),
+        (format!("token={token}&find%5Bnoise%5D=1"), "not noise"),
+        (format!("token={token}&find%5Bdate%5D%5B%24in%5D=1"), "$in"),
+        (format!("token={token}&sort=date"), "unknown query parameter"),
     ] {
         let (status, body) = env.entries(ENTRIES, &q, None).await;
         assert_eq!(status, 400, "{q}: {body}");

@@ -157,16 +157,17 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
             "",
         ),
     ];
-    let read = vec![
+    let nightscout = vec![
         event("GET /api/v1/entries.json", "/api/v1/entries.json", json!({}), &format!("token={TOKEN}&count=5"), ""),
-        event(
-            "GET /devices/{device_sn}/readings",
-            "/devices/23xxdrt33/readings",
-            json!({"device_sn": "23xxdrt33"}),
-            "",
-            "",
-        ),
+        event("GET /api/v1/status.json", "/api/v1/status.json", json!({}), &format!("secret={TOKEN}"), ""),
     ];
+    let read = vec![event(
+        "GET /devices/{device_sn}/readings",
+        "/devices/23xxdrt33/readings",
+        json!({"device_sn": "23xxdrt33"}),
+        "",
+        "",
+    )];
     let levels = [
         ("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_string()),
         ("RUST_LOG", "trace,lambda_runtime=trace,lambda_http=trace,aws_smithy_runtime=trace,hyper=trace".to_string()),
@@ -188,9 +189,12 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         }
     };
     for level in &levels {
-        for (function, events, message) in
-            [("PushFunction", &push, "push"), ("PartnerFunction", &partner, "partner"), ("ReadFunction", &read, "read")]
-        {
+        for (function, events, message) in [
+            ("PushFunction", &push, "push"),
+            ("PartnerFunction", &partner, "partner"),
+            ("ReadFunction", &read, "read"),
+            ("NightscoutFunction", &nightscout, "nightscout"),
+        ] {
             let mut env = env.clone();
             env.push((level.0, level.1.clone()));
             let out = run(function, &env, events).await;

@@ -64,6 +64,18 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Every query parameter as sent, in order (the first of a repeated one only once).
+    pub fn pairs(&self) -> Vec<(&'a str, &'a str)> {
+        let Some(q) = self.req.query_string_parameters_ref() else { return Vec::new() };
+        let mut out: Vec<(&'a str, &'a str)> = Vec::new();
+        for (k, v) in q.iter() {
+            if !out.iter().any(|(seen, _)| *seen == k) {
+                out.push((k, v));
+            }
+        }
+        out
+    }
+
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
     }

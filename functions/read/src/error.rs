@@ -1,10 +1,10 @@
 //! The read side's one error, and the one place each becomes a status and
 //! `{"status", "message"}`.
 
-use crate::paging::ReadAllError;
 use cgm_edge::{Api, BadRequest, reply};
 use cgm_shared::random::NoRandomness;
 use cgm_shared::store::StoreError;
+use cgm_shared::store::reads::paging::ReadAllError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::time::Duration;
@@ -14,9 +14,6 @@ pub enum ReadError {
     /// The caller's input; the message says what is wrong and never echoes a token.
     #[error(transparent)]
     BadRequest(#[from] BadRequest),
-    /// A follower route without a live token.
-    #[error("missing, wrong or revoked follower token")]
-    Unauthorized,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("storage failed")]
@@ -44,8 +41,7 @@ pub fn bad(msg: impl Into<String>) -> ReadError {
     ReadError::BadRequest(BadRequest::new(msg))
 }
 
-/// The read side's API family: `{"status", "message"}`, the shape Nightscout uses, so
-/// followers understand the read side's refusals too.
+/// The read side's API family: `{"status", "message"}`, the shape Nightscout uses.
 pub struct ReadApi;
 
 impl Api for ReadApi {
@@ -55,7 +51,6 @@ impl Api for ReadApi {
     fn error_reply(e: &ReadError) -> Response<Body> {
         let (status, message) = match e {
             ReadError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.0.clone()),
-            ReadError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".to_string()),
             ReadError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             ReadError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".to_string()),
             ReadError::Randomness(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string()),

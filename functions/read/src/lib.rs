@@ -1,7 +1,7 @@
 //! The read side: what Sinocare pushed, made useful. A device's readings by time (JSON or
 //! CSV, paged), the gaps in its sequence, the consensus CGM metrics, a daily chart as SVG,
-//! and a Nightscout-compatible feed that followers such as xDrip+ read with a per-device
-//! token.
+//! the ward's sensors and alerts, and the per-device follower tokens that the Nightscout
+//! function (`functions/nightscout`) accepts.
 //!
 //! Everything is read from the readings table's device/time index with queries (never a
 //! scan) that fetch measurement fields only: patient fields never reach this function.
@@ -14,9 +14,6 @@
 
 mod chart;
 pub mod error;
-mod follow;
-mod nightscout;
-mod paging;
 mod params;
 mod routes;
 mod text;
@@ -60,7 +57,6 @@ enum Route {
     CreateToken,
     ListTokens,
     RevokeToken,
-    Entries,
     Sensors,
     Sensor,
     PatientSensors,
@@ -78,7 +74,6 @@ impl Route {
             ("POST", "/devices/{device_sn}/follow-tokens") => Route::CreateToken,
             ("GET", "/devices/{device_sn}/follow-tokens") => Route::ListTokens,
             ("DELETE", "/devices/{device_sn}/follow-tokens/{token_id}") => Route::RevokeToken,
-            ("GET", "/api/v1/entries.json" | "/api/v1/entries/sgv.json") => Route::Entries,
             ("GET", "/sensors") => Route::Sensors,
             ("GET", "/sensors/{device_sn}") => Route::Sensor,
             ("GET", "/patients/{patient_id}/sensors") => Route::PatientSensors,
@@ -97,7 +92,6 @@ impl Route {
             Route::CreateToken => "create_follow_token",
             Route::ListTokens => "list_follow_tokens",
             Route::RevokeToken => "revoke_follow_token",
-            Route::Entries => "nightscout_entries",
             Route::Sensors => "sensors",
             Route::Sensor => "sensor",
             Route::PatientSensors => "patient_sensors",
@@ -150,7 +144,6 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
             Route::CreateToken => self.create_token(p, caller).await,
             Route::ListTokens => self.list_tokens(p).await,
             Route::RevokeToken => self.revoke_token(p, caller).await,
-            Route::Entries => self.entries(p, started).await,
             Route::Sensors => self.list_sensors(p).await,
             Route::Sensor => self.sensor(p).await,
             Route::PatientSensors => self.patient_sensors(p).await,

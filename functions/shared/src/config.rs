@@ -124,6 +124,9 @@ pub struct Config {
     /// `READ_PATIENT_FIELDS`: `true` lets the IAM sensor routes show `patientId` and
     /// `visitId` and serve `/patients/{patient_id}/sensors`; off by default.
     pub read_patient_fields: bool,
+    /// `NIGHTSCOUT_UNITS`: what the Nightscout status tells followers to display, `mg/dl`
+    /// (the default, as Nightscout's) or `mmol`. Entries carry mg/dL either way.
+    pub nightscout_mmol: bool,
 }
 
 pub const DEFAULT_PUSH_DEADLINE_MS: u64 = 3_000;
@@ -232,6 +235,16 @@ impl Config {
             event_bus: non_empty("EVENT_BUS_NAME"),
             event_patient_fields: flag(&non_empty, "EVENT_PATIENT_FIELDS")?,
             read_patient_fields: flag(&non_empty, "READ_PATIENT_FIELDS")?,
+            nightscout_mmol: match non_empty("NIGHTSCOUT_UNITS").map(|u| u.to_ascii_lowercase()).as_deref() {
+                None | Some("mg/dl") => false,
+                Some("mmol") => true,
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        var: "NIGHTSCOUT_UNITS",
+                        reason: "expected mg/dl or mmol".into(),
+                    });
+                }
+            },
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod aws;
 pub mod config;
 pub mod cursor;
+pub mod follow;
 pub mod gaps;
 pub mod ids;
 pub mod metrics;

@@ -22,6 +22,25 @@ impl Default for SourceZone {
     }
 }
 
+impl SourceZone {
+    /// The zone's IANA name, as clients that take one want it: the name itself, or for a
+    /// whole-hour offset the `Etc/GMT` zone of that offset (POSIX signs: +08:00 is
+    /// `Etc/GMT-8`). `None` for an offset no IANA zone has.
+    pub fn iana_name(&self) -> Option<String> {
+        match self {
+            SourceZone::Named(tz) => Some(tz.name().to_string()),
+            SourceZone::Fixed(o) => {
+                let s = o.local_minus_utc();
+                match (s % 3600, s / 3600) {
+                    (0, 0) => Some("UTC".to_string()),
+                    (0, h) if (-12..=14).contains(&h) => Some(format!("Etc/GMT{:+}", -h)),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("expected an offset like +08:00 or an IANA zone name like Asia/Shanghai")]
 pub struct BadZone;

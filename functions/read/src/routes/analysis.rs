@@ -4,7 +4,6 @@
 use super::{MAX_READINGS_IN_MEMORY, RangeHeader};
 use crate::ReadService;
 use crate::error::ReadError;
-use crate::paging::{self, Side};
 use crate::params::{self, DAY_MS};
 use cgm_edge::{Answer, Params, reply};
 use cgm_shared::cursor::{self, CursorPayload, QueryHash, read_pair};
@@ -12,6 +11,7 @@ use cgm_shared::gaps::{self, Gap, Neighbour};
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::metrics::{self, round_to};
 use cgm_shared::rollup::{self, Period, Piece};
+use cgm_shared::store::reads::paging::{self, Side};
 use cgm_shared::store::reads::{ReadStore, StoredReading};
 use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
 use cgm_shared::store::sensors::SensorStore;

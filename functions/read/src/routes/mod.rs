@@ -1,12 +1,12 @@
 //! The read routes, one module per family: `readings` (JSON and CSV pages), `analysis`
-//! (gaps and summary), `chart` (the day chart), `nightscout` (follower tokens and the feed),
+//! (gaps and summary), `chart` (the day chart), `follow_tokens` (the Nightscout followers' tokens),
 //! `sensors` (the ward's sensors and alerts).
 //! Each is an `impl ReadService` block; every JSON reply is a `Serialize` type here, so a
 //! field cannot change by accident.
 
 mod analysis;
 mod chart;
-mod nightscout;
+mod follow_tokens;
 mod readings;
 mod sensors;
 

@@ -3,12 +3,12 @@
 use super::{PAGE_BUDGET_BYTES, PAGE_TIME_BUDGET};
 use crate::ReadService;
 use crate::error::{ReadError, bad};
-use crate::paging;
 use crate::params::{self, Format};
 use crate::text::csv_field;
 use cgm_edge::{Answer, Params, reply};
 use cgm_shared::cursor::{self, CursorPayload, QueryHash};
 use cgm_shared::ids::{DeviceSn, TestId};
+use cgm_shared::store::reads::paging;
 use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
 use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::sensors::SensorStore;

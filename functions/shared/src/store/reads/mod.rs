@@ -9,6 +9,7 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod paging;
 
 use super::StoreError;
 use crate::ids::{DeviceSn, TestId};

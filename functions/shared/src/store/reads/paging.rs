@@ -5,10 +5,10 @@
 //! A page ends on a reading; the cursor is that reading's index key, so the next page starts
 //! right after it and paging to the end returns each reading exactly once.
 
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::StoreError;
-use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
-use cgm_shared::time::{TimeRange, Timestamp};
+use crate::ids::DeviceSn;
+use crate::store::StoreError;
+use crate::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
+use crate::time::{TimeRange, Timestamp};
 use std::time::Instant;
 
 /// Readings evaluated per index call at least: a call costs a round trip whatever its size,
@@ -58,7 +58,7 @@ pub async fn fill_page<S: ReadStore, T>(
     }
 }
 
-pub use cgm_shared::store::reads::{ReadAllError, read_all};
+pub use crate::store::reads::{ReadAllError, read_all};
 
 /// The nearest reading strictly before `before_ms` or strictly after `after_ms` (whichever is
 /// given), of any validity: the anchors of a hole that crosses a range's ends.
@@ -86,8 +86,8 @@ pub enum Side {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgm_shared::store::reads::memory::MemoryReadStore;
-    use cgm_shared::time::TimeRange;
+    use crate::store::reads::memory::MemoryReadStore;
+    use crate::time::TimeRange;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 

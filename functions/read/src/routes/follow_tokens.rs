@@ -1,33 +1,24 @@
-//! The Nightscout feed and its follower tokens: `POST` and `DELETE
-//! /devices/{device_sn}/follow-tokens[/{token_id}]` (IAM), and `GET /api/v1/entries.json`
-//! (and `/entries/sgv.json`), which a follower reads with its token.
+//! Follower tokens: `POST`, `GET` and `DELETE /devices/{device_sn}/follow-tokens[/{token_id}]`
+//! (IAM). A follower presents one to the Nightscout function (`functions/nightscout`) to read
+//! one device's feed.
 
-use super::{PAGE_BUDGET_BYTES, PAGE_TIME_BUDGET};
 use crate::ReadService;
 use crate::error::{ReadError, bad};
-use crate::follow;
-use crate::nightscout;
-use crate::paging;
 use cgm_edge::{Answer, Params, reply};
+use cgm_shared::follow;
 use cgm_shared::ids::{DeviceSn, clip_for_log};
 use cgm_shared::sensitive::Sensitive;
-use cgm_shared::store::reads::{FollowToken, ReadStore, ReadingQuery};
+use cgm_shared::store::reads::{FollowToken, ReadStore};
 use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::sensors::SensorStore;
-use cgm_shared::time::{TimeRange, Timestamp};
-use lambda_http::http::{HeaderValue, StatusCode};
+use cgm_shared::time::Timestamp;
+use lambda_http::http::StatusCode;
 use serde::Serialize;
-use std::time::Instant;
-
-pub const ENTRIES_DEFAULT_COUNT: usize = 10;
-pub const ENTRIES_MAX_COUNT: usize = 1_000;
 
 /// A new token lives this long unless `expires_in` says otherwise.
 pub const DEFAULT_TOKEN_LIFE_S: i64 = 90 * 86_400;
 pub const MAX_TOKEN_LIFE_S: i64 = 366 * 86_400;
 const MAX_LABEL_CHARS: usize = 200;
-/// `lastUsedAt` is written at most this often, not on every poll.
-const LAST_USED_RESOLUTION_MS: i64 = 3_600_000;
 
 #[derive(Debug, Serialize)]
 struct CreatedToken<'a> {
@@ -145,65 +136,6 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
         audit("follow_token_revoked", token_id, &sn, caller);
         let body = RevokedToken { token_id, device_sn: &sn, revoked: true };
         Ok(Answer::new(reply::json(StatusCode::OK, &body)).token_id(clip_for_log(token_id)))
-    }
-
-    /// The live token a follower presents: `?token=`, or Nightscout's `api-secret` header
-    /// (the SHA-1 hex of the token, the token itself, or `token=<token>`). An expired token
-    /// is refused even before the table's TTL removes it.
-    pub(crate) async fn follower(&self, p: Params<'_>) -> Result<FollowToken, ReadError> {
-        let presented = p.query("token").or_else(|| p.header("api-secret")).ok_or(ReadError::Unauthorized)?;
-        let sha1 = follow::presented_sha1(presented).ok_or(ReadError::Unauthorized)?;
-        let hash = follow::secret_hash(&sha1);
-        let now = Timestamp::now();
-        let token = match self.store.find_follow_token(&hash).await? {
-            Some(t) => t,
-            // A token stored before the rehash: upgraded in place on its first use, so
-            // followers of before the upgrade keep working; 90 days from now.
-            None => self
-                .store
-                .upgrade_legacy_follow_token(&sha1, &hash, now.plus_ms(DEFAULT_TOKEN_LIFE_S * 1000))
-                .await?
-                .ok_or(ReadError::Unauthorized)?,
-        };
-        if !token.is_live(now) {
-            return Err(ReadError::Unauthorized);
-        }
-        if token.last_used_at.is_none_or(|u| now.since(u) >= LAST_USED_RESOLUTION_MS) {
-            self.store.touch_follow_token(&token.token_id, now).await?;
-        }
-        Ok(token)
-    }
-
-    pub(crate) async fn entries(&self, p: Params<'_>, started: Instant) -> Result<Answer, ReadError> {
-        let token = self.follower(p).await?;
-        let count = p.limit("count", ENTRIES_DEFAULT_COUNT, ENTRIES_MAX_COUNT)?;
-        let gte = match (p.instant("find[date][$gte]")?, p.instant("find[date][$gt]")?) {
-            (Some(a), Some(b)) => Some(a.max(b.saturating_add(1))),
-            (a, b) => a.or(b.map(|b| b.saturating_add(1))),
-        };
-        let lte = match (p.instant("find[date][$lte]")?, p.instant("find[date][$lt]")?) {
-            (Some(a), Some(b)) => Some(a.min(b.saturating_sub(1))),
-            (a, b) => a.or(b.map(|b| b.saturating_sub(1))),
-        };
-        // Readings just before the period are fetched too: the oldest entry's arrow needs
-        // its previous reading.
-        let from = gte.map_or(Timestamp::MIN, |g| Timestamp(g).minus_ms(cgm_shared::trend::TREND_WINDOW_MS));
-        let to = lte.map_or(Timestamp::MAX, Timestamp);
-        let range = match (gte, lte) {
-            (Some(g), Some(l)) if g > l => None,
-            _ => TimeRange::new(from, to),
-        }
-        .ok_or_else(|| bad("find[date] asks for an empty range"))?;
-        let q = ReadingQuery { device_sn: &token.device_sn, range, valid_only: true, newest_first: true };
-        let until = started + PAGE_TIME_BUDGET;
-        let page =
-            paging::fill_page(&self.store, &q, None, count + 1, PAGE_BUDGET_BYTES, until, |r| (r.clone(), 1)).await?;
-        let shown = page.items.iter().take_while(|r| gte.is_none_or(|g| r.measured_at.ms() >= g)).count().min(count);
-        let entries = nightscout::entries(&page.items, shown, &self.zone);
-        let mut resp = reply::json(StatusCode::OK, &entries);
-        // Followers may be web pages on another origin; the token, not a cookie, authorizes.
-        resp.headers_mut().insert("access-control-allow-origin", HeaderValue::from_static("*"));
-        Ok(Answer::new(resp).items(shown).device_sn(token.device_sn.as_str()).token_id(token.token_id))
     }
 }
 

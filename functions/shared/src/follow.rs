@@ -7,8 +7,8 @@
 //! the SHA-256 of that ([`secret_hash`]): never a value a client would send, so a copy of the
 //! table (an export, a restore) opens no feed.
 
-use cgm_shared::random::{NoRandomness, random_hex};
-use cgm_shared::sensitive::Sensitive;
+use crate::random::{NoRandomness, random_hex};
+use crate::sensitive::Sensitive;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 

@@ -1,10 +1,12 @@
-//! Readings as Nightscout `sgv` entries, so followers built for Nightscout (xDrip+, the
-//! Nightscout web page, watch faces) can show iCan data.
+//! Readings as Nightscout `sgv` entries, so followers built for Nightscout (xDrip+,
+//! LoopFollow, nightguard, the Nightscout web page, watch faces) can show iCan data.
 //!
-//! Nightscout's entry: `_id`, `sgv` (mg/dL, a whole number), `date` (ms), `dateString`
-//! (ISO 8601), `type` `"sgv"`, `device`, `direction` (the trend arrow's name). The arrow
-//! comes from the rate of change against the previous reading ([`cgm_shared::trend`]). Pure
-//! functions: no storage, no HTTP.
+//! Nightscout's entry as uploaders write it: `_id`, `type` `"sgv"`, `sgv` (mg/dL, a whole
+//! number), `date` (ms), `dateString` and `sysTime` (ISO 8601, UTC), `utcOffset` (minutes),
+//! `direction` (the trend arrow's name, always present: some followers skip an entry
+//! without one), `delta` (mg/dL over 5 minutes, when the previous reading is recent enough),
+//! `noise` and `device`. Arrow and delta come from the rate of change against the previous
+//! reading ([`cgm_shared::trend`]). Pure functions: no storage, no HTTP.
 
 use cgm_shared::metrics::MG_DL_PER_MMOL;
 use cgm_shared::store::reads::StoredReading;
@@ -36,31 +38,36 @@ pub struct Entry {
     pub sys_time: String,
     pub utc_offset: i32,
     pub direction: &'static str,
+    /// mg/dL, the rate against the previous reading scaled to 5 minutes, as Nightscout's
+    /// `bgnow` scales it; absent without a previous reading within the trend window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<f64>,
+    /// Nightscout's noise level: 1 (clean). Only readings the sensor marked valid are served.
+    pub noise: u8,
     pub device: String,
 }
 
-/// Entries for the first `shown` of `readings`, newest first as given. Each reading's previous
-/// one is the next in the list, so readings after the first `shown` (the caller fetched one
-/// more, or some just before the period) only give the oldest entry its arrow.
-pub fn entries(readings: &[StoredReading], shown: usize, zone: &SourceZone) -> Vec<Entry> {
-    (0..shown.min(readings.len()))
-        .map(|i| {
-            let r = &readings[i];
-            let date_string = r.measured_at.utc_text().unwrap_or_default();
-            let utc_offset = r.measured_at.to_datetime().map_or(0, |at| zone.offset_at(at).local_minus_utc() / 60);
-            Entry {
-                id: r.test_id.to_string(),
-                kind: "sgv",
-                sgv: sgv(r.mmol),
-                date: r.measured_at.ms(),
-                sys_time: date_string.clone(),
-                date_string,
-                utc_offset,
-                direction: direction(rate(r, readings.get(i + 1))),
-                device: format!("iCan {}", r.device_sn),
-            }
-        })
-        .collect()
+/// Minutes Nightscout's delta is scaled to.
+const DELTA_MINUTES: f64 = 5.0;
+
+/// The entry of `r`, its trend against `previous` (the reading before it, if any).
+pub fn entry(r: &StoredReading, previous: Option<&StoredReading>, zone: &SourceZone) -> Entry {
+    let date_string = r.measured_at.utc_text().unwrap_or_default();
+    let utc_offset = r.measured_at.to_datetime().map_or(0, |at| zone.offset_at(at).local_minus_utc() / 60);
+    let rate = rate(r, previous);
+    Entry {
+        id: r.test_id.to_string(),
+        kind: "sgv",
+        sgv: sgv(r.mmol),
+        date: r.measured_at.ms(),
+        sys_time: date_string.clone(),
+        date_string,
+        utc_offset,
+        direction: direction(rate),
+        delta: rate.map(|m| (m * DELTA_MINUTES * 1000.0).round() / 1000.0),
+        noise: 1,
+        device: format!("iCan {}", r.device_sn),
+    }
 }
 
 #[cfg(test)]
@@ -125,20 +132,20 @@ mod tests {
     }
 
     #[test]
-    fn entries_newest_first_with_the_extra_reading_as_context_only() {
-        let readings = [reading("c", 360_000, 5.0), reading("b", 180_000, 5.0), reading("a", 0, 4.0)];
-        let e: Vec<serde_json::Value> =
-            entries(&readings, 2, &SourceZone::default()).iter().map(|e| serde_json::to_value(e).unwrap()).collect();
-        assert_eq!(e.len(), 2);
-        assert_eq!(e[0]["_id"], "c");
-        assert_eq!(e[0]["type"], "sgv");
-        assert_eq!(e[0]["direction"], "Flat");
-        // 1.0 mmol/L in 3 min = 6.005 mg/dL/min.
-        assert_eq!(e[1]["direction"], "DoubleUp");
-        assert_eq!(e[1]["dateString"], "1970-01-01T00:03:00.000Z");
-        assert_eq!(e[1]["sysTime"], "1970-01-01T00:03:00.000Z");
-        assert_eq!(e[1]["utcOffset"], 480);
-        assert_eq!(e[1]["device"], "iCan SN1");
-        assert_eq!(entries(&readings, 3, &SourceZone::default())[2].direction, "NONE");
+    fn an_entry_carries_what_followers_read() {
+        let (now, before) = (reading("c", 360_000, 5.0), reading("b", 180_000, 4.0));
+        let e = serde_json::to_value(entry(&now, Some(&before), &SourceZone::default())).unwrap();
+        assert_eq!((e["_id"].as_str(), e["type"].as_str()), (Some("c"), Some("sgv")));
+        assert_eq!(e["sgv"], 90);
+        // 1.0 mmol/L in 3 min = 6.005 mg/dL/min, 30.027 over 5 minutes.
+        assert_eq!(e["direction"], "DoubleUp");
+        assert_eq!(e["delta"].as_f64(), Some(30.027));
+        assert_eq!(e["dateString"], "1970-01-01T00:06:00.000Z");
+        assert_eq!(e["sysTime"], "1970-01-01T00:06:00.000Z");
+        assert_eq!((e["utcOffset"].as_i64(), e["noise"].as_i64()), (Some(480), Some(1)));
+        assert_eq!(e["device"], "iCan SN1");
+        let alone = serde_json::to_value(entry(&now, None, &SourceZone::default())).unwrap();
+        assert_eq!(alone["direction"], "NONE", "always a direction");
+        assert!(alone.get("delta").is_none(), "no delta without a previous reading: {alone}");
     }
 }

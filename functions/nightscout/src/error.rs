@@ -1,0 +1,60 @@
+//! The Nightscout function's one error, and the one place each becomes a status and a body
+//! in Nightscout's own shape (`{"status", "message"}`; a 401 as Nightscout's
+//! `lib/authorization` answers it, with `description`).
+
+use cgm_edge::{Api, BadRequest, reply};
+use cgm_shared::store::StoreError;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    /// The caller's input; the message says what is wrong and never echoes a token.
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
+    /// No live follower token was presented.
+    #[error("missing, wrong, expired or revoked follower token")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+    /// What the feed cannot serve, said plainly (Socket.IO).
+    #[error("{0}")]
+    NotServed(&'static str),
+}
+
+pub fn bad(msg: impl Into<String>) -> NsError {
+    NsError::BadRequest(BadRequest::new(msg))
+}
+
+pub struct NightscoutApi;
+
+impl Api for NightscoutApi {
+    const NAME: &'static str = "nightscout";
+    type Error = NsError;
+
+    fn error_reply(e: &NsError) -> Response<Body> {
+        match e {
+            NsError::BadRequest(m) => reply::status_message(StatusCode::BAD_REQUEST, &m.0),
+            NsError::Unauthorized => reply::json(
+                StatusCode::UNAUTHORIZED,
+                &json!({"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}),
+            ),
+            NsError::NotFound(what) => reply::status_message(StatusCode::NOT_FOUND, &format!("{what} not found")),
+            NsError::Store(_) => {
+                reply::status_message(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later")
+            }
+            NsError::NotServed(why) => reply::status_message(StatusCode::NOT_IMPLEMENTED, why),
+        }
+    }
+
+    fn deadline_reply(after: Duration) -> Response<Body> {
+        reply::status_message(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the answer took longer than {} s", after.as_secs()),
+        )
+    }
+}

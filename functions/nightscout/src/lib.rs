@@ -1,0 +1,133 @@
+//! The Nightscout follower API for one device per follower token: what Nightscout serves its
+//! followers (xDrip+, LoopFollow, nightguard, client libraries), as its source defines it
+//! (nightscout/cgm-remote-monitor; `../shared/reference/nightscout.md` has the facts we rely
+//! on):
+//!
+//! - `GET /api/v1/entries`, `/entries/sgv`, `/entries/current` (each also with `.json`):
+//!   `sgv` entries newest first, `count` (default 10), `find[...]` filters ([`find`]),
+//!   `If-Modified-Since`;
+//! - `GET /api/v1/status(.json)`: the server's status and settings;
+//! - the calls followers make around the entries, answered as a server without them would:
+//!   empty treatments and device status, and no profile but a default one where a client
+//!   needs one.
+//!
+//! Authentication as Nightscout accepts it ([`auth`]): `?secret=`, else the `api-secret`
+//! header (the SHA-1 hex of the token, the token, or `token=<token>`), else `?token=`. Open
+//! routes in the stack (no IAM): the token is the only key, and this function can read
+//! nothing but the readings index's measurement fields and the follower tokens.
+
+pub mod auth;
+pub mod entries;
+pub mod error;
+pub mod find;
+mod routes;
+
+use cgm_edge::{Answer, Frame, HttpService};
+use cgm_shared::aws::{self, CallLimits};
+use cgm_shared::config::Config;
+use cgm_shared::store::reads::ReadStore;
+use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::time::SourceZone;
+use error::{NightscoutApi, NsError};
+use lambda_http::{Body, Request, Response};
+use std::time::{Duration, Instant};
+
+/// Every route answers inside API Gateway's 30 s and the function's 28 s timeout.
+const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
+
+pub struct NightscoutService<S> {
+    store: S,
+    zone: SourceZone,
+    /// `NIGHTSCOUT_UNITS=mmol`: what the status tells followers to display.
+    mmol: bool,
+}
+
+/// Which route a request is, from API Gateway's route key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Entries,
+    Current,
+    Status,
+    /// Treatments and device status: none are kept, so an empty list.
+    Empty,
+    Profiles,
+    CurrentProfile,
+    SocketIo,
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Route> {
+        let p = path.strip_suffix(".json").unwrap_or(path);
+        Some(match p {
+            "/api/v1/entries" | "/api/v1/entries/sgv" => Route::Entries,
+            "/api/v1/entries/current" => Route::Current,
+            "/api/v1/status" => Route::Status,
+            "/api/v1/treatments" | "/api/v1/devicestatus" => Route::Empty,
+            "/api/v1/profile" | "/api/v1/profiles" => Route::Profiles,
+            "/api/v1/profile/current" => Route::CurrentProfile,
+            _ if path.starts_with("/socket.io") => Route::SocketIo,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Entries => "entries",
+            Route::Current => "entries_current",
+            Route::Status => "status",
+            Route::Empty => "empty",
+            Route::Profiles => "profiles",
+            Route::CurrentProfile => "profile_current",
+            Route::SocketIo => "socket_io",
+        }
+    }
+}
+
+impl<S: ReadStore> HttpService for NightscoutService<S> {
+    /// Answers one request. Never fails: every outcome is a reply with a status.
+    async fn handle(&self, req: Request) -> Response<Body> {
+        let frame = Frame::start(&req);
+        let path = frame.meta().route_path().to_string();
+        let Some(route) = Route::of(&path) else {
+            return frame.finish::<NightscoutApi>("unknown", Err(NsError::NotFound("route").into()));
+        };
+        let started = frame.started();
+        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, &path, started)).await;
+        frame.finish::<NightscoutApi>(route.name(), result)
+    }
+}
+
+impl<S: ReadStore> NightscoutService<S> {
+    pub fn new(store: S, zone: SourceZone, mmol: bool) -> Self {
+        Self { store, zone, mmol }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    async fn route(&self, route: Route, req: &Request, path: &str, started: Instant) -> Result<Answer, NsError> {
+        let p = cgm_edge::Params::of(req);
+        match route {
+            Route::Entries => self.entries(p, started, false).await,
+            Route::Current => self.entries(p, started, true).await,
+            Route::Status => self.status(p).await,
+            Route::Empty => self.empty(p, path).await,
+            Route::Profiles => self.profiles(p, false).await,
+            Route::CurrentProfile => self.profiles(p, true).await,
+            Route::SocketIo => Err(NsError::NotServed(
+                "Socket.IO is not served: this feed answers the REST API only; turn the follower's socket \
+                 (\"websocket\", \"real-time\") setting off",
+            )),
+        }
+    }
+}
+
+/// Builds the service the way a cold start does: one DynamoDB client for the process. It
+/// holds no secret.
+pub async fn from_config(cfg: &Config) -> NightscoutService<DynamoReadStore> {
+    let sdk = aws::sdk_config(cfg).await;
+    let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
+    let store = DynamoReadStore::new(client, cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
+    NightscoutService::new(store, cfg.source_timezone, cfg.nightscout_mmol)
+}
