@@ -5,7 +5,7 @@
 #
 #   tools/install.sh dynamodb-local   DynamoDB Local (the official AWS engine, run by Java 17)
 #   tools/install.sh sam              one Python venv with aws-sam-cli, cfn-lint, cargo-lambda, ziglang,
-#                                     openapi-spec-validator
+#                                     openapi-spec-validator, py-nightscout (a Nightscout client)
 #   tools/install.sh qemu             qemu-user-static and Debian's arm64 C library, to run the
 #                                     arm64 bootstraps on an x86_64 machine (Debian's apt, as root)
 #   tools/install.sh all              all of these, plus the aarch64 target
@@ -36,8 +36,9 @@ dynamodb_local() {
 
 # Pinned so that a CI run next month lints with the rules this template (and docs/openapi.yaml)
 # was checked with.
+# py-nightscout is a real Nightscout client library, run unchanged by the Nightscout tests.
 PY_PACKAGES=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==0.14.1
-  openapi-spec-validator==0.9.0)
+  openapi-spec-validator==0.9.0 py-nightscout==1.3.3)
 venv="$tools/venv"
 
 sam_tools() {

@@ -131,3 +131,6 @@ pub async fn from_config(cfg: &Config) -> NightscoutService<DynamoReadStore> {
     let store = DynamoReadStore::new(client, cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
     NightscoutService::new(store, cfg.source_timezone, cfg.nightscout_mmol)
 }
+
+#[cfg(test)]
+mod tests;
