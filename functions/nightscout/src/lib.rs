@@ -7,6 +7,8 @@
 //!   `sgv` entries newest first, `count` (default 10), `find[...]` filters ([`find`]),
 //!   `If-Modified-Since`;
 //! - `GET /api/v1/status(.json)`: the server's status and settings;
+//! - `GET /api/v2/properties[/names]`: `bgnow`, `delta`, `direction`, `buckets`
+//!   ([`properties`]);
 //! - the calls followers make around the entries, answered as a server without them would:
 //!   empty treatments and device status, and no profile but a default one where a client
 //!   needs one.
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod entries;
 pub mod error;
 pub mod find;
+pub mod properties;
 mod routes;
 
 use cgm_edge::{Answer, Frame, HttpService};
@@ -52,6 +55,7 @@ enum Route {
     Empty,
     Profiles,
     CurrentProfile,
+    Properties,
     SocketIo,
 }
 
@@ -65,6 +69,7 @@ impl Route {
             "/api/v1/treatments" | "/api/v1/devicestatus" => Route::Empty,
             "/api/v1/profile" | "/api/v1/profiles" => Route::Profiles,
             "/api/v1/profile/current" => Route::CurrentProfile,
+            "/api/v2/properties" | "/api/v2/properties/{names}" => Route::Properties,
             _ if path.starts_with("/socket.io") => Route::SocketIo,
             _ => return None,
         })
@@ -78,6 +83,7 @@ impl Route {
             Route::Empty => "empty",
             Route::Profiles => "profiles",
             Route::CurrentProfile => "profile_current",
+            Route::Properties => "properties",
             Route::SocketIo => "socket_io",
         }
     }
@@ -115,6 +121,7 @@ impl<S: ReadStore> NightscoutService<S> {
             Route::Empty => self.empty(p, path).await,
             Route::Profiles => self.profiles(p, false).await,
             Route::CurrentProfile => self.profiles(p, true).await,
+            Route::Properties => self.properties(p, started).await,
             Route::SocketIo => Err(NsError::NotServed(
                 "Socket.IO is not served: this feed answers the REST API only; turn the follower's socket \
                  (\"websocket\", \"real-time\") setting off",

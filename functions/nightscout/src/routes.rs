@@ -229,6 +229,20 @@ impl<S: ReadStore> NightscoutService<S> {
         Ok(a)
     }
 
+    /// Nightscout's computed properties of the newest readings, those named in the path
+    /// (`/api/v2/properties/bgnow,delta`) or all it can compute.
+    pub(crate) async fn properties(&self, p: Params<'_>, started: Instant) -> Result<Answer, NsError> {
+        only(&p, &[], false)?;
+        let token = self.follower(&p).await?;
+        let names: Option<Vec<&str>> = p.path("names").ok().map(|n| n.split(',').map(str::trim).collect());
+        // Four 5-minute buckets back from the newest: 30 readings cover them at any interval.
+        let entries = self.gather(&token, &EntryFilter::default(), 30, started + ENTRIES_TIME_BUDGET).await?;
+        let body = crate::properties::properties(&entries, names.as_deref(), self.mmol);
+        let mut resp = reply::json(StatusCode::OK, &body);
+        cors(&mut resp);
+        Ok(Answer::new(resp).items(body.len()).device_sn(token.device_sn.as_str()).token_id(token.token_id))
+    }
+
     /// Treatments and device status: this feed keeps none, so `[]` for any filter.
     pub(crate) async fn empty(&self, p: Params<'_>, _path: &str) -> Result<Answer, NsError> {
         only(&p, &["count"], true)?;

@@ -213,3 +213,29 @@ async fn status_and_the_calls_around_the_entries() {
     assert_eq!(status, 501);
     assert!(body["message"].as_str().unwrap().contains("Socket.IO is not served"), "{body}");
 }
+
+#[tokio::test]
+async fn properties_as_nightguard_reads_them() {
+    let svc = service().await;
+    let path_req = |path: &str, names: Option<&str>| {
+        let route = if names.is_some() { "/api/v2/properties/{names}" } else { "/api/v2/properties" };
+        let e = json!({
+            "version": "2.0", "routeKey": format!("GET {route}"), "rawPath": path, "rawQueryString": format!("token={TOKEN}"),
+            "headers": {}, "queryStringParameters": {"token": TOKEN},
+            "pathParameters": names.map_or(json!({}), |n| json!({"names": n})),
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": format!("GET {route}"), "stage": "$default", "timeEpoch": 1},
+            "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&e.to_string()).unwrap()
+    };
+    let (status, p) = call(&svc, path_req("/api/v2/properties", None)).await;
+    assert_eq!(status, 200, "{p}");
+    // nightguard reads bgnow.sgvs[0].direction, delta.display and delta.mgdl.
+    assert!(p["bgnow"]["sgvs"][0]["direction"].is_string(), "{p}");
+    assert!(p["delta"]["display"].is_string() && p["delta"]["mgdl"].is_i64(), "{p}");
+    assert!(p.get("iob").is_none() && p.get("upbat").is_none());
+    let (_, some) = call(&svc, path_req("/api/v2/properties/bgnow,iob", Some("bgnow,iob"))).await;
+    assert_eq!(some.as_object().unwrap().keys().collect::<Vec<_>>(), ["bgnow"]);
+}
