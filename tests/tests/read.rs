@@ -44,7 +44,7 @@ impl Env {
         let cfg = stack.config(&[]);
         let push = Arc::new(cgm_push::from_config(&cfg).await.expect("push service"));
         let read = cgm_read::from_config(&cfg).await;
-        let nightscout = cgm_nightscout::from_config(&cfg).await;
+        let nightscout = cgm_nightscout::from_config(&cfg).await.expect("nightscout service");
         Env { stack, push, read, nightscout }
     }
 

@@ -23,6 +23,7 @@ const TOKEN: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0f
 const SIGV4: &str = "AWS4-HMAC-SHA256 Credential=CANARY-AKID/20261201/cn-north-1/execute-api/aws4_request, \
                      SignedHeaders=host;x-amz-date, Signature=CANARY-SIGNATURE-77aa";
 const SESSION: &str = "CANARY-SESSION-TOKEN-IQoJb3JpZ2lu";
+const JWT_KEY: &str = "CANARY-JWT-SIGNING-KEY-0123456789abcdef";
 const PERSONAL: [(&str, &str); 5] = [
     ("idCard", "CANARY-IDCARD-430424"),
     ("patientName", "CANARY-NAME-李雷"),
@@ -139,8 +140,9 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         stack.table_vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect::<Vec<_>>();
     env.push(("DYNAMODB_ENDPOINT", stack.endpoint.clone()));
     // Inside Lambda the push key comes from SSM, read at cold start: from a stand-in here.
-    let ssm = FakeSsm::start(&[("/canary/push-key", KEY)]).await;
+    let ssm = FakeSsm::start(&[("/canary/push-key", KEY), ("/canary/jwt-key", JWT_KEY)]).await;
     env.push(("PUSH_KEY_PARAM", "/canary/push-key".to_string()));
+    env.push(("NIGHTSCOUT_JWT_KEY_PARAM", "/canary/jwt-key".to_string()));
     env.push(("AWS_ENDPOINT_URL_SSM", ssm.url.clone()));
     env.push(("PARTNER_API_BASE_URL", cgm_tests::net::refused_url()));
     let push = vec![
@@ -160,6 +162,14 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
     let nightscout = vec![
         event("GET /api/v1/entries.json", "/api/v1/entries.json", json!({}), &format!("token={TOKEN}&count=5"), ""),
         event("GET /api/v1/status.json", "/api/v1/status.json", json!({}), &format!("secret={TOKEN}"), ""),
+        // The token in the path, as Nightscout's access-token exchange takes it.
+        event(
+            "GET /api/v2/authorization/request/{token}",
+            &format!("/api/v2/authorization/request/{TOKEN}"),
+            json!({"token": TOKEN}),
+            "",
+            "",
+        ),
     ];
     let read = vec![event(
         "GET /devices/{device_sn}/readings",
@@ -173,7 +183,7 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         ("RUST_LOG", "trace,lambda_runtime=trace,lambda_http=trace,aws_smithy_runtime=trace,hyper=trace".to_string()),
     ];
     let mut canaries: Vec<&str> =
-        vec![KEY, "CANARY-WRONG-KEY", TOKEN, "CANARY-AKID", "CANARY-SIGNATURE", SESSION, "CANARY-UID-9"];
+        vec![KEY, "CANARY-WRONG-KEY", TOKEN, "CANARY-AKID", "CANARY-SIGNATURE", SESSION, "CANARY-UID-9", JWT_KEY];
     canaries.extend(PERSONAL.iter().map(|(_, v)| *v));
     let check = |function: &str, level: &(&str, String), out: &str, message: &str| {
         assert!(

@@ -13,8 +13,9 @@
 //!   empty treatments and device status, and no profile but a default one where a client
 //!   needs one.
 //!
-//! Authentication as Nightscout accepts it ([`auth`]): `?secret=`, else the `api-secret`
-//! header (the SHA-1 hex of the token, the token, or `token=<token>`), else `?token=`. Open
+//! Authentication as Nightscout accepts it ([`auth`]): `Authorization: Bearer <JWT>` (from
+//! `GET /api/v2/authorization/request/{token}`, [`jwt`]), `?secret=`, else the `api-secret`
+//! header (the SHA-1 hex of the token, the token, or `token=<token>`), and `?token=`. Open
 //! routes in the stack (no IAM): the token is the only key, and this function can read
 //! nothing but the readings index's measurement fields and the follower tokens.
 
@@ -22,12 +23,13 @@ pub mod auth;
 pub mod entries;
 pub mod error;
 pub mod find;
+pub mod jwt;
 pub mod properties;
 mod routes;
 
 use cgm_edge::{Answer, Frame, HttpService};
 use cgm_shared::aws::{self, CallLimits};
-use cgm_shared::config::Config;
+use cgm_shared::config::{Config, ConfigError};
 use cgm_shared::store::reads::ReadStore;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::time::SourceZone;
@@ -43,6 +45,8 @@ pub struct NightscoutService<S> {
     zone: SourceZone,
     /// `NIGHTSCOUT_UNITS=mmol`: what the status tells followers to display.
     mmol: bool,
+    /// The JWT signing key (`NIGHTSCOUT_JWT_KEY[_PARAM]`); none, no JWT is issued or taken.
+    jwt: Option<jwt::JwtKeys>,
 }
 
 /// Which route a request is, from API Gateway's route key.
@@ -56,6 +60,7 @@ enum Route {
     Profiles,
     CurrentProfile,
     Properties,
+    AuthRequest,
     SocketIo,
 }
 
@@ -70,6 +75,7 @@ impl Route {
             "/api/v1/profile" | "/api/v1/profiles" => Route::Profiles,
             "/api/v1/profile/current" => Route::CurrentProfile,
             "/api/v2/properties" | "/api/v2/properties/{names}" => Route::Properties,
+            "/api/v2/authorization/request/{token}" => Route::AuthRequest,
             _ if path.starts_with("/socket.io") => Route::SocketIo,
             _ => return None,
         })
@@ -84,6 +90,7 @@ impl Route {
             Route::Profiles => "profiles",
             Route::CurrentProfile => "profile_current",
             Route::Properties => "properties",
+            Route::AuthRequest => "authorization_request",
             Route::SocketIo => "socket_io",
         }
     }
@@ -105,7 +112,12 @@ impl<S: ReadStore> HttpService for NightscoutService<S> {
 
 impl<S: ReadStore> NightscoutService<S> {
     pub fn new(store: S, zone: SourceZone, mmol: bool) -> Self {
-        Self { store, zone, mmol }
+        Self { store, zone, mmol, jwt: None }
+    }
+
+    /// The same, issuing and accepting JWTs signed with `keys`.
+    pub fn with_jwt(self, keys: jwt::JwtKeys) -> Self {
+        Self { jwt: Some(keys), ..self }
     }
 
     pub fn store(&self) -> &S {
@@ -122,6 +134,7 @@ impl<S: ReadStore> NightscoutService<S> {
             Route::Profiles => self.profiles(p, false).await,
             Route::CurrentProfile => self.profiles(p, true).await,
             Route::Properties => self.properties(p, started).await,
+            Route::AuthRequest => self.authorization_request(p).await,
             Route::SocketIo => Err(NsError::NotServed(
                 "Socket.IO is not served: this feed answers the REST API only; turn the follower's socket \
                  (\"websocket\", \"real-time\") setting off",
@@ -130,13 +143,29 @@ impl<S: ReadStore> NightscoutService<S> {
     }
 }
 
-/// Builds the service the way a cold start does: one DynamoDB client for the process. It
-/// holds no secret.
-pub async fn from_config(cfg: &Config) -> NightscoutService<DynamoReadStore> {
+/// Builds the service the way a cold start does: the JWT key (from `NIGHTSCOUT_JWT_KEY` or
+/// the SSM parameter `NIGHTSCOUT_JWT_KEY_PARAM` names) once, and one DynamoDB client.
+pub async fn from_config(cfg: &Config) -> Result<NightscoutService<DynamoReadStore>, ConfigError> {
     let sdk = aws::sdk_config(cfg).await;
+    let key = aws::resolve_secret(&sdk, &cfg.nightscout_jwt_key, "NIGHTSCOUT_JWT_KEY_PARAM").await?;
+    if let Some(k) = &key
+        && k.expose().chars().count() < jwt::MIN_KEY_CHARS
+    {
+        return Err(ConfigError::Invalid {
+            var: "NIGHTSCOUT_JWT_KEY_PARAM",
+            reason: format!("the JWT signing key must be at least {} characters", jwt::MIN_KEY_CHARS),
+        });
+    }
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
     let store = DynamoReadStore::new(client, cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
-    NightscoutService::new(store, cfg.source_timezone, cfg.nightscout_mmol)
+    let service = NightscoutService::new(store, cfg.source_timezone, cfg.nightscout_mmol);
+    Ok(match key {
+        Some(k) => service.with_jwt(
+            jwt::JwtKeys::new(k.expose(), cfg.nightscout_jwt_hours)
+                .map_err(|reason| ConfigError::Invalid { var: "NIGHTSCOUT_JWT_KEY_PARAM", reason })?,
+        ),
+        None => service,
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let service =
-        cgm_shared::startup::cold_start(|cfg| async move { Ok(cgm_nightscout::from_config(&cfg).await) }).await?;
+    let service = cgm_shared::startup::cold_start(|cfg| async move { cgm_nightscout::from_config(&cfg).await }).await?;
     cgm_edge::run(&service).await
 }

@@ -66,8 +66,16 @@ fn http_date(v: &str) -> Option<i64> {
 impl<S: ReadStore> NightscoutService<S> {
     /// The live token a request presents, or 401.
     pub(crate) async fn follower(&self, p: &Params<'_>) -> Result<FollowToken, NsError> {
-        let Presented::Candidates(candidates) = auth::presented(p) else { return Err(NsError::Unauthorized) };
         let now = Timestamp::now();
+        // A Bearer JWT this stack signed, whose follower token still exists and is live.
+        if let (Some(jwt), Some(keys)) = (auth::bearer(p), &self.jwt)
+            && let Some(claims) = keys.verify(jwt)
+            && let Some(token) = self.store.get_follow_token(&claims.sub).await?
+            && token.is_live(now)
+        {
+            return Ok(token);
+        }
+        let Presented::Candidates(candidates) = auth::presented(p) else { return Err(NsError::Unauthorized) };
         for sha1 in candidates {
             let hash = follow::secret_hash(&sha1);
             let token = match self.store.find_follow_token(&hash).await? {
@@ -190,9 +198,16 @@ impl<S: ReadStore> NightscoutService<S> {
             }
         }
         let now = Timestamp::now();
+        // As Nightscout's: the presented token resolved, with a JWT for it when JWTs are on.
         let authorized = token.as_ref().map(|t| {
-            json!({"sub": t.token_id, "permissionGroups": [["api:entries:read", "api:status:read"]],
-                   "iat": now.ms() / 1000, "exp": t.expires_at.ms() / 1000})
+            let jwt =
+                self.jwt.as_ref().and_then(|k| k.issue(&t.token_id, now.ms() / 1000, t.expires_at.ms() / 1000).ok());
+            let (exp, jwt) = match jwt {
+                Some((j, c)) => (c.exp, Some(j)),
+                None => (t.expires_at.ms() / 1000, None),
+            };
+            json!({"token": jwt, "sub": t.token_id, "permissionGroups": [crate::jwt::PERMISSIONS],
+                   "iat": now.ms() / 1000, "exp": exp})
         });
         let body = json!({
             "status": "ok",
@@ -227,6 +242,36 @@ impl<S: ReadStore> NightscoutService<S> {
             a = a.device_sn(t.device_sn.as_str()).token_id(t.token_id);
         }
         Ok(a)
+    }
+
+    /// Exchanges a follower token (in the path, as Nightscout's access tokens are) for a JWT:
+    /// `{token, sub, permissionGroups, iat, exp}`.
+    pub(crate) async fn authorization_request(&self, p: Params<'_>) -> Result<Answer, NsError> {
+        only(&p, &[], false)?;
+        let Some(keys) = &self.jwt else {
+            return Err(NsError::NotServed(
+                "JWTs are off in this stack (NightscoutJwtKeyParameterName is empty): present the follower token itself",
+            ));
+        };
+        let presented = p.path("token").map_err(|_| NsError::Unauthorized)?;
+        let sha1 = follow::presented_sha1(presented).ok_or(NsError::Unauthorized)?;
+        let now = Timestamp::now();
+        let token = self
+            .store
+            .find_follow_token(&follow::secret_hash(&sha1))
+            .await?
+            .filter(|t| t.is_live(now))
+            .ok_or(NsError::Unauthorized)?;
+        let (jwt, claims) =
+            keys.issue(&token.token_id, now.ms() / 1000, token.expires_at.ms() / 1000).map_err(|e| {
+                tracing::error!(target: "cgm_nightscout", error = %e, "JWT not signed");
+                NsError::NotServed("a JWT could not be signed")
+            })?;
+        let body = json!({"token": jwt, "sub": claims.sub, "permissionGroups": claims.permission_groups,
+                          "iat": claims.iat, "exp": claims.exp});
+        let mut resp = reply::json(StatusCode::OK, &body);
+        cors(&mut resp);
+        Ok(Answer::new(resp).device_sn(token.device_sn.as_str()).token_id(token.token_id))
     }
 
     /// Nightscout's computed properties of the newest readings, those named in the path

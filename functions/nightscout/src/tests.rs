@@ -239,3 +239,49 @@ async fn properties_as_nightguard_reads_them() {
     let (_, some) = call(&svc, path_req("/api/v2/properties/bgnow,iob", Some("bgnow,iob"))).await;
     assert_eq!(some.as_object().unwrap().keys().collect::<Vec<_>>(), ["bgnow"]);
 }
+
+fn auth_request(token: &str) -> lambda_http::Request {
+    let route = "/api/v2/authorization/request/{token}";
+    let path = format!("/api/v2/authorization/request/{token}");
+    let e = json!({
+        "version": "2.0", "routeKey": format!("GET {route}"), "rawPath": path, "rawQueryString": "",
+        "headers": {}, "queryStringParameters": {}, "pathParameters": {"token": token},
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": format!("GET {route}"), "stage": "$default", "timeEpoch": 1},
+        "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&e.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn a_jwt_from_the_authorization_request_opens_the_feed_until_the_token_is_revoked() {
+    let svc = service().await.with_jwt(crate::jwt::JwtKeys::new("a-test-signing-key-of-at-least-32-chars", 8).unwrap());
+    let (status, auth) = call(&svc, auth_request(TOKEN)).await;
+    assert_eq!(status, 200, "{auth}");
+    assert_eq!(auth["sub"], "tid1");
+    assert_eq!(auth["permissionGroups"][0][0], "api:entries:read");
+    assert_eq!(auth["exp"].as_i64().unwrap() - auth["iat"].as_i64().unwrap(), 8 * 3600);
+    let jwt = auth["token"].as_str().unwrap().to_string();
+    assert!(!jwt.contains(TOKEN), "the JWT does not carry the follower token");
+    let bearer = json!({"authorization": format!("Bearer {jwt}")});
+    let (status, e) = call(&svc, get("/api/v1/entries.json", "count=2", bearer.clone())).await;
+    assert_eq!((status, e.as_array().map(Vec::len)), (200, Some(2)));
+    let (_, st) = call(&svc, get("/api/v1/status.json", "", bearer.clone())).await;
+    assert_eq!(st["authorized"]["sub"], "tid1");
+    assert!(st["authorized"]["token"].is_string(), "status hands out a JWT as Nightscout's does");
+
+    let forged = json!({"authorization": format!("Bearer {}x", jwt)});
+    assert_eq!(call(&svc, get("/api/v1/entries.json", "", forged)).await.0, 401);
+    assert_eq!(call(&svc, auth_request(&"0".repeat(64))).await.0, 401);
+
+    // Revoking the follower token ends its JWTs at once.
+    assert!(svc.store().delete_follow_token(&"SN1".into(), "tid1").await.unwrap());
+    assert_eq!(call(&svc, get("/api/v1/entries.json", "", bearer)).await.0, 401);
+
+    // Without a signing key the route says so and nothing is issued.
+    let plain = service().await;
+    let (status, body) = call(&plain, auth_request(TOKEN)).await;
+    assert_eq!(status, 501);
+    assert!(body["message"].as_str().unwrap().contains("JWTs are off"), "{body}");
+}

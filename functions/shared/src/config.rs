@@ -127,6 +127,12 @@ pub struct Config {
     /// `NIGHTSCOUT_UNITS`: what the Nightscout status tells followers to display, `mg/dl`
     /// (the default, as Nightscout's) or `mmol`. Entries carry mg/dL either way.
     pub nightscout_mmol: bool,
+    /// `NIGHTSCOUT_JWT_KEY` / `NIGHTSCOUT_JWT_KEY_PARAM`: the key the Nightscout feed signs
+    /// its JWTs with (HS256, at least 32 characters). Unset, the feed issues none and
+    /// accepts no Bearer token; the follower token itself still works.
+    pub nightscout_jwt_key: SecretSetting,
+    /// `NIGHTSCOUT_JWT_HOURS`: how long a JWT lives (Nightscout's default: 8).
+    pub nightscout_jwt_hours: u64,
 }
 
 pub const DEFAULT_PUSH_DEADLINE_MS: u64 = 3_000;
@@ -245,6 +251,8 @@ impl Config {
                     });
                 }
             },
+            nightscout_jwt_key: secret_setting(&non_empty, "NIGHTSCOUT_JWT_KEY", "NIGHTSCOUT_JWT_KEY_PARAM")?,
+            nightscout_jwt_hours: number("NIGHTSCOUT_JWT_HOURS", 8, 1..=168, "hours")?,
         })
     }
 }

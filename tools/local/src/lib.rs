@@ -30,7 +30,7 @@ pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shar
     map.insert("PushFunction".into(), handler(cgm_push::from_config(cfg).await?));
     map.insert("PartnerFunction".into(), handler(cgm_partner::from_config(cfg).await?));
     map.insert("ReadFunction".into(), handler(cgm_read::from_config(cfg).await));
-    map.insert("NightscoutFunction".into(), handler(cgm_nightscout::from_config(cfg).await));
+    map.insert("NightscoutFunction".into(), handler(cgm_nightscout::from_config(cfg).await?));
     Ok(map)
 }
 

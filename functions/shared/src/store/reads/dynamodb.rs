@@ -157,6 +157,10 @@ impl ReadStore for DynamoReadStore {
         Ok(item.as_ref().and_then(token_of).filter(|t| t.secret_hash == secret_hash))
     }
 
+    async fn get_follow_token(&self, token_id: &str) -> Result<Option<FollowToken>, StoreError> {
+        Ok(self.token_item(token_id).await?.as_ref().and_then(token_of))
+    }
+
     async fn upgrade_legacy_follow_token(
         &self,
         sha1_hex: &str,

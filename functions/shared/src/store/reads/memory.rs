@@ -74,6 +74,11 @@ impl ReadStore for MemoryReadStore {
         Ok(self.tokens.lock().expect("memory store lock").iter().find(|t| t.secret_hash == secret_hash).cloned())
     }
 
+    async fn get_follow_token(&self, token_id: &str) -> Result<Option<FollowToken>, StoreError> {
+        self.check()?;
+        Ok(self.tokens.lock().expect("memory store lock").iter().find(|t| t.token_id == token_id).cloned())
+    }
+
     async fn upgrade_legacy_follow_token(
         &self,
         sha1_hex: &str,

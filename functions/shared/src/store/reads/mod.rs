@@ -111,6 +111,9 @@ pub trait ReadStore: Send + Sync {
         secret_hash: &str,
     ) -> impl Future<Output = Result<Option<FollowToken>, StoreError>> + Send;
 
+    /// The token with this id, read consistently (a revoked one is gone at once).
+    fn get_follow_token(&self, token_id: &str) -> impl Future<Output = Result<Option<FollowToken>, StoreError>> + Send;
+
     /// A token stored before the rehash, by the SHA-1 hex it kept, upgraded in place on the
     /// way: its secret hash written, the SHA-1 hex removed, an expiry set. `None` when there
     /// is no such row (or another request upgraded it first).
