@@ -69,11 +69,23 @@ impl Router {
             if b.route.method != method && b.route.method != "ANY" {
                 continue;
             }
-            if b.segments.len() != parts.len() {
-                continue;
-            }
+            // A last segment `{name+}` is API Gateway's greedy variable: one or more segments.
+            let greedy = b.segments.last().and_then(|s| s.strip_prefix('{')).and_then(|s| s.strip_suffix("+}"));
             let mut params = Map::new();
-            for (seg, part) in b.segments.iter().zip(&parts) {
+            match greedy {
+                Some(name) if parts.len() >= b.segments.len() => {
+                    let rest = parts[b.segments.len() - 1..].join("/");
+                    if rest.is_empty() {
+                        continue;
+                    }
+                    params.insert(name.to_string(), Value::String(percent_decode(&rest)));
+                }
+                Some(_) => continue,
+                None if b.segments.len() != parts.len() => continue,
+                None => {}
+            }
+            let fixed = b.segments.len() - usize::from(greedy.is_some());
+            for (seg, part) in b.segments[..fixed].iter().zip(&parts) {
                 match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                     Some(name) if !part.is_empty() => {
                         params.insert(name.to_string(), Value::String(percent_decode(part)));
@@ -226,6 +238,16 @@ mod tests {
         assert!(r.find("GET", "/partner/users//glucose").is_none());
         assert!(r.find("GET", "/sinocare/cgm").is_none());
         assert!(r.find("POST", "/sinocare/cgm").is_some());
+    }
+
+    #[test]
+    fn a_greedy_variable_takes_one_or_more_segments() {
+        let routes = vec![Route { function: "F".into(), method: "GET".into(), path: "/socket.io/{proxy+}".into() }];
+        let r = Router::new(routes, &HashMap::from([("F".to_string(), handler())])).unwrap();
+        assert_eq!(r.find("GET", "/socket.io/a/b").unwrap().1["proxy"], "a/b");
+        assert_eq!(r.find("GET", "/socket.io/x").unwrap().1["proxy"], "x");
+        assert!(r.find("GET", "/socket.io/").is_none(), "not none");
+        assert!(r.find("GET", "/other/x").is_none());
     }
 
     #[test]
