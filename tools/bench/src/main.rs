@@ -61,6 +61,8 @@ enum Section {
     Reads,
     /// Lag from an acknowledged push to its alert event at 100 pushes/s; consumer throughput
     Alerts,
+    /// The Nightscout feed's entries, properties and status with a 15-day sensor stored
+    Nightscout,
 }
 
 impl Section {
@@ -95,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             Section::Size => sections::size()?,
             Section::Reads => sections::reads_at_scale(10).await?,
             Section::Alerts => sections::alerts(100, 60, 100).await?,
+            Section::Nightscout => sections::nightscout(200).await?,
         };
         let measured = format!("Measured {} on {machine}.\n\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
         let mut block = String::new();

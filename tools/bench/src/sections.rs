@@ -863,3 +863,105 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
     )?;
     Ok(o)
 }
+
+/// Figure 10: the Nightscout feed on the local stack. Release `cgm-dev` holding one 15-day
+/// sensor (7,200 readings 3 minutes apart, ending now, pushed through the push route); the
+/// entries a follower asks for, `runs` times each after a warm-up.
+pub async fn nightscout(runs: usize) -> anyhow::Result<String> {
+    const SN: &str = "BENCH-NS-15D";
+    const READINGS: usize = 15 * 480;
+    const MIN3: i64 = 180_000;
+    let endpoint = cgm_tests::endpoint();
+    let port = cgm_local::dynamodb_local::free_port()?;
+    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
+        .env("PORT", port.to_string())
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .env("PUSH_KEY", BENCH_KEY)
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(cgm_local::repo_root().join("target/bench-nightscout-cgm-dev.log"))?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
+    let ready = Instant::now();
+    while http.post(&push_url).body("{}").send().await.is_err() {
+        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..32)
+        .map(|_| {
+            let (http, url, next) = (http.clone(), push_url.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= READINGS {
+                        return anyhow::Ok(());
+                    }
+                    let at = last_at - (READINGS - 1 - i) as i64 * MIN3;
+                    let local =
+                        chrono::DateTime::from_timestamp_millis(at).expect("an instant") + chrono::Duration::hours(8);
+                    let b = seed_with(json!({
+                        "testId": format!("{SN}-{i}"), "deviceSn": SN, "serialNo": i + 1, "status": "0",
+                        "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        "testResult": format!("{:.1}", 4.0 + (i * 7 % 80) as f64 / 10.0), "increMinute": 3,
+                    }));
+                    let r = http.post(&url).header("content-type", "application/json").body(b).send().await?;
+                    anyhow::ensure!(r.status() == 200, "push {i}: {}", r.status());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    let r = http.post(format!("{base}/devices/{SN}/follow-tokens")).send().await?;
+    anyhow::ensure!(r.status() == 201, "creating a follower token: {}", r.status());
+    let token = r.json::<Value>().await?["token"].as_str().unwrap_or_default().to_string();
+
+    let cases = [
+        ("`entries.json?count=288` (a day at 5 minutes)", format!("/api/v1/entries.json?token={token}&count=288")),
+        ("`entries.json?count=2880` (xDrip+'s ask)", format!("/api/v1/entries.json?token={token}&count=2880")),
+        (
+            "`entries.json?find[date][$gt]=<1 h ago>&count=2880` (xDrip+'s poll)",
+            format!("/api/v1/entries.json?token={token}&find%5Bdate%5D%5B%24gt%5D={}&count=2880", last_at - 3_600_000),
+        ),
+        ("`/api/v2/properties` (nightguard)", format!("/api/v2/properties?token={token}")),
+        ("`/api/v1/status.json`", format!("/api/v1/status.json?token={token}")),
+    ];
+    let mut rows = Vec::new();
+    for (name, path) in &cases {
+        let mut lat = Vec::new();
+        let mut items = 0;
+        for i in 0..=runs {
+            let t = Instant::now();
+            let r = http.get(format!("{base}{path}")).send().await?;
+            anyhow::ensure!(r.status() == 200, "{name}: {}", r.status());
+            let body: Value = r.json().await?;
+            if i > 0 {
+                lat.push(t.elapsed());
+            }
+            items = body.as_array().map_or(1, Vec::len);
+        }
+        let s = summarize(&lat);
+        rows.push(format!("| {name} | {items} | {} | {} |", ms(s.median), ms(s.p99)));
+    }
+    let _ = child.kill().await;
+    let mut o = String::new();
+    writeln!(o, "### 10. Nightscout feed: one 15-day sensor, release `cgm-dev`\n")?;
+    writeln!(
+        o,
+        "{READINGS} readings pushed through the push route, then each request {runs} times after one warm-up \
+         (a follower token in `?token=`). v3 (`/api/v3/entries?limit=288`) is not served yet.\n"
+    )?;
+    writeln!(o, "| request | entries | p50 | p99 |")?;
+    writeln!(o, "|---|---|---|---|")?;
+    for r in rows {
+        writeln!(o, "{r}")?;
+    }
+    writeln!(o)?;
+    Ok(o)
+}
