@@ -40,12 +40,8 @@ fn python() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn py_nightscout_reads_entries_status_treatments_profiles_and_device_status() {
-    let stack = Stack::new().await;
-    let base = serve_locally(&stack.config(&[])).await;
-    let http = reqwest::Client::new();
-    let last_at = chrono::Utc::now().timestamp_millis() / 1000 * 1000 - 2 * MIN;
-    push_series(&http, &base, "SN-PYNS", last_at).await;
-    let token = follower_token(&http, &base, "SN-PYNS").await;
+    let (f, token, last_at) = follower_stack("SN-PYNS").await;
+    let base = f.base;
 
     let script = cgm_local::repo_root().join("tests/clients/py_nightscout_follow.py");
     let out = tokio::process::Command::new(python()).arg(&script).arg(&base).arg(&token).output().await.unwrap();

@@ -100,12 +100,11 @@ impl<S: ReadStore> HttpService for NightscoutService<S> {
     /// Answers one request. Never fails: every outcome is a reply with a status.
     async fn handle(&self, req: Request) -> Response<Body> {
         let frame = Frame::start(&req);
-        let path = frame.meta().route_path().to_string();
-        let Some(route) = Route::of(&path) else {
+        let Some(route) = Route::of(frame.meta().route_path()) else {
             return frame.finish::<NightscoutApi>("unknown", Err(NsError::NotFound("route").into()));
         };
         let started = frame.started();
-        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, &path, started)).await;
+        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
         frame.finish::<NightscoutApi>(route.name(), result)
     }
 }
@@ -124,13 +123,13 @@ impl<S: ReadStore> NightscoutService<S> {
         &self.store
     }
 
-    async fn route(&self, route: Route, req: &Request, path: &str, started: Instant) -> Result<Answer, NsError> {
+    async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, NsError> {
         let p = cgm_edge::Params::of(req);
         match route {
             Route::Entries => self.entries(p, started, false).await,
             Route::Current => self.entries(p, started, true).await,
             Route::Status => self.status(p).await,
-            Route::Empty => self.empty(p, path).await,
+            Route::Empty => self.empty(p).await,
             Route::Profiles => self.profiles(p, false).await,
             Route::CurrentProfile => self.profiles(p, true).await,
             Route::Properties => self.properties(p, started).await,

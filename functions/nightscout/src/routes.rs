@@ -289,7 +289,7 @@ impl<S: ReadStore> NightscoutService<S> {
     }
 
     /// Treatments and device status: this feed keeps none, so `[]` for any filter.
-    pub(crate) async fn empty(&self, p: Params<'_>, _path: &str) -> Result<Answer, NsError> {
+    pub(crate) async fn empty(&self, p: Params<'_>) -> Result<Answer, NsError> {
         only(&p, &["count"], true)?;
         let token = self.follower(&p).await?;
         let mut resp = reply::json(StatusCode::OK, &Vec::<Value>::new());

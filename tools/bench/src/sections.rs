@@ -33,6 +33,32 @@ fn release_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(p)
 }
 
+/// The release `cgm-dev` on a free port against the bench's DynamoDB Local, with the
+/// bench's push key, logging at `level` to `stderr` (stdout discarded unless the caller
+/// changes it): the command, for the caller to add settings and spawn, and its base URL.
+fn cgm_dev(level: &str, stderr: impl Into<Stdio>) -> anyhow::Result<(tokio::process::Command, String)> {
+    let port = cgm_local::dynamodb_local::free_port()?;
+    let mut cmd = tokio::process::Command::new(release_binary("cgm-dev")?);
+    cmd.env("PORT", port.to_string())
+        .env("DYNAMODB_ENDPOINT", cgm_tests::endpoint())
+        .env("PUSH_KEY", BENCH_KEY)
+        .env("AWS_LAMBDA_LOG_LEVEL", level)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true);
+    Ok((cmd, format!("http://127.0.0.1:{port}")))
+}
+
+/// Waits, up to a minute, until cgm-dev answers on its push route.
+async fn until_serving(http: &reqwest::Client, push_url: &str) -> anyhow::Result<()> {
+    let ready = Instant::now();
+    while http.post(push_url).body("{}").send().await.is_err() {
+        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// Figure 1: the push handler with a `lambda_http` request vs a bare conditional PutItem
 /// of the same kind of item, interleaved, same process, client and table.
 pub async fn overhead(n: usize) -> anyhow::Result<String> {
@@ -88,24 +114,11 @@ pub async fn overhead(n: usize) -> anyhow::Result<String> {
 
 /// Figure 2: the release local server under load, concurrency `c`, unique readings.
 pub async fn end_to_end(n: usize, c: usize) -> anyhow::Result<String> {
-    let endpoint = cgm_tests::endpoint();
-    let port = cgm_local::dynamodb_local::free_port()?;
-    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
-        .env("PORT", port.to_string())
-        .env("DYNAMODB_ENDPOINT", &endpoint)
-        .env("PUSH_KEY", BENCH_KEY)
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let url = format!("http://127.0.0.1:{port}/sinocare/cgm?key={BENCH_KEY}");
+    let (mut cmd, base) = cgm_dev("warn", Stdio::null())?;
+    let mut child = cmd.spawn()?;
+    let url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(c).build()?;
-    let ready = Instant::now();
-    while http.post(&url).body("{}").send().await.is_err() {
-        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_serving(&http, &url).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..c)
@@ -428,24 +441,12 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     const READINGS: usize = 90 * 480;
     const MIN3: i64 = 180_000;
     let endpoint = cgm_tests::endpoint();
-    let port = cgm_local::dynamodb_local::free_port()?;
-    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
-        .env("PORT", port.to_string())
-        .env("DYNAMODB_ENDPOINT", &endpoint)
-        .env("PUSH_KEY", BENCH_KEY)
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(cgm_local::repo_root().join("target/bench-reads-cgm-dev.log"))?)
-        .kill_on_drop(true)
-        .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(cgm_local::repo_root().join("target/bench-reads-cgm-dev.log"))?;
+    let (mut cmd, base) = cgm_dev("warn", log)?;
+    let mut child = cmd.spawn()?;
     let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
-    let ready = Instant::now();
-    while http.post(&push_url).body("{}").send().await.is_err() {
-        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_serving(&http, &push_url).await?;
     // 90 days of readings ending now; the sensor's count runs 1..=43,200, one lost in 500.
     let zone = SourceZone::default();
     let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
@@ -674,19 +675,13 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
 
     const MIN3: i64 = 180_000;
     let endpoint = cgm_tests::endpoint();
-    let port = cgm_local::dynamodb_local::free_port()?;
     let log = cgm_local::repo_root().join("target/bench-alerts-cgm-dev.log");
-    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
-        .env("PORT", port.to_string())
-        .env("DYNAMODB_ENDPOINT", &endpoint)
-        .env("PUSH_KEY", BENCH_KEY)
-        .env("AWS_LAMBDA_LOG_LEVEL", "info")
+    let (mut cmd, base) = cgm_dev("info", std::fs::File::create(&log)?)?;
+    let mut child = cmd
         // The readings are 3 minutes apart and end now, so most were measured long before
         // they arrive: with the default 10 minutes they would all be late and raise nothing.
         .env("ALERT_MAX_AGE_MINUTES", "1440")
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log)?)
-        .kill_on_drop(true)
         .spawn()?;
     let seen: Arc<Mutex<HashMap<(String, i64), Instant>>> = Arc::default();
     let events = Arc::new(AtomicUsize::new(0));
@@ -714,14 +709,9 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
             }
         })
     };
-    let base = format!("http://127.0.0.1:{port}");
     let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let ready = Instant::now();
-    while http.post(&push_url).body("{}").send().await.is_err() {
-        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_serving(&http, &push_url).await?;
 
     let total = rate * seconds;
     let per_sensor = total.div_ceil(sensors);
@@ -871,25 +861,12 @@ pub async fn nightscout(runs: usize) -> anyhow::Result<String> {
     const SN: &str = "BENCH-NS-15D";
     const READINGS: usize = 15 * 480;
     const MIN3: i64 = 180_000;
-    let endpoint = cgm_tests::endpoint();
-    let port = cgm_local::dynamodb_local::free_port()?;
-    let mut child = tokio::process::Command::new(release_binary("cgm-dev")?)
-        .env("PORT", port.to_string())
-        .env("DYNAMODB_ENDPOINT", &endpoint)
-        .env("PUSH_KEY", BENCH_KEY)
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(cgm_local::repo_root().join("target/bench-nightscout-cgm-dev.log"))?)
-        .kill_on_drop(true)
-        .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(cgm_local::repo_root().join("target/bench-nightscout-cgm-dev.log"))?;
+    let (mut cmd, base) = cgm_dev("warn", log)?;
+    let mut child = cmd.spawn()?;
     let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
-    let ready = Instant::now();
-    while http.post(&push_url).body("{}").send().await.is_err() {
-        anyhow::ensure!(ready.elapsed() < Duration::from_secs(60), "cgm-dev did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_serving(&http, &push_url).await?;
     let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..32)
