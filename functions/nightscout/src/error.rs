@@ -21,6 +21,12 @@ pub enum NsError {
     NotFound(&'static str),
     #[error("storage failed")]
     Store(#[from] StoreError),
+    /// API v3's 401 (`lib/api3/security.js`): `{status, message}`.
+    #[error("{0}")]
+    V3Unauthorized(&'static str),
+    /// A path under `/api/v3` that is no collection or operation served here.
+    #[error("bad operation or collection")]
+    V3NotFound,
     /// What the feed cannot serve, said plainly (Socket.IO).
     #[error("{0}")]
     NotServed(&'static str),
@@ -43,6 +49,8 @@ impl Api for NightscoutApi {
                 StatusCode::UNAUTHORIZED,
                 &json!({"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}),
             ),
+            NsError::V3Unauthorized(m) => reply::status_message(StatusCode::UNAUTHORIZED, m),
+            NsError::V3NotFound => reply::status_message(StatusCode::NOT_FOUND, "Bad operation or collection"),
             NsError::NotFound(what) => reply::status_message(StatusCode::NOT_FOUND, &format!("{what} not found")),
             NsError::Store(_) => {
                 reply::status_message(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later")

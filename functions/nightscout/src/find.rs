@@ -42,7 +42,7 @@ impl EntryFilter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Op {
+pub(crate) enum Op {
     Eq,
     Ne,
     Gt,
@@ -103,6 +103,33 @@ fn number(key: &str, v: &str) -> Result<f64, String> {
     v.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| format!("{key} must be a number (mg/dL)"))
 }
 
+/// How a `date` value is read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Dates {
+    /// v1's `find[date]`: `parseInt` of ms.
+    Ms,
+    /// v3's `date`, `srvModified`, `srvCreated` (`lib/api3/shared/dateTools.js`
+    /// `parseToMoment`): ms, or seconds below 2000-01-01 in ms; or an ISO 8601 time.
+    Moment,
+}
+
+/// Epoch ms of 2000-01-01: v3 reads a smaller number as seconds.
+const MIN_TIMESTAMP_MS: i64 = 946_684_800_000;
+
+fn moment(key: &str, v: &str) -> Result<i64, String> {
+    let t = v.trim();
+    if let Ok(n) = t.parse::<f64>()
+        && n.is_finite()
+    {
+        let n = n as i64;
+        return Ok(if n < MIN_TIMESTAMP_MS { n.saturating_mul(1000) } else { n });
+    }
+    DateTime::parse_from_rfc3339(t)
+        .or_else(|_| DateTime::parse_from_rfc2822(t))
+        .map(|d| d.timestamp_millis())
+        .map_err(|_| format!("{key} must be ms since the epoch or an ISO 8601 time with its offset"))
+}
+
 /// The filter of an entries request from its `find[...]` parameters; any other parameter is
 /// the caller's to check. An error names the parameter.
 pub fn entry_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<EntryFilter, String> {
@@ -110,57 +137,80 @@ pub fn entry_filter<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
     for (key, value) in pairs {
         let Some(parsed) = split(key) else { continue };
         let (field, op) = parsed?;
-        match field {
-            "date" | "dateString" => {
-                let at = if field == "date" { ms(key, value)? } else { iso(key, value)? };
-                // dateString is text: "2024-05-01" sorts before every time of that day.
-                let date_only = field == "dateString" && !value.contains('T');
-                match op {
-                    Op::Eq if date_only => return Err(format!("{key}: equality with a date matches no entry's time")),
-                    Op::Eq => {
-                        f.lower(at);
-                        f.upper(at);
-                    }
-                    Op::Gt if date_only => f.lower(at),
-                    Op::Gt => f.lower(at.saturating_add(1)),
-                    Op::Gte => f.lower(at),
-                    Op::Lt => f.upper(at.saturating_sub(1)),
-                    Op::Lte if date_only => f.upper(at.saturating_sub(1)),
-                    Op::Lte => f.upper(at),
-                    Op::Ne => return Err(format!("{key}: $ne is not applied to {field}")),
-                }
-            }
-            "type" => {
-                let is_sgv = value.trim() == "sgv";
-                match op {
-                    Op::Eq => f.no_sgv |= !is_sgv,
-                    Op::Ne => f.no_sgv |= is_sgv,
-                    _ => return Err(format!("{key}: type takes $eq or $ne")),
-                }
-            }
-            "sgv" => {
-                let v = number(key, value)?;
-                match op {
-                    Op::Eq => {
-                        f.sgv_min = Some(f.sgv_min.map_or(v, |m| m.max(v)));
-                        f.sgv_max = Some(f.sgv_max.map_or(v, |m| m.min(v)));
-                    }
-                    Op::Gt => f.sgv_min = Some(f.sgv_min.map_or(v.floor() + 1.0, |m| m.max(v.floor() + 1.0))),
-                    Op::Gte => f.sgv_min = Some(f.sgv_min.map_or(v, |m| m.max(v))),
-                    Op::Lt => f.sgv_max = Some(f.sgv_max.map_or(v.ceil() - 1.0, |m| m.min(v.ceil() - 1.0))),
-                    Op::Lte => f.sgv_max = Some(f.sgv_max.map_or(v, |m| m.min(v))),
-                    Op::Ne => return Err(format!("{key}: $ne is not applied to sgv")),
-                }
-            }
-            other => {
-                return Err(format!(
-                    "{key}: the feed filters on date, dateString, type and sgv, not {}",
-                    cgm_shared::ids::clip_for_log(other)
-                ));
-            }
-        }
+        apply(&mut f, key, field, op, value, Dates::Ms)?;
     }
     Ok(f)
+}
+
+/// Narrows `f` by one condition `field op value`, the parameter `key` named in an error.
+pub(crate) fn apply(
+    f: &mut EntryFilter,
+    key: &str,
+    field: &str,
+    op: Op,
+    value: &str,
+    dates: Dates,
+) -> Result<(), String> {
+    let field = match (field, dates) {
+        // What v3 adds to every document; ours are never modified, so both are the date.
+        ("srvModified" | "srvCreated", Dates::Moment) => "date",
+        _ => field,
+    };
+    match field {
+        "date" | "dateString" => {
+            let at = match (field, dates) {
+                ("date", Dates::Ms) => ms(key, value)?,
+                ("date", Dates::Moment) => moment(key, value)?,
+                _ => iso(key, value)?,
+            };
+            // dateString is text: "2024-05-01" sorts before every time of that day.
+            let date_only = field == "dateString" && !value.contains('T');
+            match op {
+                Op::Eq if date_only => return Err(format!("{key}: equality with a date matches no entry's time")),
+                Op::Eq => {
+                    f.lower(at);
+                    f.upper(at);
+                }
+                Op::Gt if date_only => f.lower(at),
+                Op::Gt => f.lower(at.saturating_add(1)),
+                Op::Gte => f.lower(at),
+                Op::Lt => f.upper(at.saturating_sub(1)),
+                Op::Lte if date_only => f.upper(at.saturating_sub(1)),
+                Op::Lte => f.upper(at),
+                Op::Ne => return Err(format!("{key}: $ne is not applied to {field}")),
+            }
+        }
+        "type" => {
+            let is_sgv = value.trim().trim_matches('\'') == "sgv";
+            match op {
+                Op::Eq => f.no_sgv |= !is_sgv,
+                Op::Ne => f.no_sgv |= is_sgv,
+                _ => return Err(format!("{key}: type takes $eq or $ne")),
+            }
+        }
+        "sgv" => {
+            let v = number(key, value)?;
+            match op {
+                Op::Eq => {
+                    f.sgv_min = Some(f.sgv_min.map_or(v, |m| m.max(v)));
+                    f.sgv_max = Some(f.sgv_max.map_or(v, |m| m.min(v)));
+                }
+                Op::Gt => f.sgv_min = Some(f.sgv_min.map_or(v.floor() + 1.0, |m| m.max(v.floor() + 1.0))),
+                Op::Gte => f.sgv_min = Some(f.sgv_min.map_or(v, |m| m.max(v))),
+                Op::Lt => f.sgv_max = Some(f.sgv_max.map_or(v.ceil() - 1.0, |m| m.min(v.ceil() - 1.0))),
+                Op::Lte => f.sgv_max = Some(f.sgv_max.map_or(v, |m| m.min(v))),
+                Op::Ne => return Err(format!("{key}: $ne is not applied to sgv")),
+            }
+        }
+        other => {
+            let fields = match dates {
+                Dates::Ms => "date, dateString, type and sgv",
+                Dates::Moment => "date, srvModified, srvCreated, dateString, type and sgv",
+            };
+            return Err(format!("{key}: the feed filters on {fields}, not {}", cgm_shared::ids::clip_for_log(other)));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@
 //!   empty treatments and device status, and no profile but a default one where a client
 //!   needs one.
 //!
+//! - API v3 for xDrip+'s v3 follower ([`v3`]): `GET /api/v3/entries` (Nightscout's v3
+//!   search: `field$op=value`, `sort$desc`, `limit`, `skip`, `fields`), the empty
+//!   `treatments` and `devicestatus`, `/api/v3/version` and `/api/v3/status`; a Bearer JWT
+//!   only, as Nightscout's v3 takes.
+//!
 //! Authentication as Nightscout accepts it ([`auth`]): `Authorization: Bearer <JWT>` (from
 //! `GET /api/v2/authorization/request/{token}`, [`jwt`]), `?secret=`, else the `api-secret`
 //! header (the SHA-1 hex of the token, the token, or `token=<token>`), and `?token=`. Open
@@ -26,6 +31,7 @@ pub mod find;
 pub mod jwt;
 pub mod properties;
 mod routes;
+pub mod v3;
 
 use cgm_edge::{Answer, Frame, HttpService};
 use cgm_shared::aws::{self, CallLimits};
@@ -62,6 +68,13 @@ enum Route {
     Properties,
     AuthRequest,
     SocketIo,
+    V3Entries,
+    /// v3 treatments and device status: an empty search.
+    V3Empty,
+    V3Version,
+    V3Status,
+    /// Any other path under `/api/v3`.
+    V3Other,
 }
 
 impl Route {
@@ -77,6 +90,11 @@ impl Route {
             "/api/v2/properties" | "/api/v2/properties/{names}" => Route::Properties,
             "/api/v2/authorization/request/{token}" => Route::AuthRequest,
             _ if path.starts_with("/socket.io") => Route::SocketIo,
+            "/api/v3/entries" => Route::V3Entries,
+            "/api/v3/treatments" | "/api/v3/devicestatus" => Route::V3Empty,
+            "/api/v3/version" => Route::V3Version,
+            "/api/v3/status" => Route::V3Status,
+            _ if path.starts_with("/api/v3/") => Route::V3Other,
             _ => return None,
         })
     }
@@ -92,6 +110,11 @@ impl Route {
             Route::Properties => "properties",
             Route::AuthRequest => "authorization_request",
             Route::SocketIo => "socket_io",
+            Route::V3Entries => "v3_entries",
+            Route::V3Empty => "v3_empty",
+            Route::V3Version => "v3_version",
+            Route::V3Status => "v3_status",
+            Route::V3Other => "v3_other",
         }
     }
 }
@@ -134,6 +157,11 @@ impl<S: ReadStore> NightscoutService<S> {
             Route::CurrentProfile => self.profiles(p, true).await,
             Route::Properties => self.properties(p, started).await,
             Route::AuthRequest => self.authorization_request(p).await,
+            Route::V3Entries => self.v3_search(p, v3::Collection::Entries, started).await,
+            Route::V3Empty => self.v3_search(p, v3::Collection::Empty, started).await,
+            Route::V3Version => self.v3_version(p, false).await,
+            Route::V3Status => self.v3_version(p, true).await,
+            Route::V3Other => Err(NsError::V3NotFound),
             Route::SocketIo => Err(NsError::NotServed(
                 "Socket.IO is not served: this feed answers the REST API only; turn the follower's socket \
                  (\"websocket\", \"real-time\") setting off",

@@ -51,7 +51,11 @@ async fn service() -> NightscoutService<MemoryReadStore> {
 
 /// A real API Gateway HTTP API event for `GET <path>?<query>` (the query as sent, raw).
 fn get(path: &str, query: &str, headers: Value) -> lambda_http::Request {
-    let route = if path.starts_with("/socket.io") { "/socket.io/{proxy+}" } else { path };
+    let route = match path {
+        p if p.starts_with("/socket.io") => "/socket.io/{proxy+}",
+        "/api/v3/food" => "/api/v3/{proxy+}",
+        p => p,
+    };
     let mut qmap = serde_json::Map::new();
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -282,6 +286,95 @@ async fn a_jwt_from_the_authorization_request_opens_the_feed_until_the_token_is_
     // Without a signing key the route says so and nothing is issued.
     let plain = service().await;
     let (status, body) = call(&plain, auth_request(TOKEN)).await;
+    assert_eq!(status, 501);
+    assert!(body["message"].as_str().unwrap().contains("JWTs are off"), "{body}");
+}
+
+/// A JWT for TOKEN from a service that signs them, and the Bearer header carrying it.
+async fn jwt_service() -> (NightscoutService<MemoryReadStore>, Value) {
+    let svc = service().await.with_jwt(crate::jwt::JwtKeys::new("a-test-signing-key-of-at-least-32-chars", 8).unwrap());
+    let (_, auth) = call(&svc, auth_request(TOKEN)).await;
+    let bearer = json!({"authorization": format!("Bearer {}", auth["token"].as_str().unwrap())});
+    (svc, bearer)
+}
+
+#[tokio::test]
+async fn v3_entries_as_xdrips_v3_follower_asks_for_them() {
+    let (svc, bearer) = jwt_service().await;
+    let last = DAY0 + 1_999 * MIN3;
+    // The first run: date$gt=0, newest first, 288.
+    let q = "sort$desc=date&type=sgv&fields=date,dateString,sysTime,sgv,unfiltered,filtered,noise,identifier&date$gt=0&limit=288";
+    let (status, body) = call(&svc, get("/api/v3/entries", q, bearer.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], 200);
+    let result = body["result"].as_array().unwrap();
+    assert_eq!(result.len(), 288);
+    assert_eq!(result[0]["date"], last);
+    assert_eq!(result[0]["identifier"], "SN1-2000");
+    assert!(result.windows(2).all(|w| w[0]["date"].as_i64() > w[1]["date"].as_i64()));
+    let keys: Vec<&String> = result[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 6, "only the fields asked for that exist: {keys:?}");
+    // A later run: only what is newer.
+    let q = format!("sort$desc=date&type=sgv&date$gt={}&limit=288", last - 2 * MIN3);
+    let (_, body) = call(&svc, get("/api/v3/entries", &q, bearer.clone())).await;
+    let result = body["result"].as_array().unwrap();
+    assert_eq!(result.len(), 2);
+    let doc = &result[1];
+    for f in ["identifier", "srvModified", "srvCreated", "sgv", "direction", "delta", "utcOffset", "device"] {
+        assert!(doc.get(f).is_some(), "{f} in {doc}");
+    }
+    assert!(doc.get("_id").is_none(), "v3 names a document by identifier");
+    // No sort is ascending; skip passes over.
+    let (_, body) = call(&svc, get("/api/v3/entries", "limit=2&skip=1", bearer.clone())).await;
+    let dates: Vec<i64> = body["result"].as_array().unwrap().iter().map(|d| d["date"].as_i64().unwrap()).collect();
+    assert_eq!(dates, vec![DAY0 + MIN3, DAY0 + 2 * MIN3]);
+    // Treatments and device status: empty, for xDrip+'s own queries.
+    for (path, q) in [
+        ("/api/v3/treatments", "sort$desc=date&fields=identifier,eventType,created_at&date$gt=0&limit=100"),
+        ("/api/v3/devicestatus", "sort$desc=date&limit=1&fields=uploaderBattery,isCharging,pump,date"),
+    ] {
+        let (status, body) = call(&svc, get(path, q, bearer.clone())).await;
+        assert_eq!((status, body), (200, json!({"status": 200, "result": []})), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn v3_refuses_what_nightscouts_v3_refuses_and_what_the_feed_cannot_apply() {
+    let (svc, bearer) = jwt_service().await;
+    for (q, says) in [
+        ("limit=1001", "limit out of tolerance"),
+        ("sort=date&sort$desc=date", "cannot be combined"),
+        ("date$between=1", "Unsupported filter operator"),
+        ("noise=1", "noise"),
+    ] {
+        let (status, body) = call(&svc, get("/api/v3/entries", q, bearer.clone())).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{q}: {body}");
+    }
+    // A Bearer JWT only: the follower token itself, in any of v1's places, is not one.
+    let (status, body) = call(&svc, get("/api/v3/entries", &format!("token={TOKEN}"), json!({}))).await;
+    assert_eq!((status, body), (401, json!({"status": 401, "message": "Missing or bad access token or JWT"})));
+    let raw = json!({"authorization": format!("Bearer {TOKEN}")});
+    let (status, body) = call(&svc, get("/api/v3/entries", "", raw)).await;
+    assert_eq!((status, body["message"].as_str()), (401, Some("Bad access token or JWT")));
+    // Version is open; status needs the JWT and says what it grants.
+    let (status, v) = call(&svc, get("/api/v3/version", "", json!({}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["result"]["apiVersion"], crate::v3::API_VERSION);
+    assert!(v["result"]["srvDate"].as_i64().unwrap() > DAY0);
+    assert_eq!(call(&svc, get("/api/v3/status", "", json!({}))).await.0, 401);
+    let (status, s) = call(&svc, get("/api/v3/status", "", bearer.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!(s["result"]["apiPermissions"]["entries"], "r");
+    // Another collection or operation: Nightscout's 404.
+    let (status, body) = call(&svc, get("/api/v3/food", "", bearer.clone())).await;
+    assert_eq!((status, body), (404, json!({"status": 404, "message": "Bad operation or collection"})));
+    // Revocation ends v3 as it ends v1.
+    assert!(svc.store().delete_follow_token(&"SN1".into(), "tid1").await.unwrap());
+    assert_eq!(call(&svc, get("/api/v3/entries", "", bearer)).await.0, 401);
+    // Without a signing key v3 says why it cannot be used.
+    let (status, body) =
+        call(&service().await, get("/api/v3/entries", "", json!({"authorization": "Bearer x.y.z"}))).await;
     assert_eq!(status, 501);
     assert!(body["message"].as_str().unwrap().contains("JWTs are off"), "{body}");
 }

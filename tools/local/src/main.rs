@@ -34,6 +34,7 @@ Environment:
   DYNAMODB_LOCAL_DIR    where DynamoDB Local is installed (default .tools/dynamodb-local;
                         `tools/install.sh dynamodb-local` fetches it, `make dev` does)
   PUSH_KEY              the push route's key(s), comma-separated; unset leaves it open
+  NIGHTSCOUT_JWT_KEY    the Nightscout feed's JWT key; unset, one is made for each run
   AWS_LAMBDA_LOG_LEVEL  log level or filter (or RUST_LOG; default info)
   AWS_LAMBDA_LOG_FORMAT JSON (default) or Text
 
@@ -161,9 +162,18 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The environment, with the local table names and endpoint laid over it.
+/// Without a Nightscout JWT key of its own, the local stack signs with one made for this run,
+/// so `/api/v2/authorization/request` and API v3 work under `make dev` too (JWTs issued end
+/// with the run).
 fn local_config(endpoint: &str, tables: &HashMap<String, String>) -> anyhow::Result<Config> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let run_jwt_key = match (env("NIGHTSCOUT_JWT_KEY"), env("NIGHTSCOUT_JWT_KEY_PARAM")) {
+        (None, None) => Some(cgm_shared::random::random_hex::<32>().context("a JWT key for this run")?),
+        _ => None,
+    };
     Config::from_lookup(|k| match k {
         "DYNAMODB_ENDPOINT" => Some(endpoint.to_string()),
+        "NIGHTSCOUT_JWT_KEY" if run_jwt_key.is_some() => run_jwt_key.clone(),
         _ => tables.get(k).cloned().or_else(|| std::env::var(k).ok()),
     })
     .context("configuration")

@@ -63,41 +63,49 @@ impl Router {
     }
 
     /// The route for a method and path, with its path parameters.
+    /// The route a request takes: as API Gateway chooses, the most specific that matches
+    /// (literal segments before variables, a greedy `{name+}` last).
     fn find(&self, method: &str, path: &str) -> Option<(&Bound, Map<String, Value>)> {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        'routes: for b in &self.routes {
-            if b.route.method != method && b.route.method != "ANY" {
-                continue;
-            }
-            // A last segment `{name+}` is API Gateway's greedy variable: one or more segments.
-            let greedy = b.segments.last().and_then(|s| s.strip_prefix('{')).and_then(|s| s.strip_suffix("+}"));
-            let mut params = Map::new();
-            match greedy {
-                Some(name) if parts.len() >= b.segments.len() => {
-                    let rest = parts[b.segments.len() - 1..].join("/");
-                    if rest.is_empty() {
-                        continue;
-                    }
-                    params.insert(name.to_string(), Value::String(percent_decode(&rest)));
+        let specificity = |b: &Bound| {
+            let literals = b.segments.iter().filter(|s| !s.starts_with('{')).count();
+            (b.segments.last().is_some_and(|s| s.ends_with("+}")), std::cmp::Reverse(literals))
+        };
+        self.routes
+            .iter()
+            .filter(|b| b.route.method == method || b.route.method == "ANY")
+            .filter_map(|b| Some((b, Self::matches(b, &parts)?)))
+            .min_by_key(|(b, _)| specificity(b))
+    }
+
+    /// The path parameters of `parts` on route `b`, if it matches.
+    fn matches(b: &Bound, parts: &[&str]) -> Option<Map<String, Value>> {
+        // A last segment `{name+}` is API Gateway's greedy variable: one or more segments.
+        let greedy = b.segments.last().and_then(|s| s.strip_prefix('{')).and_then(|s| s.strip_suffix("+}"));
+        let mut params = Map::new();
+        match greedy {
+            Some(name) if parts.len() >= b.segments.len() => {
+                let rest = parts[b.segments.len() - 1..].join("/");
+                if rest.is_empty() {
+                    return None;
                 }
-                Some(_) => continue,
-                None if b.segments.len() != parts.len() => continue,
-                None => {}
+                params.insert(name.to_string(), Value::String(percent_decode(&rest)));
             }
-            let fixed = b.segments.len() - usize::from(greedy.is_some());
-            for (seg, part) in b.segments[..fixed].iter().zip(&parts) {
-                match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) if !part.is_empty() => {
-                        params.insert(name.to_string(), Value::String(percent_decode(part)));
-                    }
-                    Some(_) => continue 'routes,
-                    None if seg == part => {}
-                    None => continue 'routes,
-                }
-            }
-            return Some((b, params));
+            Some(_) => return None,
+            None if b.segments.len() != parts.len() => return None,
+            None => {}
         }
-        None
+        let fixed = b.segments.len() - usize::from(greedy.is_some());
+        for (seg, part) in b.segments[..fixed].iter().zip(parts) {
+            match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if !part.is_empty() => {
+                    params.insert(name.to_string(), Value::String(percent_decode(part)));
+                }
+                None if seg == part => {}
+                _ => return None,
+            }
+        }
+        Some(params)
     }
 
     async fn dispatch(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
@@ -248,6 +256,16 @@ mod tests {
         assert_eq!(r.find("GET", "/socket.io/x").unwrap().1["proxy"], "x");
         assert!(r.find("GET", "/socket.io/").is_none(), "not none");
         assert!(r.find("GET", "/other/x").is_none());
+    }
+
+    #[test]
+    fn the_most_specific_route_wins_whatever_the_order() {
+        let route = |path: &str| Route { function: "F".into(), method: "GET".into(), path: path.into() };
+        let routes = vec![route("/api/v3/{proxy+}"), route("/api/v3/{collection}"), route("/api/v3/entries")];
+        let r = Router::new(routes, &HashMap::from([("F".to_string(), handler())])).unwrap();
+        assert_eq!(r.find("GET", "/api/v3/entries").unwrap().0.route.path, "/api/v3/entries");
+        assert_eq!(r.find("GET", "/api/v3/food").unwrap().0.route.path, "/api/v3/{collection}");
+        assert_eq!(r.find("GET", "/api/v3/food/x").unwrap().0.route.path, "/api/v3/{proxy+}");
     }
 
     #[test]

@@ -16,11 +16,13 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+mod v3;
+
 pub const ENTRIES_DEFAULT_COUNT: usize = 10;
 /// The entries of one answer stay well under Lambda's 6 MB reply limit.
 const ENTRIES_BUDGET_BYTES: usize = 4_500_000;
 /// An answer stops gathering readings after this long and serves what it has.
-const ENTRIES_TIME_BUDGET: Duration = Duration::from_secs(20);
+pub(crate) const ENTRIES_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// Readings asked of the index per call.
 const CHUNK: usize = 1_000;
 /// A new token's life when a legacy one is upgraded on first use.
@@ -29,6 +31,20 @@ const LEGACY_TOKEN_LIFE_MS: i64 = 90 * 86_400_000;
 const LAST_USED_RESOLUTION_MS: i64 = 3_600_000;
 /// Query parameters every route takes: the credentials, and the cache-buster followers add.
 const COMMON: [&str; 3] = ["token", "secret", "rr"];
+
+/// Which of the admitted readings an answer takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page {
+    pub want: usize,
+    pub skip: usize,
+    pub newest_first: bool,
+}
+
+impl Page {
+    pub(crate) fn newest(want: usize) -> Self {
+        Page { want, skip: 0, newest_first: true }
+    }
+}
 
 /// Refuses a parameter the route cannot apply, naming it.
 fn only(p: &Params<'_>, known: &[&str], finds: bool) -> Result<(), NsError> {
@@ -67,11 +83,8 @@ impl<S: ReadStore> NightscoutService<S> {
     /// The live token a request presents, or 401.
     pub(crate) async fn follower(&self, p: &Params<'_>) -> Result<FollowToken, NsError> {
         let now = Timestamp::now();
-        // A Bearer JWT this stack signed, whose follower token still exists and is live.
-        if let (Some(jwt), Some(keys)) = (auth::bearer(p), &self.jwt)
-            && let Some(claims) = keys.verify(jwt)
-            && let Some(token) = self.store.get_follow_token(&claims.sub).await?
-            && token.is_live(now)
+        if let Some(jwt) = auth::bearer(p)
+            && let Some(token) = self.jwt_follower(jwt).await?
         {
             return Ok(token);
         }
@@ -92,24 +105,35 @@ impl<S: ReadStore> NightscoutService<S> {
         Err(NsError::Unauthorized)
     }
 
-    /// The newest valid readings of the token's device the filter admits, at most `want`,
-    /// each with the reading before it (for its arrow and delta), within the time budget.
-    async fn gather(
+    /// The live follower token a Bearer JWT this stack signed names; `None` when JWTs are off
+    /// or it is not one.
+    pub(crate) async fn jwt_follower(&self, jwt: &str) -> Result<Option<FollowToken>, NsError> {
+        let Some(claims) = self.jwt.as_ref().and_then(|k| k.verify(jwt)) else { return Ok(None) };
+        let token = self.store.get_follow_token(&claims.sub).await?;
+        Ok(token.filter(|t| t.is_live(Timestamp::now())))
+    }
+
+    /// The valid readings of the token's device the filter admits, newest (or oldest) first,
+    /// `skip` passed over, at most `want`, each with the reading before it in time (for its
+    /// arrow and delta), within the time budget.
+    pub(crate) async fn gather(
         &self,
         token: &FollowToken,
         filter: &EntryFilter,
-        want: usize,
+        page: Page,
         until: Instant,
     ) -> Result<Vec<Entry>, NsError> {
+        let Page { want, skip, newest_first } = page;
         let from = filter.from_ms.map_or(Timestamp::MIN, |f| Timestamp(f).minus_ms(TREND_WINDOW_MS));
         let to = filter.to_ms.map_or(Timestamp::MAX, Timestamp);
         let Some(range) = TimeRange::new(from, to) else { return Ok(Vec::new()) };
-        if filter.no_sgv || filter.from_ms.zip(filter.to_ms).is_some_and(|(f, t)| f > t) {
+        if want == 0 || filter.no_sgv || filter.from_ms.zip(filter.to_ms).is_some_and(|(f, t)| f > t) {
             return Ok(Vec::new());
         }
-        let q = ReadingQuery { device_sn: &token.device_sn, range, valid_only: true, newest_first: true };
+        let q = ReadingQuery { device_sn: &token.device_sn, range, valid_only: true, newest_first };
         let admits =
             |r: &StoredReading| filter.admits_time(r.measured_at.ms()) && filter.admits_sgv(entries::sgv(r.mmol));
+        let wanted = want.saturating_add(skip);
         let mut raw: Vec<StoredReading> = Vec::new();
         let mut matched = 0usize;
         let mut start = None;
@@ -117,16 +141,19 @@ impl<S: ReadStore> NightscoutService<S> {
             let page = paging::fill_page(&self.store, &q, start, CHUNK, usize::MAX, until, |r| (r.clone(), 1)).await?;
             matched += page.items.iter().filter(|r| admits(r)).count();
             raw.extend(page.items);
-            // Enough, with the reading before the last one served (its previous) in hand.
-            let last_has_previous = raw.iter().rposition(&admits).is_some_and(|i| i + 1 < raw.len());
-            let full = matched >= want && last_has_previous;
+            // Enough, with the reading before the last one served (its previous) in hand:
+            // oldest first, it came before it.
+            let last_has_previous = !newest_first || raw.iter().rposition(&admits).is_some_and(|i| i + 1 < raw.len());
+            let full = matched >= wanted && last_has_previous;
             match page.next {
                 Some(next) if !full && Instant::now() < until && raw.len() < 200_000 => start = Some(next),
                 _ => break,
             }
         }
+        let previous = |i: usize| if newest_first { raw.get(i + 1) } else { i.checked_sub(1).and_then(|j| raw.get(j)) };
         let mut out = Vec::new();
         let mut bytes = 0usize;
+        let mut passed = 0usize;
         for (i, r) in raw.iter().enumerate() {
             if out.len() == want {
                 break;
@@ -134,7 +161,11 @@ impl<S: ReadStore> NightscoutService<S> {
             if !admits(r) {
                 continue;
             }
-            let e = entries::entry(r, raw.get(i + 1), &self.zone);
+            if passed < skip {
+                passed += 1;
+                continue;
+            }
+            let e = entries::entry(r, previous(i), &self.zone);
             bytes += serde_json::to_vec(&e).map_or(0, |v| v.len() + 1);
             if bytes > ENTRIES_BUDGET_BYTES {
                 break;
@@ -153,7 +184,7 @@ impl<S: ReadStore> NightscoutService<S> {
             only(&p, &["count"], true)?;
             (find::entry_filter(p.pairs()).map_err(bad)?, count(&p)?)
         };
-        let entries = self.gather(&token, &filter, want, started + ENTRIES_TIME_BUDGET).await?;
+        let entries = self.gather(&token, &filter, Page::newest(want), started + ENTRIES_TIME_BUDGET).await?;
         let newest = entries.iter().map(|e| e.date).max();
         let since = p.header("if-modified-since").and_then(http_date);
         let mut resp = match (newest, since) {
@@ -281,7 +312,8 @@ impl<S: ReadStore> NightscoutService<S> {
         let token = self.follower(&p).await?;
         let names: Option<Vec<&str>> = p.path("names").ok().map(|n| n.split(',').map(str::trim).collect());
         // Four 5-minute buckets back from the newest: 30 readings cover them at any interval.
-        let entries = self.gather(&token, &EntryFilter::default(), 30, started + ENTRIES_TIME_BUDGET).await?;
+        let entries =
+            self.gather(&token, &EntryFilter::default(), Page::newest(30), started + ENTRIES_TIME_BUDGET).await?;
         let body = crate::properties::properties(&entries, names.as_deref(), self.mmol);
         let mut resp = reply::json(StatusCode::OK, &body);
         cors(&mut resp);
@@ -329,6 +361,6 @@ impl<S: ReadStore> NightscoutService<S> {
 }
 
 /// Followers may be web pages on another origin; the token, not a cookie, authorizes.
-fn cors(resp: &mut lambda_http::Response<lambda_http::Body>) {
+pub(crate) fn cors(resp: &mut lambda_http::Response<lambda_http::Body>) {
     resp.headers_mut().insert("access-control-allow-origin", HeaderValue::from_static("*"));
 }
