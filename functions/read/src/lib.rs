@@ -1,5 +1,6 @@
 //! The read side: what Sinocare pushed, made useful. A device's readings by time (JSON or
-//! CSV, paged), the gaps in its sequence, the consensus CGM metrics, a daily chart as SVG,
+//! CSV, paged), the gaps in its sequence, the consensus CGM metrics, the numbers of an
+//! ambulatory glucose profile, a daily chart as SVG,
 //! the ward's sensors and alerts, and the per-device follower tokens that the Nightscout
 //! function (`functions/nightscout`) accepts.
 //!
@@ -53,6 +54,7 @@ enum Route {
     Readings,
     Gaps,
     Summary,
+    Agp,
     Chart,
     CreateToken,
     ListTokens,
@@ -70,6 +72,7 @@ impl Route {
             ("GET", "/devices/{device_sn}/readings") => Route::Readings,
             ("GET", "/devices/{device_sn}/gaps") => Route::Gaps,
             ("GET", "/devices/{device_sn}/summary") => Route::Summary,
+            ("GET", "/devices/{device_sn}/agp.json") => Route::Agp,
             ("GET", "/devices/{device_sn}/chart.svg") => Route::Chart,
             ("POST", "/devices/{device_sn}/follow-tokens") => Route::CreateToken,
             ("GET", "/devices/{device_sn}/follow-tokens") => Route::ListTokens,
@@ -88,6 +91,7 @@ impl Route {
             Route::Readings => "readings",
             Route::Gaps => "gaps",
             Route::Summary => "summary",
+            Route::Agp => "agp_json",
             Route::Chart => "chart",
             Route::CreateToken => "create_follow_token",
             Route::ListTokens => "list_follow_tokens",
@@ -140,6 +144,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
             Route::Readings => self.readings(p, started).await,
             Route::Gaps => self.gaps(p).await,
             Route::Summary => self.summary(p).await,
+            Route::Agp => self.agp_json(p).await,
             Route::Chart => self.chart(p).await,
             Route::CreateToken => self.create_token(p, caller).await,
             Route::ListTokens => self.list_tokens(p).await,

@@ -16,6 +16,7 @@
 //! proxy's client, signer and token store are in `cgm-partner`. Only `store`'s `attr` and
 //! `dynamodb` modules and [`aws`] speak AWS.
 
+pub mod agp;
 pub mod alerts;
 pub mod aws;
 pub mod config;

@@ -104,31 +104,67 @@ impl GapOut {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct SummaryReply<'a> {
-    #[serde(flatten)]
-    range: RangeHeader<'a>,
-    readings: usize,
-    invalid_readings_excluded: usize,
-    interval_minutes: u64,
-    expected_readings: u64,
-    capture_percent: f64,
-    mean_mmol: Option<f64>,
-    mean_mg_dl: Option<f64>,
-    gmi_percent: Option<f64>,
-    sd_mmol: Option<f64>,
-    cv_percent: Option<f64>,
-    cv_method: &'static str,
-    time_in_ranges_percent: Option<TimeInRanges>,
+/// The summary of `period`, the counts of `range` (what `/summary` answers, and the
+/// statistics of the AGP).
+pub(crate) fn summary_of<'a>(
+    sn: &'a DeviceSn,
+    range: TimeRange<Included>,
+    zone: &SourceZone,
+    period: &Period,
+) -> SummaryReply<'a> {
+    let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
+    let interval = period.usual_interval().unwrap_or(gaps::DEFAULT_INCRE_MINUTE);
+    let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
+    let s = period.summary();
+    let r1 = |v: f64| round_to(v, 1);
+    SummaryReply {
+        range: RangeHeader::new(sn, range, zone),
+        readings: valid,
+        invalid_readings_excluded: usize::try_from(period.invalid).unwrap_or(usize::MAX),
+        interval_minutes: interval,
+        expected_readings: expected,
+        capture_percent: r1(metrics::capture_percent(valid, expected)),
+        mean_mmol: s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
+        mean_mg_dl: s.as_ref().map(|s| r1(s.mean_mg_dl)),
+        gmi_percent: s.as_ref().map(|s| r1(s.gmi_percent)),
+        sd_mmol: s.as_ref().and_then(|s| s.sd_mmol).map(|v| round_to(v, 2)),
+        cv_percent: s.as_ref().and_then(|s| s.cv_percent).map(r1),
+        cv_method: CV_METHOD,
+        time_in_ranges_percent: s.as_ref().map(|s| TimeInRanges {
+            very_low_below_3_0: r1(s.bands.very_low),
+            low_3_0_to_3_9: r1(s.bands.low),
+            in_range_3_9_to_10_0: r1(s.bands.in_range),
+            high_10_0_to_13_9: r1(s.bands.high),
+            very_high_above_13_9: r1(s.bands.very_high),
+        }),
+    }
 }
 
 #[derive(Debug, Serialize)]
-struct TimeInRanges {
-    very_low_below_3_0: f64,
-    low_3_0_to_3_9: f64,
-    in_range_3_9_to_10_0: f64,
-    high_10_0_to_13_9: f64,
-    very_high_above_13_9: f64,
+pub(crate) struct SummaryReply<'a> {
+    #[serde(flatten)]
+    range: RangeHeader<'a>,
+    pub readings: usize,
+    pub invalid_readings_excluded: usize,
+    pub interval_minutes: u64,
+    pub expected_readings: u64,
+    pub capture_percent: f64,
+    pub mean_mmol: Option<f64>,
+    pub mean_mg_dl: Option<f64>,
+    pub gmi_percent: Option<f64>,
+    pub sd_mmol: Option<f64>,
+    pub cv_percent: Option<f64>,
+    pub cv_method: &'static str,
+    pub time_in_ranges_percent: Option<TimeInRanges>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TimeInRanges {
+    pub very_low_below_3_0: f64,
+    pub low_3_0_to_3_9: f64,
+    pub in_range_3_9_to_10_0: f64,
+    pub high_10_0_to_13_9: f64,
+    pub very_high_above_13_9: f64,
 }
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
@@ -179,38 +215,23 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
         let period = Period::of(&self.zone, &self.pieces(&sn, range).await?);
-        let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
-        let interval = period.usual_interval().unwrap_or(gaps::DEFAULT_INCRE_MINUTE);
-        let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
-        let s = period.summary();
-        let r1 = |v: f64| round_to(v, 1);
-        let body = SummaryReply {
-            range: RangeHeader::new(&sn, range, &self.zone),
-            readings: valid,
-            invalid_readings_excluded: usize::try_from(period.invalid).unwrap_or(usize::MAX),
-            interval_minutes: interval,
-            expected_readings: expected,
-            capture_percent: r1(metrics::capture_percent(valid, expected)),
-            mean_mmol: s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
-            mean_mg_dl: s.as_ref().map(|s| r1(s.mean_mg_dl)),
-            gmi_percent: s.as_ref().map(|s| r1(s.gmi_percent)),
-            sd_mmol: s.as_ref().and_then(|s| s.sd_mmol).map(|v| round_to(v, 2)),
-            cv_percent: s.as_ref().and_then(|s| s.cv_percent).map(r1),
-            cv_method: CV_METHOD,
-            time_in_ranges_percent: s.as_ref().map(|s| TimeInRanges {
-                very_low_below_3_0: r1(s.bands.very_low),
-                low_3_0_to_3_9: r1(s.bands.low),
-                in_range_3_9_to_10_0: r1(s.bands.in_range),
-                high_10_0_to_13_9: r1(s.bands.high),
-                very_high_above_13_9: r1(s.bands.very_high),
-            }),
-        };
+        let body = summary_of(&sn, range, &self.zone, &period);
+        let valid = body.readings;
         Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(valid))
     }
 
     /// The range as rollups of its whole days and readings of the rest
     /// ([`cgm_shared::store::rollups::read_range`]).
     async fn pieces(&self, sn: &DeviceSn, range: TimeRange<Included>) -> Result<Vec<Piece>, ReadError> {
-        Ok(read_range(&self.store, &self.rollups, &self.zone, sn, range, Bins::Without, MAX_READINGS_IN_MEMORY).await?)
+        self.pieces_with(sn, range, Bins::Without).await
+    }
+
+    pub(crate) async fn pieces_with(
+        &self,
+        sn: &DeviceSn,
+        range: TimeRange<Included>,
+        bins: Bins,
+    ) -> Result<Vec<Piece>, ReadError> {
+        Ok(read_range(&self.store, &self.rollups, &self.zone, sn, range, bins, MAX_READINGS_IN_MEMORY).await?)
     }
 }

@@ -1,9 +1,10 @@
 //! The read routes, one module per family: `readings` (JSON and CSV pages), `analysis`
-//! (gaps and summary), `chart` (the day chart), `follow_tokens` (the Nightscout followers' tokens),
+//! (gaps and summary), `agp` (the ambulatory glucose profile's numbers), `chart` (the day chart), `follow_tokens` (the Nightscout followers' tokens),
 //! `sensors` (the ward's sensors and alerts).
 //! Each is an `impl ReadService` block; every JSON reply is a `Serialize` type here, so a
 //! field cannot change by accident.
 
+mod agp;
 mod analysis;
 mod chart;
 mod follow_tokens;
@@ -30,7 +31,7 @@ const MAX_READINGS_IN_MEMORY: usize = 200_000;
 /// What every analysis reply starts with: the device and its range, in UTC ms and in local
 /// time.
 #[derive(Debug, Serialize)]
-struct RangeHeader<'a> {
+pub(crate) struct RangeHeader<'a> {
     device_sn: &'a DeviceSn,
     from: i64,
     from_local: Option<String>,

@@ -473,3 +473,94 @@ mod sensors {
         assert_eq!(call(&svc, unknown).await.0, 404);
     }
 }
+
+mod agp {
+    use super::*;
+    use cgm_shared::rollup::DayRollup;
+    use cgm_shared::store::rollups::RollupStore;
+
+    /// 14 local days from 2024-05-01 of 3-minute readings, the first five warm-up; the value
+    /// depends on the day and the time of day.
+    fn fortnight() -> Vec<StoredReading> {
+        (1..=14 * 480u64)
+            .map(|i| {
+                let mut r = reading("A", i, 4.0 + ((i * 7) % 83) as f64 / 10.0, i > 5);
+                r.measured_at = Timestamp(DAY0 + (i as i64 - 1) * MIN3);
+                r
+            })
+            .collect()
+    }
+
+    fn by_hand(mut v: Vec<f64>, p: f64) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let h = (v.len() - 1) as f64 * p / 100.0;
+        let lo = h.floor() as usize;
+        v[lo] + (h - h.floor()) * (v.get(lo + 1).copied().unwrap_or(v[lo]) - v[lo])
+    }
+
+    #[tokio::test]
+    async fn agp_json_over_fourteen_days_from_rollups_or_readings_alike() {
+        let readings = fortnight();
+        let q = [("from", "2024-05-01"), ("to", "2024-05-14")];
+        let plain = service(readings.clone());
+        let (status, body) = call(&plain, device("agp.json", "A", &q)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["days"], 14.0);
+        assert_eq!(body["readings"], 14 * 480 - 5);
+        assert_eq!(body["invalid_readings_excluded"], 5);
+        assert_eq!((body["sufficient"].as_bool(), body["notice"].as_str()), (Some(true), None));
+        assert_eq!(body["profile"].as_array().unwrap().len(), 96);
+        assert_eq!(body["daily"].as_array().unwrap().len(), 14);
+        assert_eq!(body["targets"].as_array().unwrap().len(), 6);
+
+        // The 08:00-08:15 bin, by hand: every valid reading whose local time falls in it.
+        let zone = SourceZone::default();
+        let in_bin: Vec<f64> = readings
+            .iter()
+            .filter(|r| r.valid && cgm_shared::rollup::bin_of(&zone, r.measured_at) / 3 == 32)
+            .map(|r| r.mmol)
+            .collect();
+        let bin = &body["profile"][32];
+        assert_eq!(bin["start"], "08:00");
+        assert_eq!(bin["readings"], in_bin.len());
+        for (name, p) in [("p5", 5.0), ("p25", 25.0), ("p50", 50.0), ("p75", 75.0), ("p95", 95.0)] {
+            let want = cgm_shared::metrics::round_to(by_hand(in_bin.clone(), p), 2);
+            assert_eq!(bin["raw_percentiles_mmol"][name].as_f64(), Some(want), "{name}");
+        }
+        for b in body["profile"].as_array().unwrap() {
+            let s = &b["percentiles_mmol"];
+            let v: Vec<f64> = ["p5", "p25", "p50", "p75", "p95"].iter().map(|k| s[k].as_f64().unwrap()).collect();
+            assert!(v.windows(2).all(|w| w[0] <= w[1]), "{b}");
+        }
+
+        // With every day rolled up and no readings left, the same page.
+        let rolled = service(Vec::new());
+        for d in 0..14 {
+            let day = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap() + chrono::Duration::days(d);
+            rolled.rollups.put_rollup(&DayRollup::of_day(&"A".into(), day, &zone, &readings)).await.unwrap();
+        }
+        let (_, from_rollups) = call(&rolled, device("agp.json", "A", &q)).await;
+        assert_eq!(from_rollups, body, "rollups give the readings' numbers");
+    }
+
+    #[tokio::test]
+    async fn too_little_data_is_said_on_the_page_and_too_long_a_range_refused() {
+        let readings: Vec<StoredReading> = fortnight().into_iter().take(3 * 480).collect();
+        let svc = service(readings);
+        let (status, body) = call(&svc, device("agp.json", "A", &[("from", "2024-05-01"), ("to", "2024-05-14")])).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["sufficient"], false);
+        assert!(body["notice"].as_str().unwrap().contains("70 %"), "{body}");
+        let days = body["daily"].as_array().unwrap();
+        assert!(days[3]["points"].as_array().unwrap().is_empty(), "a day without data stays empty");
+        let (_, short) = call(&svc, device("agp.json", "A", &[("from", "2024-05-01"), ("to", "2024-05-03")])).await;
+        assert!(short["notice"].as_str().unwrap().contains("Only 3 days"), "{short}");
+        let (status, body) = call(&svc, device("agp.json", "A", &[("from", "2024-01-01"), ("to", "2024-05-01")])).await;
+        assert_eq!(status, 400);
+        assert!(body["message"].as_str().unwrap().contains("90 days"), "{body}");
+        // By default the last 14 full local days: none here, so nothing, and said so.
+        let (status, body) = call(&svc, device("agp.json", "A", &[])).await;
+        assert_eq!((status, body["readings"].as_u64(), body["days"].as_f64()), (200, Some(0), Some(14.0)));
+        assert_eq!(body["sufficient"], false);
+    }
+}

@@ -1,0 +1,180 @@
+//! `GET /devices/{device_sn}/agp.json`: the numbers of a device's ambulatory glucose profile
+//! ([`cgm_shared::agp`]) over a period of local days: the statistics and the consensus
+//! targets beside them, the time in ranges, the modal day's percentiles in 15-minute bins
+//! and each day's profile, and the data-sufficiency notice; for systems that draw their own.
+
+use super::analysis::{SummaryReply, summary_of};
+use crate::ReadService;
+use crate::error::ReadError;
+use crate::params;
+use cgm_edge::{Answer, Params, reply};
+use cgm_shared::agp::{self, DayProfile, ProfileBin};
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::metrics::round_to;
+use cgm_shared::rollup::Period;
+use cgm_shared::store::reads::ReadStore;
+use cgm_shared::store::rollups::{Bins, RollupStore};
+use cgm_shared::store::sensors::SensorStore;
+use cgm_shared::time::Timestamp;
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+
+/// The consensus reports on 14 days; a report covers at most 90.
+pub const AGP_DEFAULT_DAYS: u32 = 14;
+pub const AGP_MAX_DAYS: u32 = 90;
+
+/// Whom the targets are for, as the consensus sets them (Battelino et al. 2019, table 3).
+pub const TARGETS_FOR: &str = "most adults with type 1 or type 2 diabetes; older or high-risk patients and \
+                               pregnancy have other targets";
+
+/// One consensus target beside its value.
+#[derive(Debug, Serialize)]
+pub(crate) struct Target {
+    pub measure: &'static str,
+    pub label: &'static str,
+    pub value: Option<f64>,
+    pub target: &'static str,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct BinOut {
+    start: String,
+    readings: u64,
+    /// Smoothed 5th … 95th percentiles, mmol/L (what the profile draws).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    percentiles_mmol: Option<Percentiles>,
+    /// The bin's own, before smoothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_percentiles_mmol: Option<Percentiles>,
+}
+
+#[derive(Debug, Serialize)]
+struct Percentiles {
+    p5: f64,
+    p25: f64,
+    p50: f64,
+    p75: f64,
+    p95: f64,
+}
+
+impl Percentiles {
+    fn of(v: [f64; 5]) -> Self {
+        let r = |x: f64| round_to(x, 2);
+        Percentiles { p5: r(v[0]), p25: r(v[1]), p50: r(v[2]), p75: r(v[3]), p95: r(v[4]) }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DayOut {
+    date: String,
+    hours: f64,
+    readings: u64,
+    /// `[minutes after local midnight, median mmol/L]` of each 5-minute bin with readings.
+    points: Vec<(u32, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+struct AgpReply<'a> {
+    #[serde(flatten)]
+    statistics: SummaryReply<'a>,
+    zone: String,
+    days: f64,
+    active_percent: f64,
+    sufficient: bool,
+    notice: Option<String>,
+    targets_for: &'static str,
+    targets: Vec<Target>,
+    profile_bin_minutes: u32,
+    profile_smoothing: &'static str,
+    profile: Vec<BinOut>,
+    daily: Vec<DayOut>,
+}
+
+pub(crate) const SMOOTHING: &str = "1-2-1 weighted moving average of each 15-minute bin and its two neighbours \
+                                    (midnight wraps), over the bins with readings";
+
+/// The consensus targets (Battelino et al. 2019) beside the period's values.
+pub(crate) fn targets(s: &SummaryReply<'_>) -> Vec<Target> {
+    let tir = s.time_in_ranges_percent.as_ref();
+    let t = |measure, label, value: Option<f64>, target, met: fn(f64) -> bool| Target {
+        measure,
+        label,
+        value,
+        target,
+        met: value.map(met),
+    };
+    vec![
+        t("tir", "Time in range 3.9–10.0 mmol/L", tir.map(|r| r.in_range_3_9_to_10_0), "> 70 %", |v| v > 70.0),
+        t("tbr", "Time below 3.9 mmol/L", tir.map(|r| r.low_3_0_to_3_9 + r.very_low_below_3_0), "< 4 %", |v| v < 4.0),
+        t("tbr_very_low", "Time below 3.0 mmol/L", tir.map(|r| r.very_low_below_3_0), "< 1 %", |v| v < 1.0),
+        t("tar", "Time above 10.0 mmol/L", tir.map(|r| r.high_10_0_to_13_9 + r.very_high_above_13_9), "< 25 %", |v| {
+            v < 25.0
+        }),
+        t("tar_very_high", "Time above 13.9 mmol/L", tir.map(|r| r.very_high_above_13_9), "< 5 %", |v| v < 5.0),
+        t("cv", "Glucose variability (CV)", s.cv_percent, "≤ 36 %", |v| v <= 36.0),
+    ]
+}
+
+/// The page's numbers: what the JSON route answers and the SVG draws.
+pub(crate) struct AgpData<'a> {
+    pub summary: SummaryReply<'a>,
+    pub days: f64,
+    pub notice: Option<String>,
+    pub profile: Vec<ProfileBin>,
+    pub daily: Vec<DayProfile>,
+}
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
+    pub(crate) async fn agp_data<'a>(&self, sn: &'a DeviceSn, p: Params<'_>) -> Result<AgpData<'a>, ReadError> {
+        let range = params::report_range(p, Timestamp::now(), &self.zone, AGP_DEFAULT_DAYS, AGP_MAX_DAYS)?;
+        let pieces = self.pieces_with(sn, range, Bins::With).await?;
+        let period = Period::of(&self.zone, &pieces);
+        let summary = summary_of(sn, range, &self.zone, &period);
+        let days = round_to((range.span_ms() + 1) as f64 / 86_400_000.0, 2);
+        let notice = agp::insufficiency(days, summary.capture_percent);
+        let (first, last) = (self.zone.local_date(range.start()), self.zone.local_date(range.end()));
+        let daily = match (first, last) {
+            (Some(f), Some(l)) => agp::daily(&self.zone, &pieces, f, l),
+            _ => Vec::new(),
+        };
+        Ok(AgpData { profile: agp::profile(&period.bins), summary, days, notice, daily })
+    }
+
+    pub(crate) async fn agp_json(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        let sn = DeviceSn::from(p.path("device_sn")?);
+        let AgpData { summary, days, notice, profile, daily } = self.agp_data(&sn, p).await?;
+        let items = summary.readings;
+        let body = AgpReply {
+            zone: self.zone.label(),
+            days,
+            active_percent: summary.capture_percent,
+            sufficient: notice.is_none(),
+            notice,
+            targets_for: TARGETS_FOR,
+            targets: targets(&summary),
+            profile_bin_minutes: agp::PROFILE_BIN_MINUTES,
+            profile_smoothing: SMOOTHING,
+            profile: profile
+                .iter()
+                .map(|b| BinOut {
+                    start: format!("{:02}:{:02}", b.start_minute / 60, b.start_minute % 60),
+                    readings: b.readings,
+                    percentiles_mmol: b.smoothed.map(Percentiles::of),
+                    raw_percentiles_mmol: b.percentiles.map(Percentiles::of),
+                })
+                .collect(),
+            daily: daily
+                .into_iter()
+                .map(|d| DayOut {
+                    date: d.day.format("%Y-%m-%d").to_string(),
+                    hours: d.hours,
+                    readings: d.readings,
+                    points: d.points.into_iter().map(|(m, v)| (m, round_to(v, 2))).collect(),
+                })
+                .collect(),
+            statistics: summary,
+        };
+        Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(items))
+    }
+}
