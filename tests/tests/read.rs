@@ -742,3 +742,65 @@ async fn follower_tokens_expire_are_listed_audited_and_legacy_ones_upgrade_in_pl
     assert_eq!(s(row, "tokenHash"), Some(rehashed.as_str()));
     assert!(n(row, "expiresAt").is_some(), "an upgraded token gets its 90 days");
 }
+
+/// 14 local days pushed through the push route (readings every 15 minutes, the first two
+/// warm-up): `agp.json` counts them, its profile's percentiles are those of the readings,
+/// and once `cgm-replay rollups` has rolled the days up (as the stream consumer does), the
+/// page read from the rollups is the same to the last digit.
+#[tokio::test]
+async fn agp_json_over_fourteen_pushed_days_from_readings_then_from_rollups() {
+    let env = Env::new().await;
+    let value = |s: u64| 4.0 + ((s * 13) % 97) as f64 / 10.0;
+    let bodies: Vec<String> = (1..=14 * 96u64)
+        .map(|s| {
+            let local = chrono::DateTime::from_timestamp_millis(T0 + (s as i64 - 1) * 15 * MIN).unwrap()
+                + chrono::Duration::hours(8);
+            seed_with(json!({
+                "testId": format!("AGP-{s:05}"), "deviceSn": "SN-AGP", "serialNo": s,
+                "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "testResult": format!("{:.1}", value(s)), "status": if s > 2 { "0" } else { "1" }, "increMinute": 15,
+            }))
+        })
+        .collect();
+    env.push_all(bodies).await;
+    let agp = "/devices/{device_sn}/agp.json";
+    let q = "from=2021-11-02&to=2021-11-15";
+    let (status, body) = env.get_json(agp, "SN-AGP", q).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["readings"].as_u64(), body["invalid_readings_excluded"].as_u64()), (Some(14 * 96 - 2), Some(2)));
+    assert_eq!((body["days"].as_f64(), body["interval_minutes"].as_u64()), (Some(14.0), Some(15)));
+    assert_eq!(body["sufficient"], true, "{}", body["notice"]);
+    let daily = body["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 14);
+    assert_eq!(daily[0]["points"].as_array().unwrap().len(), 94, "the warm-up readings are left out");
+    assert!(daily[1..].iter().all(|d| d["points"].as_array().unwrap().len() == 96 && d["hours"] == 24.0));
+    // 12:00-12:15: the reading at 12:00 of each day, by hand (14 values, p50 between ranks 6 and 7).
+    let mut noon: Vec<f64> = (0..14u64).map(|d| value(d * 96 + 48 + 1)).collect();
+    noon.sort_by(f64::total_cmp);
+    let bin = &body["profile"][48];
+    assert_eq!((bin["start"].as_str(), bin["readings"].as_u64()), (Some("12:00"), Some(14)));
+    assert_eq!(
+        bin["raw_percentiles_mmol"]["p50"].as_f64(),
+        Some(cgm_shared::metrics::round_to((noon[6] + noon[7]) / 2.0, 2))
+    );
+    assert_eq!(
+        bin["raw_percentiles_mmol"]["p5"].as_f64(),
+        Some(cgm_shared::metrics::round_to(noon[0] + 0.65 * (noon[1] - noon[0]), 2))
+    );
+
+    let cfg = env.stack.config(&[]);
+    let reads =
+        DynamoReadStore::new(env.stack.client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
+    let rollups = cgm_shared::store::rollups::dynamodb::DynamoRollupStore::new(
+        env.stack.client.clone(),
+        cfg.tables.rollups.clone(),
+    );
+    let zone = cgm_shared::time::SourceZone::default();
+    let done =
+        cgm_replay::rollups::backfill(&env.stack.client, &cfg.tables.readings, &reads, &rollups, &zone, None, |_| {})
+            .await
+            .unwrap();
+    assert_eq!(done.written, 14);
+    let (_, from_rollups) = env.get_json(agp, "SN-AGP", q).await;
+    assert_eq!(from_rollups, body, "the rollups give the readings' page");
+}
