@@ -43,7 +43,13 @@ pub struct ChartInput<'a> {
     /// The device's alert thresholds, mmol/L, when it sent them as numbers.
     pub low: Option<f64>,
     pub high: Option<f64>,
+    /// The grid's hours and the instant (ms) each is that day: on a 23- or 25-hour day they
+    /// are not `h/24` of the width. An hour the clocks skip is left out.
+    pub hour_marks: &'a [(u32, i64)],
 }
+
+/// The hours the grid marks.
+pub const GRID_HOURS: [u32; 9] = [0, 3, 6, 9, 12, 15, 18, 21, 24];
 
 /// The valid readings in time order, split wherever the next one comes more than two
 /// intervals (the earlier reading's `increMinute`, default 3) after the one before.
@@ -112,8 +118,8 @@ pub fn render(c: &ChartInput<'_>) -> String {
             ty = y + 4.0
         );
     }
-    for h in (0..=24).step_by(3) {
-        let xh = LEFT + f64::from(h) / 24.0 * (RIGHT - LEFT);
+    for &(h, at_ms) in c.hour_marks {
+        let xh = x(at_ms);
         let _ = writeln!(
             s,
             r##"<line class="grid" x1="{xh:.1}" y1="{TOP}" x2="{xh:.1}" y2="{BOTTOM}" stroke="#e4e4e4" stroke-width="1"/><text class="x-label" x="{xh:.1}" y="{ly}" text-anchor="middle">{h:02}:00</text>"##,
@@ -264,6 +270,7 @@ mod tests {
             points: &points,
             low: Some(3.9),
             high: None,
+            hour_marks: &GRID_HOURS.map(|h| (h, i64::from(h) * 60 * MIN)),
         });
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         let class = |c: &str| doc.descendants().filter(|n| n.attribute("class") == Some(c)).count();
@@ -274,5 +281,37 @@ mod tests {
         assert_eq!((class("threshold-low"), class("threshold-high")), (1, 0));
         let title = doc.descendants().find(|n| n.attribute("class") == Some("chart-title")).unwrap();
         assert!(title.text().unwrap().contains("SN<1>&"), "the device id is escaped, not dropped");
+    }
+
+    #[test]
+    fn on_a_23_hour_day_the_hour_grid_is_where_the_hours_are() {
+        use cgm_shared::time::SourceZone;
+        let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        let span = berlin.local_day(day).unwrap();
+        let marks: Vec<(u32, i64)> =
+            GRID_HOURS.iter().filter_map(|&h| Some((h, berlin.local_instant(day, h * 60)?.ms()))).collect();
+        let svg = render(&ChartInput {
+            device_sn: "SN",
+            day: "2024-03-31",
+            zone: "Europe/Berlin",
+            day_start_ms: span.start().ms(),
+            day_end_ms: span.end().ms(),
+            points: &[],
+            low: None,
+            high: None,
+            hour_marks: &marks,
+        });
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let label_x = |t: &str| {
+            doc.descendants()
+                .find(|n| n.attribute("class") == Some("x-label") && n.text() == Some(t))
+                .and_then(|n| n.attribute("x")?.parse::<f64>().ok())
+                .unwrap()
+        };
+        // 12:00 is 11 of the day's 23 hours in, not half way; 24:00 is the right edge.
+        assert!((label_x("12:00") - (LEFT + 11.0 / 23.0 * (RIGHT - LEFT))).abs() < 0.1);
+        assert!((label_x("24:00") - RIGHT).abs() < 0.1);
+        assert!(svg.contains("a 23-hour day"));
     }
 }

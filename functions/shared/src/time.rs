@@ -270,6 +270,22 @@ impl SourceZone {
         })
     }
 
+    /// The instant a wall-clock time of `day` is, `minute` minutes after its midnight (1440
+    /// is the next midnight): in a repeated hour the earlier, `None` for a time the clocks
+    /// skip. A chart's hour grid and an AGP's daily panels place local times with it, so a
+    /// 23- or 25-hour day is drawn as long as it is.
+    pub fn local_instant(&self, day: NaiveDate, minute: u32) -> Option<Timestamp> {
+        if minute >= 24 * 60 {
+            return self.local_day(day).map(|d| d.end());
+        }
+        let local = day.and_hms_opt(minute / 60, minute % 60, 0)?;
+        let utc = match self {
+            SourceZone::Fixed(off) => pick(off.from_local_datetime(&local)),
+            SourceZone::Named(tz) => pick(tz.from_local_datetime(&local)),
+        }?;
+        Some(Timestamp(utc.timestamp_millis()))
+    }
+
     /// The local calendar day an instant falls on; `None` outside chrono's range.
     pub fn local_date(&self, t: Timestamp) -> Option<NaiveDate> {
         let utc = t.to_datetime()?;
@@ -298,6 +314,19 @@ fn pick<Z: TimeZone>(r: LocalResult<DateTime<Z>>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_instants_follow_the_clock_changes() {
+        let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let at = |day: &str, m: u32| berlin.local_instant(d(day), m).map(|t| t.utc_text().unwrap());
+        // 2024-03-31: 02:00-03:00 does not exist; 2024-10-27: 02:00-03:00 happens twice.
+        assert_eq!(at("2024-03-31", 60).as_deref(), Some("2024-03-31T00:00:00.000Z"));
+        assert_eq!(at("2024-03-31", 150), None);
+        assert_eq!(at("2024-03-31", 180).as_deref(), Some("2024-03-31T01:00:00.000Z"));
+        assert_eq!(at("2024-10-27", 150).as_deref(), Some("2024-10-27T00:30:00.000Z"), "the earlier");
+        assert_eq!(at("2024-10-27", 1440).as_deref(), Some("2024-10-27T23:00:00.000Z"), "the next midnight");
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

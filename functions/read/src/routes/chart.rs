@@ -41,6 +41,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
         let high = readings.iter().rev().find_map(|r| r.high);
         let day_text = day.format("%Y-%m-%d").to_string();
         let zone = self.zone.label();
+        let hour_marks: Vec<(u32, i64)> =
+            chart::GRID_HOURS.iter().filter_map(|&h| Some((h, self.zone.local_instant(day, h * 60)?.ms()))).collect();
         let svg = chart::render(&ChartInput {
             device_sn: sn.as_str(),
             day: &day_text,
@@ -50,6 +52,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
             points: &points,
             low,
             high,
+            hour_marks: &hour_marks,
         });
         Ok(Answer::new(reply::text(StatusCode::OK, "image/svg+xml", svg)).items(points.len()))
     }
