@@ -6,15 +6,19 @@
 #   tools/render-chart.sh                  # against http://127.0.0.1:${PORT:-3000}
 #   START=1 tools/render-chart.sh          # no `make dev` running: start a private one
 #                                          # (DynamoDB Local on a free port), stop it after
+#   PAGE=agp DAYS=14 tools/render-chart.sh # the ambulatory glucose profile of DAYS days
+#                                          # (agp.svg; tools/render-agp.sh does this)
 #
 # Settings (environment): BASE (server URL), PUSH_KEY (when `make dev` has one), DEVICE
-# (default DEMO-CHART), DATE (local day, default 2024-05-01), OUT (default .dev/chart.png),
-# CHROMIUM (default chromium). The day is read in the server's SOURCE_TIMEZONE (+08:00 by
+# (default DEMO-CHART), DATE (local day, default 2024-05-01; the first of DAYS, default 1),
+# PAGE (chart or agp), OUT (default .dev/chart.png or .dev/agp.png), CHROMIUM (default
+# chromium). The day is read in the server's SOURCE_TIMEZONE (+08:00 by
 # default); re-running pushes the same testIds, which are stored once.
 #
 # The synthetic day: a reading every 3 minutes; the first five are the sensor's warm-up
 # (status 1, drawn as hollow markers); 14:00-15:00 is missing (a gap in the line); a low
-# night around 03:00 and three meals; device alerts at 3.9 and 10.0 mmol/L.
+# night around 03:00 and three meals; device alerts at 3.9 and 10.0 mmol/L. Each further day
+# is the same with its meals a little later and larger, so the profile has spread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +26,13 @@ PORT=${PORT:-3000}
 BASE=${BASE:-http://127.0.0.1:$PORT}
 DEVICE=${DEVICE:-DEMO-CHART}
 DATE=${DATE:-2024-05-01}
-OUT=${OUT:-.dev/chart.png}
+DAYS=${DAYS:-1}
+PAGE=${PAGE:-chart}
+case "$PAGE" in
+  chart) OUT=${OUT:-.dev/chart.png}; SIZE=1200,700 ;;
+  agp) OUT=${OUT:-.dev/agp.png}; SIZE=794,1123 ;;
+  *) echo "render-chart: PAGE is chart or agp" >&2; exit 1 ;;
+esac
 CHROMIUM=${CHROMIUM:-chromium}
 KEY_QUERY=${PUSH_KEY:+?key=$PUSH_KEY}
 
@@ -59,26 +69,29 @@ if ! up; then
 fi
 
 # One JSON body per reading, and a curl config that sends them 8 at a time.
-python3 - "$work" "$DEVICE" "$DATE" "$BASE/sinocare/cgm$KEY_QUERY" <<'PY'
+python3 - "$work" "$DEVICE" "$DATE" "$BASE/sinocare/cgm$KEY_QUERY" "$DAYS" <<'PY'
 import json, math, os, sys
 from datetime import datetime, timedelta
-work, device, day, url = sys.argv[1:5]
+work, device, day, url, days = sys.argv[1:6]
 start = datetime.strptime(day, "%Y-%m-%d")
 
-def glucose(h):
-    # A night low around 03:00, meals at 07:30, 12:30 and 18:30, a little sensor noise.
-    v = 6.2 - 2.4 * math.exp(-((h - 3.0) / 1.2) ** 2)
+def glucose(h, d):
+    # A night low around 03:00, meals at 07:30, 12:30 and 18:30 (later and larger on later
+    # days), a little sensor noise.
+    v = 6.2 - (2.4 - 0.2 * (d % 3)) * math.exp(-((h - 3.0) / 1.2) ** 2)
     for meal, peak in ((7.5, 5.0), (12.5, 6.5), (18.5, 8.8)):
-        if h > meal:
-            t = h - meal
-            v += peak * (t / 1.1) * math.exp(1 - t / 1.1)
-    return round(v + 0.15 * math.sin(h * 7.3), 1)
+        m = meal + 0.25 * (d % 5)
+        if h > m:
+            t = h - m
+            v += peak * (1 + 0.08 * (d % 4)) * (t / 1.1) * math.exp(1 - t / 1.1)
+    return round(v + 0.15 * math.sin(h * 7.3 + d), 1)
 
 cfg = []
-for i in range(480):
+for i in range(480 * int(days)):
     at = start + timedelta(minutes=3 * i)
+    d = i // 480
     h = at.hour + at.minute / 60
-    if 14 <= h < 15:
+    if 14 <= h < 15 and d == 0:
         continue  # lost in transit
     serial = i + 1
     body = {
@@ -88,7 +101,7 @@ for i in range(480):
             "deviceSn": device,
             "serialNo": serial,
             "testTime": at.strftime("%Y-%m-%d %H:%M:%S"),
-            "testResult": f"{glucose(h):.1f}",
+            "testResult": f"{glucose(h, d):.1f}",
             "status": "1" if serial <= 5 else "0",
             "cgmStatus": "2",
             "cgmDay": 3,
@@ -97,7 +110,7 @@ for i in range(480):
             "high": 10.0,
         },
     }
-    path = os.path.join(work, f"{serial:04d}.json")
+    path = os.path.join(work, f"{serial:05d}.json")
     with open(path, "w") as f:
         json.dump(body, f)
     # `next` resets every option, so each transfer carries its own.
@@ -112,17 +125,22 @@ PY
 codes=$(curl --no-progress-meter --parallel --parallel-max 8 -K "$work/curl.cfg" || true)
 sent=$(grep -c . <<<"$codes")
 ok=$(grep -c '^200$' <<<"$codes" || true)
-echo "render-chart: pushed $sent readings of $DEVICE for $DATE ($ok answered 200)"
+echo "render-chart: pushed $sent readings of $DEVICE for $DAYS day(s) from $DATE ($ok answered 200)"
 [ "$ok" = "$sent" ] || { echo "render-chart: some pushes failed (is PUSH_KEY right?)" >&2; exit 1; }
 
-url="$BASE/devices/$DEVICE/chart.svg?date=$DATE"
-curl -sS --fail -o "$work/chart.svg" "$url"
+if [ "$PAGE" = agp ]; then
+  last=$(python3 -c "import datetime,sys; print(datetime.date.fromisoformat(sys.argv[1]) + datetime.timedelta(days=int(sys.argv[2]) - 1))" "$DATE" "$DAYS")
+  url="$BASE/devices/$DEVICE/agp.svg?from=$DATE&to=$last"
+else
+  url="$BASE/devices/$DEVICE/chart.svg?date=$DATE"
+fi
+curl -sS --fail -o "$work/page.svg" "$url"
 mkdir -p "$(dirname "$OUT")"
 out_abs="$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$work/profile" --hide-scrollbars \
-  --screenshot="$out_abs" --window-size=1200,700 "$url" >"$work/chromium.log" 2>&1 || {
+  --screenshot="$out_abs" --window-size="$SIZE" "$url" >"$work/chromium.log" 2>&1 || {
   echo "render-chart: chromium failed:" >&2; cat "$work/chromium.log" >&2; exit 1
 }
 [ -s "$out_abs" ] || { echo "render-chart: chromium wrote no screenshot" >&2; cat "$work/chromium.log" >&2; exit 1; }

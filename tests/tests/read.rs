@@ -803,4 +803,14 @@ async fn agp_json_over_fourteen_pushed_days_from_readings_then_from_rollups() {
     assert_eq!(done.written, 14);
     let (_, from_rollups) = env.get_json(agp, "SN-AGP", q).await;
     assert_eq!(from_rollups, body, "the rollups give the readings' page");
+    let resp = env.get("/devices/{device_sn}/agp.svg", "SN-AGP", q).await;
+    assert_eq!((resp.status().as_u16(), header(&resp, "content-type")), (200, Some("image/svg+xml")));
+    let svg = body_text(&resp);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let class = |c: &str| doc.descendants().filter(|n| n.attribute("class") == Some(c)).count();
+    assert_eq!(
+        (class("day-panel"), class("median"), class("data-notice")),
+        (14, 1, 0),
+        "one unbroken profile, no notice"
+    );
 }

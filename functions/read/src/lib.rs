@@ -13,6 +13,7 @@
 //! results into replies, one module per route family; [`error`] maps every failure to a
 //! reply in one place.
 
+mod agp_page;
 mod chart;
 pub mod error;
 mod params;
@@ -55,6 +56,7 @@ enum Route {
     Gaps,
     Summary,
     Agp,
+    AgpSvg,
     Chart,
     CreateToken,
     ListTokens,
@@ -73,6 +75,7 @@ impl Route {
             ("GET", "/devices/{device_sn}/gaps") => Route::Gaps,
             ("GET", "/devices/{device_sn}/summary") => Route::Summary,
             ("GET", "/devices/{device_sn}/agp.json") => Route::Agp,
+            ("GET", "/devices/{device_sn}/agp.svg") => Route::AgpSvg,
             ("GET", "/devices/{device_sn}/chart.svg") => Route::Chart,
             ("POST", "/devices/{device_sn}/follow-tokens") => Route::CreateToken,
             ("GET", "/devices/{device_sn}/follow-tokens") => Route::ListTokens,
@@ -92,6 +95,7 @@ impl Route {
             Route::Gaps => "gaps",
             Route::Summary => "summary",
             Route::Agp => "agp_json",
+            Route::AgpSvg => "agp_svg",
             Route::Chart => "chart",
             Route::CreateToken => "create_follow_token",
             Route::ListTokens => "list_follow_tokens",
@@ -145,6 +149,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
             Route::Gaps => self.gaps(p).await,
             Route::Summary => self.summary(p).await,
             Route::Agp => self.agp_json(p).await,
+            Route::AgpSvg => self.agp_svg(p).await,
             Route::Chart => self.chart(p).await,
             Route::CreateToken => self.create_token(p, caller).await,
             Route::ListTokens => self.list_tokens(p).await,

@@ -178,3 +178,101 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
         Ok(Answer::new(reply::json(StatusCode::OK, &body)).items(items))
     }
 }
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
+    /// `GET /devices/{device_sn}/agp.svg`: the same numbers as one page.
+    pub(crate) async fn agp_svg(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        let sn = DeviceSn::from(p.path("device_sn")?);
+        let data = self.agp_data(&sn, p).await?;
+        let svg = page(&sn, &self.zone, &data);
+        Ok(Answer::new(reply::text(StatusCode::OK, "image/svg+xml", svg)).items(data.summary.readings))
+    }
+}
+
+/// The page of `data` ([`crate::agp_page`]).
+pub(crate) fn page(sn: &DeviceSn, zone: &cgm_shared::time::SourceZone, data: &AgpData<'_>) -> String {
+    use crate::agp_page::{self, Page, Range, Stat};
+    let s = &data.summary;
+    let first = data.daily.first().map(|d| d.day.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    let last = data.daily.last().map(|d| d.day.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    let period = format!("{first} – {last} ({} days)", data.days);
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".to_string());
+    let stats = [
+        Stat { label: "Days".into(), value: format!("{}", data.days), target: "14 days or more".into() },
+        Stat {
+            label: "% time CGM active".into(),
+            value: format!("{:.1} %", s.capture_percent),
+            target: "70 % or more".into(),
+        },
+        Stat {
+            label: "Mean glucose".into(),
+            value: or_dash(s.mean_mmol.zip(s.mean_mg_dl).map(|(m, g)| format!("{m:.1} mmol/L ({g:.0} mg/dL)"))),
+            target: String::new(),
+        },
+        Stat {
+            label: "Glucose management indicator (GMI)".into(),
+            value: or_dash(s.gmi_percent.map(|v| format!("{v:.1} %"))),
+            target: String::new(),
+        },
+        Stat {
+            label: "Glucose variability (CV)".into(),
+            value: or_dash(s.cv_percent.map(|v| format!("{v:.1} %"))),
+            target: "36 % or less".into(),
+        },
+        Stat {
+            label: "Warm-up readings excluded".into(),
+            value: s.invalid_readings_excluded.to_string(),
+            target: String::new(),
+        },
+    ];
+    let tir = s.time_in_ranges_percent.as_ref();
+    let ranges = [
+        Range {
+            class: "very-high",
+            label: "Very high, above 13.9 mmol/L",
+            percent: tir.map(|t| t.very_high_above_13_9),
+            target: "< 5 %",
+            colour: "#e67e22",
+        },
+        Range {
+            class: "high",
+            label: "High, 10.1–13.9 mmol/L",
+            percent: tir.map(|t| t.high_10_0_to_13_9),
+            target: "< 25 % with very high",
+            colour: "#f7c873",
+        },
+        Range {
+            class: "in-range",
+            label: "In range, 3.9–10.0 mmol/L",
+            percent: tir.map(|t| t.in_range_3_9_to_10_0),
+            target: "> 70 %",
+            colour: "#2e9e44",
+        },
+        Range {
+            class: "low",
+            label: "Low, 3.0–3.8 mmol/L",
+            percent: tir.map(|t| t.low_3_0_to_3_9),
+            target: "< 4 % with very low",
+            colour: "#e74c3c",
+        },
+        Range {
+            class: "very-low",
+            label: "Very low, below 3.0 mmol/L",
+            percent: tir.map(|t| t.very_low_below_3_0),
+            target: "< 1 %",
+            colour: "#922b21",
+        },
+    ];
+    agp_page::render(&Page {
+        device_sn: sn.as_str(),
+        period: &period,
+        zone,
+        stats: &stats,
+        targets_for: TARGETS_FOR,
+        ranges: &ranges,
+        profile: &data.profile,
+        daily: &data.daily,
+        notice: data.notice.as_deref(),
+        smoothing: SMOOTHING,
+    })
+}

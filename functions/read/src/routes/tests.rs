@@ -543,6 +543,74 @@ mod agp {
         assert_eq!(from_rollups, body, "rollups give the readings' numbers");
     }
 
+    fn points(attr: &str) -> Vec<(f64, f64)> {
+        attr.split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// The page's parts, and the bands in order in every bin as drawn: SVG's y grows
+    /// downwards, so 95 % is above 75 %, above the median, above 25 %, above 5 %.
+    fn check_page(svg: &str, days: usize) -> bool {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
+        let all = |c: &str| -> Vec<roxmltree::Node<'_, '_>> {
+            doc.descendants().filter(|n| n.attribute("class").is_some_and(|a| a.split(' ').any(|x| x == c))).collect()
+        };
+        for part in ["statistics", "time-in-ranges", "profile", "daily"] {
+            assert_eq!(all(part).len(), 1, "{part}");
+        }
+        assert_eq!(all("tir-segment").len(), 5);
+        assert_eq!(all("day-panel").len(), days);
+        let (outer, inner, median) = (all("band-5-95"), all("band-25-75"), all("median"));
+        assert_eq!((outer.len(), inner.len()), (median.len(), median.len()));
+        for ((o, i), m) in outer.iter().zip(&inner).zip(&median) {
+            let (o, i, m) = (
+                points(o.attribute("points").unwrap()),
+                points(i.attribute("points").unwrap()),
+                points(m.attribute("points").unwrap()),
+            );
+            let n = m.len();
+            assert_eq!((o.len(), i.len()), (2 * n, 2 * n));
+            for k in 0..n {
+                let (p95, p5) = (o[k].1, o[2 * n - 1 - k].1);
+                let (p75, p25) = (i[k].1, i[2 * n - 1 - k].1);
+                assert!(
+                    p95 <= p75 && p75 <= m[k].1 && m[k].1 <= p25 && p25 <= p5,
+                    "bin {k}: {p95} {p75} {} {p25} {p5}",
+                    m[k].1
+                );
+                assert!((o[k].0 - m[k].0).abs() < 1e-9 && (i[2 * n - 1 - k].0 - m[k].0).abs() < 1e-9);
+            }
+        }
+        !all("data-notice").is_empty()
+    }
+
+    #[tokio::test]
+    async fn agp_svg_has_every_panel_in_order_and_the_notice_exactly_when_data_fall_short() {
+        let svc = service(fortnight());
+        let q = [("from", "2024-05-01"), ("to", "2024-05-14")];
+        let resp = svc.handle(device("agp.svg", "A", &q)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+        let svg = String::from_utf8(resp.body().to_vec()).unwrap();
+        assert!(!check_page(&svg, 14), "14 full days: no notice");
+        let order: Vec<usize> =
+            ["class=\"statistics\"", "class=\"time-in-ranges\"", "class=\"profile\"", "class=\"daily\""]
+                .iter()
+                .map(|c| svg.find(c).unwrap())
+                .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "the consensus order");
+        // Three days of data in the same fortnight: the notice, on the page.
+        let short = service(fortnight().into_iter().take(3 * 480).collect());
+        let resp = short.handle(device("agp.svg", "A", &q)).await;
+        let svg = String::from_utf8(resp.body().to_vec()).unwrap();
+        assert!(check_page(&svg, 14), "too little data: the notice is shown");
+        assert!(svg.contains("70 %"));
+    }
+
     #[tokio::test]
     async fn too_little_data_is_said_on_the_page_and_too_long_a_range_refused() {
         let readings: Vec<StoredReading> = fortnight().into_iter().take(3 * 480).collect();
