@@ -4,77 +4,9 @@
 //! the follower token by its id (`sub`), never carry the token itself, and end at the
 //! token's own expiry if that comes first; every request also checks that the token still
 //! exists, so revoking it ends its JWTs at once.
-//!
-//! jsonwebtoken does the JWT (encoding, parsing, validation); its crypto is a provider of
-//! HS256 alone ([`HS256_ONLY`]) on RustCrypto's `hmac` and `sha2`, which the SDK's request
-//! signing already links. Its built-in providers bring every algorithm (RSA, ECDSA, EdDSA
-//! signing), code this function never runs (BENCHMARKS.md, "Size", measures it); and a
-//! provider that knows one algorithm cannot be talked into another.
 
-use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
-use jsonwebtoken::errors::{ErrorKind, Result as JwtResult};
-use jsonwebtoken::signature::{self, Signer, Verifier};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-/// HMAC-SHA256 keyed with the stack's secret: signs and verifies.
-struct Hs256(HmacSha256);
-
-impl Hs256 {
-    fn new(family: AlgorithmFamily, key: &[u8]) -> JwtResult<Self> {
-        use hmac::KeyInit;
-        if family != AlgorithmFamily::Hmac {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
-        Ok(Hs256(HmacSha256::new_from_slice(key).map_err(|_| ErrorKind::InvalidKeyFormat)?))
-    }
-}
-
-impl Signer<Vec<u8>> for Hs256 {
-    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
-        use hmac::Mac;
-        let mut mac = self.0.clone();
-        mac.update(msg);
-        Ok(mac.finalize().into_bytes().to_vec())
-    }
-}
-
-impl Verifier<Vec<u8>> for Hs256 {
-    fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> Result<(), signature::Error> {
-        use hmac::Mac;
-        let mut mac = self.0.clone();
-        mac.update(msg);
-        // Constant time.
-        mac.verify_slice(sig).map_err(|_| signature::Error::new())
-    }
-}
-
-impl JwtSigner for Hs256 {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::HS256
-    }
-}
-
-impl JwtVerifier for Hs256 {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::HS256
-    }
-}
-
-/// jsonwebtoken's crypto here: HS256, and nothing else (no JWKs either).
-pub static HS256_ONLY: CryptoProvider = CryptoProvider {
-    signer_factory: |alg, key| match alg {
-        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.family(), key.as_bytes())?)),
-        _ => Err(ErrorKind::InvalidAlgorithm.into()),
-    },
-    verifier_factory: |alg, key| match alg {
-        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.family(), key.try_get_as_bytes()?)?)),
-        _ => Err(ErrorKind::InvalidAlgorithm.into()),
-    },
-    key_utils: KeyUtils::new_unimplemented(),
-};
 
 /// What a follower token may do here, in Nightscout's permission notation.
 pub const PERMISSIONS: [&str; 3] = ["api:entries:read", "api:status:read", "api:treatments:read"];
@@ -107,8 +39,6 @@ impl std::fmt::Debug for JwtKeys {
 impl JwtKeys {
     /// Keys from the signing secret; the error never holds it.
     pub fn new(secret: &str, hours: u64) -> Result<Self, String> {
-        // Once per process; a second call finds it installed.
-        let _ = HS256_ONLY.install_default();
         let bad = |e: jsonwebtoken::errors::Error| format!("the JWT signing key is not usable: {:?}", e.kind());
         Ok(JwtKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()).map_err(bad)?,
@@ -165,17 +95,15 @@ mod tests {
     }
 
     #[test]
-    fn no_other_algorithm_is_signed_or_accepted() {
+    fn a_header_naming_another_algorithm_is_refused() {
+        use base64::Engine;
         let keys = JwtKeys::new(KEY, 8).unwrap();
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: "tid1".into(), permission_groups: vec![], iat: now, exp: now + 60 };
-        let hs384 = jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims, &keys.encoding);
-        assert!(hs384.is_err(), "only HS256 is signed");
-        // A JWT whose header says "none" or another algorithm, with a valid HS256 signature.
         let (jwt, _) = keys.issue("tid1", now, now + 3600).unwrap();
         let (_, rest) = jwt.split_once('.').unwrap();
-        for header in [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"HS512","typ":"JWT"}"#] {
-            use base64::Engine;
+        for header in
+            [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"HS512","typ":"JWT"}"#, r#"{"alg":"RS256","typ":"JWT"}"#]
+        {
             let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
             assert_eq!(keys.verify(&format!("{h}.{rest}")), None, "{header}");
         }
