@@ -216,7 +216,8 @@ async fn xdrip_v3_follower_sequence() {
 /// (l. 152-241) puts `?token=` on every call and reads `authorized.token` (a string) and
 /// `authorized.permissionGroups` (`[[String]]`) from `status.json`; `Controllers/Nightscout/`
 /// `BGData.swift` (l. 70-78): entries `count=1152&find[date][$gte]=<now − 1 day, ms>&find[type][$ne]=cal`;
-/// `Profile.swift` (l. 11-15): `profiles.json?count=1&find[startDate][$lte]=<now + 60 s, ISO>`;
+/// `Profile.swift` (l. 11-15): `profiles.json?count=1&find[startDate][$lte]=<now + 60 s, ISO>`
+/// (an empty list is "no profile records returned", l. 17-20);
 /// `DeviceStatus.swift` (l. 10-11): `count=1`; `Treatments.swift` (l. 12-20): `created_at`
 /// between −1 day and +6 h as `yyyy-MM-ddTHH:mm:ss`, `count=5000`; `CAge.swift`, `SAge.swift`,
 /// `IAge.swift`: one treatment by `eventType`; `DBSize.swift`: `/api/v2/properties/dbsize`;

@@ -427,7 +427,7 @@ pub fn size() -> anyhow::Result<String> {
     Ok(o)
 }
 
-/// Figure 8: summary and gaps over long ranges of one sensor holding 90 days of 3-minute
+/// Figure 8: summary, gaps and the AGP over long ranges of one sensor holding 90 days of 3-minute
 /// readings (43,200, pushed through the release `cgm-dev`'s push route), once the stream
 /// consumer has rolled every day up, and again with the rollups deleted (every reading read,
 /// as before rollups existed); then the capacity units keeping a day's rollup costs.
@@ -557,8 +557,10 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
         }
     };
     let mut with = Vec::new();
+    let mut agp = Vec::new();
     for d in days {
         with.push((time("summary", d, runs).await?, time("gaps", d, runs).await?));
+        agp.push((time("agp.json", d, runs).await?, time("agp.svg", d, runs).await?));
     }
     // The capacity a day's recompute costs: the day's Query on the index, the rollup's write.
     let items = rollups_of().await?;
@@ -641,6 +643,8 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     };
     writeln!(o, "{}", row("`summary`, whole days from rollups", with.iter().map(|p| p.0).collect()))?;
     writeln!(o, "{}", row("`gaps`, whole days from rollups", with.iter().map(|p| p.1).collect()))?;
+    writeln!(o, "{}", row("`agp.json`, whole days from rollups", agp.iter().map(|p| p.0).collect()))?;
+    writeln!(o, "{}", row("`agp.svg`, whole days from rollups", agp.iter().map(|p| p.1).collect()))?;
     writeln!(o, "{}", row("`summary`, every reading (no rollups)", without.iter().map(|p| p.0).collect()))?;
     writeln!(o, "{}", row("`gaps`, every reading (no rollups)", without.iter().map(|p| p.1).collect()))?;
     writeln!(
