@@ -12,6 +12,7 @@ SAM := PATH="$(CURDIR)/$(VENV):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/sam
 ## Start DynamoDB Local and serve every route on 127.0.0.1:$${PORT:-3000}.
 dev:
 	tools/install.sh dynamodb-local
+	tools/install.sh fonts
 	$(CARGO) run -p cgm-local --bin cgm-dev
 
 ## Everything CI runs: formatting, clippy, template and OpenAPI checks, the arm64 build of

@@ -8,7 +8,13 @@
 #                                     openapi-spec-validator, py-nightscout (a Nightscout client)
 #   tools/install.sh qemu             qemu-user-static and Debian's arm64 C library, to run the
 #                                     arm64 bootstraps on an x86_64 machine (Debian's apt, as root)
-#   tools/install.sh all              all of these, plus the aarch64 target
+#   tools/install.sh fonts            Noto Sans CJK (Chinese and Latin, regular and bold) from Debian's
+#                                     fonts-noto-cjk into .tools/fonts-layer/fonts: the report
+#                                     function's fonts layer (apt-get, as root, if not installed)
+#   tools/install.sh pdf-tools        poppler-utils (pdfinfo, pdftotext, pdftoppm): the tests'
+#                                     PDF reader (Debian's apt, as root)
+#   tools/install.sh render           chromium, for tools/render-chart.sh and tools/render-agp.sh
+#   tools/install.sh all              all of these but render, plus the aarch64 target
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,10 +74,45 @@ qemu_arm64() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-user-static libc6-arm64-cross >/dev/null
 }
 
+# Debian packages, installed only when the command they provide is missing.
+apt_install() {
+  command -v apt-get >/dev/null || { echo "install.sh: install the Debian packages $* (or their equivalent)" >&2; exit 1; }
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "install.sh: installing $* with apt-get" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# The layer's folder is what Lambda unpacks under /opt: /opt/fonts/*.ttc. The collections
+# are copied whole; the PDF embeds only the glyphs a page uses (svg2pdf subsets them).
+NOTO_CJK=/usr/share/fonts/opentype/noto
+fonts_dir="$tools/fonts-layer/fonts"
+
+fonts() {
+  if [ -f "$fonts_dir/NotoSansCJK-Regular.ttc" ] && [ -f "$fonts_dir/NotoSansCJK-Bold.ttc" ]; then return 0; fi
+  [ -f "$NOTO_CJK/NotoSansCJK-Regular.ttc" ] || apt_install fonts-noto-cjk
+  mkdir -p "$fonts_dir"
+  cp "$NOTO_CJK/NotoSansCJK-Regular.ttc" "$NOTO_CJK/NotoSansCJK-Bold.ttc" "$fonts_dir/"
+}
+
+pdf_tools() {
+  command -v pdfinfo >/dev/null && command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null && return 0
+  apt_install poppler-utils
+}
+
+render_tools() {
+  command -v chromium >/dev/null && return 0
+  apt_install chromium
+}
+
 case "${1:-all}" in
   dynamodb-local) dynamodb_local ;;
   sam) sam_tools; aarch64_target ;;
   qemu) qemu_arm64 ;;
-  all) dynamodb_local; sam_tools; aarch64_target; qemu_arm64 ;;
-  *) echo "usage: tools/install.sh [dynamodb-local|sam|qemu|all]" >&2; exit 2 ;;
+  fonts) fonts ;;
+  pdf-tools) pdf_tools ;;
+  render) pdf_tools; render_tools ;;
+  all) dynamodb_local; sam_tools; aarch64_target; qemu_arm64; fonts; pdf_tools ;;
+  *) echo "usage: tools/install.sh [dynamodb-local|sam|qemu|fonts|pdf-tools|render|all]" >&2; exit 2 ;;
 esac

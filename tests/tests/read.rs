@@ -814,3 +814,94 @@ async fn agp_json_over_fourteen_pushed_days_from_readings_then_from_rollups() {
         "one unbroken profile, no notice"
     );
 }
+
+/// Runs one of poppler's tools (Debian's `poppler-utils`: `tools/install.sh pdf-tools`) on
+/// `pdf` and returns what it printed.
+fn poppler(tool: &str, args: &[&str], pdf: &std::path::Path, tail: &[&str]) -> String {
+    let out = std::process::Command::new(tool).args(args).arg(pdf).args(tail).output().unwrap_or_else(|e| {
+        panic!("{tool} (poppler-utils) is needed to read the PDF: run tools/install.sh pdf-tools ({e})")
+    });
+    assert!(out.status.success(), "{tool} refused the PDF: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn agp_pdf_over_fourteen_pushed_days_is_one_a4_page_a_pdf_reader_opens_with_the_patient_only_when_allowed() {
+    let env = Env::new().await;
+    let bodies: Vec<String> = (1..=14 * 96u64)
+        .map(|s| {
+            let local = chrono::DateTime::from_timestamp_millis(T0 + (s as i64 - 1) * 15 * MIN).unwrap()
+                + chrono::Duration::hours(8);
+            seed_with(json!({
+                "testId": format!("PDF-{s:05}"), "deviceSn": "SN-PDF", "serialNo": s,
+                "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "testResult": format!("{:.1}", 4.0 + ((s * 7) % 90) as f64 / 10.0), "status": "0", "increMinute": 15,
+                "patientName": "张三丰", "patientId": "MPI-4711",
+            }))
+        })
+        .collect();
+    env.push_all(bodies).await;
+    let fonts = cgm_local::font_dir().display().to_string();
+    let route = "/devices/{device_sn}/agp.pdf";
+    let req = || {
+        api_request(
+            "GET",
+            route,
+            "/devices/SN-PDF/agp.pdf",
+            &[("device_sn", "SN-PDF")],
+            "from=2021-11-02&to=2021-11-15",
+            None,
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("cgm-agp-pdf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for patient_fields in ["false", "true"] {
+        let cfg = env.stack.config(&[("AGP_FONT_DIR", &fonts), ("AGP_PATIENT_FIELDS", patient_fields)]);
+        let report = cgm_report::from_config(&cfg).await.expect("report service (tools/install.sh fonts)");
+        let resp = Box::pin(report.handle(req())).await;
+        assert_eq!((resp.status().as_u16(), header(&resp, "content-type")), (200, Some("application/pdf")));
+        assert_eq!(
+            header(&resp, "content-disposition"),
+            Some("inline; filename=\"agp-SN-PDF-2021-11-02-2021-11-15.pdf\"")
+        );
+        let path = dir.join(format!("agp-{patient_fields}.pdf"));
+        std::fs::write(&path, resp.body().as_ref()).unwrap();
+        let info = poppler("pdfinfo", &[], &path, &[]);
+        assert!(info.lines().any(|l| l.starts_with("Pages:") && l.ends_with(" 1")), "{info}");
+        let size = info.lines().find_map(|l| l.strip_prefix("Page size:")).expect("pdfinfo names the page size");
+        let wh: Vec<f64> = size.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        assert!((wh[0] - 595.28).abs() < 0.5 && (wh[1] - 841.89).abs() < 0.5 && size.ends_with("(A4)"), "{info}");
+        let text = poppler("pdftotext", &["-layout"], &path, &["-"]);
+        for part in [
+            "Ambulatory glucose profile",
+            "SN-PDF",
+            "2021-11-02 – 2021-11-15 (14 days)",
+            "Glucose statistics and targets",
+            "Time in ranges",
+            "Daily glucose profiles",
+        ] {
+            assert!(text.contains(part), "{part:?} is not text of the PDF:\n{text}");
+        }
+        let shows = text.contains("张三丰") && text.contains("MPI-4711");
+        assert_eq!(
+            shows,
+            patient_fields == "true",
+            "the patient is named exactly when AGP_PATIENT_FIELDS=true:\n{text}"
+        );
+        // The page as an image: poppler draws it (the glyphs are embedded, not just named).
+        let png = dir.join(format!("agp-{patient_fields}"));
+        let out = std::process::Command::new("pdftoppm")
+            .args(["-png", "-r", "50", "-singlefile"])
+            .arg(&path)
+            .arg(&png)
+            .output()
+            .expect("pdftoppm (poppler-utils)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(std::fs::metadata(png.with_extension("png")).unwrap().len() > 10_000);
+    }
+    let fonts_info = poppler("pdffonts", &[], &dir.join("agp-true.pdf"), &[]);
+    assert!(fonts_info.contains("NotoSansCJK"), "the fonts are embedded:\n{fonts_info}");
+    if std::env::var_os("KEEP_AGP_PDF").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -27,6 +27,11 @@ pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Res
     build(status, content_type, Body::from(body))
 }
 
+/// A binary reply (a PDF) of a fixed content type; API Gateway sends it base64-decoded.
+pub fn binary(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    build(status, content_type, Body::from(body))
+}
+
 fn build(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

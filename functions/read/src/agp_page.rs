@@ -50,6 +50,9 @@ pub struct Page<'a> {
     pub daily: &'a [DayProfile],
     pub notice: Option<&'a str>,
     pub smoothing: &'a str,
+    /// The patient line of the PDF's header (`AGP_PATIENT_FIELDS=true`); the SVG route
+    /// never sets it.
+    pub patient: Option<&'a str>,
 }
 
 fn text(s: &mut String, class: &str, x: f64, y: f64, size: f64, extra: &str, body: &str) {
@@ -66,7 +69,7 @@ pub fn render(p: &Page<'_>) -> String {
     let _ = writeln!(
         s,
         r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Helvetica, Arial, 'Noto Sans CJK SC', sans-serif" font-size="11">
+<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="210mm" height="297mm" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Helvetica, Arial, 'Noto Sans CJK SC', sans-serif" font-size="11">
 <title>Ambulatory glucose profile, iCan {dev}, {period}</title>
 <rect class="background" x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##,
         dev = xml_escape(p.device_sn),
@@ -83,6 +86,10 @@ pub fn render(p: &Page<'_>) -> String {
         &format!("iCan {} · {} · local time {}", p.device_sn, p.period, p.zone.label()),
     );
     let mut y = 84.0;
+    if let Some(who) = p.patient {
+        text(&mut s, "patient", MARGIN, 80.0, 12.0, r#" font-weight="bold""#, who);
+        y += 12.0;
+    }
     if let Some(n) = p.notice {
         let _ = writeln!(
             s,
@@ -288,9 +295,13 @@ fn daily(s: &mut String, p: &Page<'_>, y0: f64) {
         };
         let mut runs: Vec<Vec<String>> = Vec::new();
         let mut last: Option<u32> = None;
+        // More than two of the day's usual steps apart (two 5-minute bins at least) is a
+        // gap: the line breaks. The usual step is the sensor's interval (5, 15 minutes, …).
+        let mut steps: Vec<u32> = d.points.windows(2).map(|w| w[1].0.saturating_sub(w[0].0)).collect();
+        steps.sort_unstable();
+        let gap = steps.get(steps.len() / 2).map_or(10, |&st| (2 * st).max(10));
         for &(m, v) in &d.points {
-            // More than two 5-minute bins apart is a gap: the line breaks.
-            if last.is_none_or(|l| m.saturating_sub(l) > 10) {
+            if last.is_none_or(|l| m.saturating_sub(l) > gap) {
                 runs.push(Vec::new());
             }
             if let Some(r) = runs.last_mut() {

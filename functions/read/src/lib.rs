@@ -20,6 +20,8 @@ mod params;
 mod routes;
 mod text;
 
+pub use routes::AgpPage;
+
 use cgm_edge::{Answer, Frame, HttpService};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
@@ -167,7 +169,11 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
 /// read side holds no secret, so there is nothing else to resolve.
 pub async fn from_config(cfg: &Config) -> ReadService<DynamoReadStore> {
     let sdk = aws::sdk_config(cfg).await;
-    let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
+    with_client(cfg, aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ))
+}
+
+/// The service on a DynamoDB client the caller made (the report function shares its own).
+pub fn with_client(cfg: &Config, client: aws_sdk_dynamodb::Client) -> ReadService<DynamoReadStore> {
     let store = DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone());
     ReadService::new(
         store,

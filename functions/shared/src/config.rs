@@ -124,6 +124,12 @@ pub struct Config {
     /// `READ_PATIENT_FIELDS`: `true` lets the IAM sensor routes show `patientId` and
     /// `visitId` and serve `/patients/{patient_id}/sensors`; off by default.
     pub read_patient_fields: bool,
+    /// `AGP_PATIENT_FIELDS`: `true` puts the patient's name and id in the header of the
+    /// AGP PDF (the report function); off by default, and no other read route shows a name.
+    pub agp_patient_fields: bool,
+    /// `AGP_FONT_DIR`: where the report function finds the fonts it draws and embeds
+    /// (the fonts layer, `/opt/fonts` in Lambda; `.tools/fonts` locally).
+    pub agp_font_dir: Option<String>,
     /// `NIGHTSCOUT_UNITS`: what the Nightscout status tells followers to display, `mg/dl`
     /// (the default, as Nightscout's) or `mmol`. Entries carry mg/dL either way.
     pub nightscout_mmol: bool,
@@ -241,6 +247,8 @@ impl Config {
             event_bus: non_empty("EVENT_BUS_NAME"),
             event_patient_fields: flag(&non_empty, "EVENT_PATIENT_FIELDS")?,
             read_patient_fields: flag(&non_empty, "READ_PATIENT_FIELDS")?,
+            agp_patient_fields: flag(&non_empty, "AGP_PATIENT_FIELDS")?,
+            agp_font_dir: non_empty("AGP_FONT_DIR"),
             nightscout_mmol: match non_empty("NIGHTSCOUT_UNITS").map(|u| u.to_ascii_lowercase()).as_deref() {
                 None | Some("mg/dl") => false,
                 Some("mmol") => true,

@@ -23,6 +23,12 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where `tools/install.sh fonts` puts the fonts layer's fonts: the report function's fonts
+/// when `AGP_FONT_DIR` is not set.
+pub fn font_dir() -> PathBuf {
+    repo_root().join(".tools/fonts-layer/fonts")
+}
+
 /// Every function's handler, by the template's logical id, built from `cfg` the way each
 /// Lambda's cold start builds it.
 pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shared::ConfigError> {
@@ -31,6 +37,11 @@ pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shar
     map.insert("PartnerFunction".into(), handler(cgm_partner::from_config(cfg).await?));
     map.insert("ReadFunction".into(), handler(cgm_read::from_config(cfg).await));
     map.insert("NightscoutFunction".into(), handler(cgm_nightscout::from_config(cfg).await?));
+    let mut report_cfg = cfg.clone();
+    if report_cfg.agp_font_dir.is_none() {
+        report_cfg.agp_font_dir = Some(font_dir().display().to_string());
+    }
+    map.insert("ReportFunction".into(), handler(cgm_report::from_config(&report_cfg).await?));
     Ok(map)
 }
 

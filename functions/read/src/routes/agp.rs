@@ -127,6 +127,7 @@ pub(crate) struct AgpData<'a> {
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn agp_data<'a>(&self, sn: &'a DeviceSn, p: Params<'_>) -> Result<AgpData<'a>, ReadError> {
+        p.only(&["from", "to"])?;
         let range = params::report_range(p, Timestamp::now(), &self.zone, AGP_DEFAULT_DAYS, AGP_MAX_DAYS)?;
         let pieces = self.pieces_with(sn, range, Bins::With).await?;
         let period = Period::of(&self.zone, &pieces);
@@ -179,18 +180,45 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     }
 }
 
+/// The drawn page of one request, for the report function's PDF.
+pub struct AgpPage {
+    pub svg: String,
+    /// The readings behind it, for the request's log line.
+    pub readings: usize,
+    /// The first and last local day, `YYYY-MM-DD`.
+    pub first_day: String,
+    pub last_day: String,
+}
+
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     /// `GET /devices/{device_sn}/agp.svg`: the same numbers as one page.
     pub(crate) async fn agp_svg(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        let page = self.agp_page(p, None).await?;
+        Ok(Answer::new(reply::text(StatusCode::OK, "image/svg+xml", page.svg)).items(page.readings))
+    }
+
+    /// The `agp.svg` page of request `p`, with `patient` as a line of its header when given:
+    /// what the report function turns into the PDF, so both are the same drawing.
+    pub async fn agp_page(&self, p: Params<'_>, patient: Option<&str>) -> Result<AgpPage, ReadError> {
         let sn = DeviceSn::from(p.path("device_sn")?);
         let data = self.agp_data(&sn, p).await?;
-        let svg = page(&sn, &self.zone, &data);
-        Ok(Answer::new(reply::text(StatusCode::OK, "image/svg+xml", svg)).items(data.summary.readings))
+        let day = |d: Option<&DayProfile>| d.map(|d| d.day.format("%Y-%m-%d").to_string()).unwrap_or_default();
+        Ok(AgpPage {
+            svg: page(&sn, &self.zone, &data, patient),
+            readings: data.summary.readings,
+            first_day: day(data.daily.first()),
+            last_day: day(data.daily.last()),
+        })
     }
 }
 
 /// The page of `data` ([`crate::agp_page`]).
-pub(crate) fn page(sn: &DeviceSn, zone: &cgm_shared::time::SourceZone, data: &AgpData<'_>) -> String {
+pub(crate) fn page(
+    sn: &DeviceSn,
+    zone: &cgm_shared::time::SourceZone,
+    data: &AgpData<'_>,
+    patient: Option<&str>,
+) -> String {
     use crate::agp_page::{self, Page, Range, Stat};
     let s = &data.summary;
     let first = data.daily.first().map(|d| d.day.format("%Y-%m-%d").to_string()).unwrap_or_default();
@@ -274,5 +302,6 @@ pub(crate) fn page(sn: &DeviceSn, zone: &cgm_shared::time::SourceZone, data: &Ag
         daily: &data.daily,
         notice: data.notice.as_deref(),
         smoothing: SMOOTHING,
+        patient,
     })
 }

@@ -14,6 +14,8 @@ mod sensors;
 #[cfg(test)]
 mod tests;
 
+pub use agp::AgpPage;
+
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::time::{Included, SourceZone, TimeRange};
 use serde::Serialize;

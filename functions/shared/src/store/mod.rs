@@ -5,13 +5,15 @@
 //! - [`push`]: the readings, the conflicts and the quarantine, written by the push route;
 //! - [`reads`]: a device's readings through the device/time index, and follower tokens;
 //! - [`rollups`]: daily rollups, written by the readings-stream consumer;
-//! - [`sensors`]: sensor sessions and their alerts, written by the same consumer.
+//! - [`sensors`]: sensor sessions and their alerts, written by the same consumer;
+//! - [`patients`]: who wore a device, for the AGP PDF's header when a setting allows it.
 //!
 //! The partner proxy's token store has the same shape in the partner crate. [`attr`] holds
 //! the attribute and index names and the DynamoDB value helpers every implementation uses:
 //! it and the `dynamodb` modules are the only code here that speaks DynamoDB.
 
 pub mod attr;
+pub mod patients;
 pub mod push;
 pub mod reads;
 pub mod rollups;

@@ -1,0 +1,125 @@
+//! The clinician's printable report: `GET /devices/{device_sn}/agp.pdf`, the ambulatory
+//! glucose profile of `agp.svg` as one A4 page, for the period `agp.svg` takes (`from`,
+//! `to`; the last 14 full local days by default; at most 90).
+//!
+//! A function of its own so that the read function stays lean: the PDF writer and its font
+//! subsetter live here, and the fonts (Noto Sans CJK, Chinese and Latin, about 10 MB)
+//! come from a Lambda layer ([`pdf::load_fonts`]). The drawing itself is the read side's
+//! ([`cgm_read::ReadService::agp_page`]), so the PDF and the SVG cannot drift apart.
+//!
+//! The header names the device serial and the period. The patient's name and id are added
+//! only with `AGP_PATIENT_FIELDS=true`; without it the function does not even hold the store
+//! that could read them.
+
+pub mod error;
+pub mod pdf;
+
+use cgm_edge::{Answer, Frame, HttpService, reply};
+use cgm_read::ReadService;
+use cgm_read::error::ReadError;
+use cgm_shared::aws::{self, CallLimits};
+use cgm_shared::config::{Config, ConfigError};
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::store::patients::dynamodb::DynamoPatientStore;
+use cgm_shared::store::patients::{PatientRef, PatientStore};
+use cgm_shared::store::reads::ReadStore;
+use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
+use cgm_shared::store::sensors::SensorStore;
+use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use error::{ReportApi, ReportError};
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use svg2pdf::usvg::fontdb;
+
+/// The service as Lambda runs it.
+pub type DynamoReportService = ReportService<DynamoReadStore, DynamoRollupStore, DynamoSensorStore, DynamoPatientStore>;
+
+/// Inside API Gateway's 30 s and the function's 28 s timeout, as the read routes.
+const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
+
+/// Where the fonts layer puts its fonts in Lambda.
+pub const DEFAULT_FONT_DIR: &str = "/opt/fonts";
+
+pub struct ReportService<S, U, T, P> {
+    read: ReadService<S, U, T>,
+    /// Only with `AGP_PATIENT_FIELDS=true`.
+    patients: Option<P>,
+    fonts: Arc<fontdb::Database>,
+}
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore, P: PatientStore> HttpService for ReportService<S, U, T, P> {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        let frame = Frame::start(&req);
+        if (req.method().as_str(), frame.meta().route_path()) != ("GET", "/devices/{device_sn}/agp.pdf") {
+            return frame.finish::<ReportApi>("unknown", Err(ReportError::Read(ReadError::NotFound("route")).into()));
+        }
+        let result = frame.within(ROUTE_DEADLINE, self.agp_pdf(&req)).await;
+        frame.finish::<ReportApi>("agp_pdf", result)
+    }
+}
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore, P: PatientStore> ReportService<S, U, T, P> {
+    pub fn new(read: ReadService<S, U, T>, patients: Option<P>, fonts: fontdb::Database) -> Self {
+        Self { read, patients, fonts: Arc::new(fonts) }
+    }
+
+    async fn agp_pdf(&self, req: &Request) -> Result<Answer, ReportError> {
+        let p = cgm_edge::Params::of(req);
+        let patient = match &self.patients {
+            Some(store) => {
+                let sn = DeviceSn::from(p.path("device_sn").map_err(ReadError::from)?);
+                store.patient_of(&sn).await.map_err(ReadError::from)?.and_then(|who| patient_line(&who))
+            }
+            None => None,
+        };
+        let page = self.read.agp_page(p, patient.as_deref()).await?;
+        let fonts = self.fonts.clone();
+        let svg = page.svg;
+        // Typesetting is CPU work of tens of milliseconds: off the async workers.
+        let pdf = tokio::task::spawn_blocking(move || pdf::to_pdf(&svg, &fonts))
+            .await
+            .map_err(|_| pdf::PdfError::Convert("the conversion task ended".into()))??;
+        let mut resp = reply::binary(StatusCode::OK, "application/pdf", pdf);
+        let name =
+            format!("agp-{}-{}-{}.pdf", file_safe(p.path("device_sn").unwrap_or("")), page.first_day, page.last_day);
+        if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        Ok(Answer::new(resp).items(page.readings))
+    }
+}
+
+/// `Patient: <name> · ID <id>`, from what the push carried.
+fn patient_line(who: &PatientRef) -> Option<String> {
+    let name = who.name.as_ref().map(|n| n.expose().as_str());
+    let id = who.id.as_ref().map(|i| i.expose().as_str());
+    match (name, id) {
+        (Some(n), Some(i)) => Some(format!("Patient: {n} · ID {i}")),
+        (Some(n), None) => Some(format!("Patient: {n}")),
+        (None, Some(i)) => Some(format!("Patient ID {i}")),
+        (None, None) => None,
+    }
+}
+
+/// The serial as a file name's part: letters, digits, `-` and `_` only.
+fn file_safe(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(64).collect()
+}
+
+/// Builds the service the way a cold start does: one DynamoDB client, and the fonts from
+/// `AGP_FONT_DIR` (the layer's `/opt/fonts` by default). No font, no start: a PDF whose
+/// text silently vanished would be worse than an error.
+pub async fn from_config(cfg: &Config) -> Result<DynamoReportService, ConfigError> {
+    let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
+    let fonts = pdf::load_fonts(Path::new(dir))
+        .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
+    let sdk = aws::sdk_config(cfg).await;
+    let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
+    let patients = cfg.agp_patient_fields.then(|| DynamoPatientStore::new(client.clone(), cfg.tables.readings.clone()));
+    Ok(ReportService::new(cgm_read::with_client(cfg, client), patients, fonts))
+}

@@ -1,0 +1,73 @@
+//! The page as a PDF: the `agp.svg` drawing parsed by usvg and written by svg2pdf, its text
+//! kept as text in the bundled fonts, each subset to the glyphs the page uses.
+//!
+//! Lambda has no system fonts, and text drawn in a font that is not there silently
+//! vanishes; so the fonts are loaded from one folder (the fonts layer) at cold start, and a
+//! folder without a font stops the cold start instead.
+
+use std::path::Path;
+use std::sync::Arc;
+use svg2pdf::usvg::{self, fontdb};
+use svg2pdf::{ConversionOptions, PageOptions};
+
+/// The family the page names for every script, Chinese included (`tools/install.sh fonts`).
+pub const FONT_FAMILY: &str = "Noto Sans CJK SC";
+
+/// The page is drawn at 96 px per inch (CSS pixels): 794 × 1123 px is A4.
+const DPI: f32 = 96.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FontsError {
+    #[error(
+        "the font folder {dir} cannot be read ({kind}): deploy the fonts layer, or run tools/install.sh fonts locally"
+    )]
+    Unreadable { dir: String, kind: std::io::ErrorKind },
+    #[error("the font folder {dir} holds no .otf, .ttf, .otc or .ttc font")]
+    Empty { dir: String },
+}
+
+/// Every font file in `dir` (not its subfolders), with sans-serif set to [`FONT_FAMILY`]
+/// when it is among them.
+pub fn load_fonts(dir: &Path) -> Result<fontdb::Database, FontsError> {
+    let unreadable = |e: std::io::Error| FontsError::Unreadable { dir: dir.display().to_string(), kind: e.kind() };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(unreadable)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| ["otf", "ttf", "otc", "ttc"].contains(&x.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    let mut db = fontdb::Database::new();
+    for f in files {
+        db.load_font_file(&f).map_err(unreadable)?;
+    }
+    if db.is_empty() {
+        return Err(FontsError::Empty { dir: dir.display().to_string() });
+    }
+    let family = if db.faces().any(|f| f.families.iter().any(|(n, _)| n == FONT_FAMILY)) {
+        FONT_FAMILY.to_string()
+    } else {
+        db.faces().next().and_then(|f| f.families.first()).map(|(n, _)| n.clone()).unwrap_or_default()
+    };
+    db.set_sans_serif_family(family);
+    Ok(db)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    #[error("the page is not SVG that usvg reads ({0})")]
+    Svg(String),
+    #[error("svg2pdf failed ({0})")]
+    Convert(String),
+}
+
+/// One PDF page of `svg`'s size (A4 for the AGP page).
+pub fn to_pdf(svg: &str, fonts: &Arc<fontdb::Database>) -> Result<Vec<u8>, PdfError> {
+    let options = usvg::Options { fontdb: fonts.clone(), ..usvg::Options::default() };
+    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| PdfError::Svg(e.to_string()))?;
+    svg2pdf::to_pdf(&tree, ConversionOptions::default(), PageOptions { dpi: DPI })
+        .map_err(|e| PdfError::Convert(e.to_string()))
+}
