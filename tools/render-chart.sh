@@ -146,3 +146,11 @@ out_abs="$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
 [ -s "$out_abs" ] || { echo "render-chart: chromium wrote no screenshot" >&2; cat "$work/chromium.log" >&2; exit 1; }
 echo "render-chart: $url"
 echo "render-chart: wrote $OUT"
+if [ "$PAGE" = agp ]; then
+  # The same page as the report function's PDF, drawn by poppler (tools/install.sh pdf-tools).
+  command -v pdftoppm >/dev/null || { echo "render-chart: pdftoppm not found (tools/install.sh pdf-tools)" >&2; exit 1; }
+  pdf_out="${OUT%.png}.pdf"
+  curl -sS --fail -o "$pdf_out" "${url/agp.svg/agp.pdf}"
+  pdftoppm -png -r 96 -singlefile "$pdf_out" "${OUT%.png}-pdf"
+  echo "render-chart: wrote $pdf_out and ${OUT%.png}-pdf.png"
+fi
