@@ -49,7 +49,7 @@ check: lint unit
 
 ## Benchmarks: rewrites the figures in BENCHMARKS.md (not part of `make test`).
 bench: tools sam-build
-	$(CARGO) build --release --locked -p cgm-bench -p cgm-push -p cgm-local --bins
+	$(CARGO) build --release --locked -p cgm-bench -p cgm-push -p cgm-read -p cgm-report -p cgm-local --bins
 	target/release/with-dynamodb-local target/release/cgm-bench
 	$(CARGO) bench --locked -p cgm-shared -p cgm-partner --bench hot_paths -- --noplot 2>&1 | tee target/criterion-summary.txt
 	tools/bench-micro.sh target/criterion-summary.txt BENCHMARKS.md

@@ -216,11 +216,27 @@ pub fn api_request(
     query: &str,
     body: Option<&str>,
 ) -> Request {
+    let e = api_event(method, route, path, params, query, body);
+    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway event")
+}
+
+/// The API Gateway (HTTP API, payload 2.0) event of [`api_request`], as JSON: what a
+/// Lambda Runtime API hands a function. `queryStringParameters` joins a repeated key's
+/// values with commas, as API Gateway does.
+pub fn api_event(method: &str, route: &str, path: &str, params: &[(&str, &str)], query: &str, body: Option<&str>) -> Value {
     let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
     let route_key = format!("{method} {route}");
     e["routeKey"] = json!(route_key);
     e["rawPath"] = json!(path);
     e["rawQueryString"] = json!(query);
+    let mut q = serde_json::Map::new();
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match q.get_mut(k) {
+            Some(Value::String(s)) => *s = format!("{s},{v}"),
+            _ => drop(q.insert(k.to_string(), json!(v))),
+        }
+    }
+    e["queryStringParameters"] = q.into();
     e["pathParameters"] =
         params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>().into();
     e["requestContext"]["routeKey"] = json!(route_key);
@@ -228,7 +244,7 @@ pub fn api_request(
     e["requestContext"]["http"]["path"] = json!(path);
     e["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
     e["body"] = body.map_or(Value::Null, |b| json!(b));
-    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway event")
+    e
 }
 
 /// The seed example with fields of `data` replaced (`null` values are set, not removed).

@@ -5,7 +5,7 @@
 //! in BENCHMARKS.md between its markers.
 //!
 //! Needs `DYNAMODB_ENDPOINT` (the Makefile runs it under `with-dynamodb-local`) and the
-//! release binaries (`target/release/push`, `target/release/cgm-dev`).
+//! release binaries (`target/release/{push,read,report,cgm-dev}`).
 
 mod sections;
 mod stats;
@@ -38,8 +38,9 @@ Environment:
   DYNAMODB_ENDPOINT  the DynamoDB Local to measure against (required; `make bench` runs
                      cgm-bench under with-dynamodb-local, which sets it)
 
-Also needs the release binaries target/release/push and target/release/cgm-dev
-(`cargo build --release -p cgm-push -p cgm-local`), and for `size` the arm64 build in
+Also needs the release binaries target/release/{push,read,report,cgm-dev}
+(`cargo build --release -p cgm-push -p cgm-read -p cgm-report -p cgm-local --bins`) and the
+fonts (`tools/install.sh fonts`), and for `size` the arm64 build in
 .aws-sam/build (`make sam-build`).";
 
 /// One figure of BENCHMARKS.md, in the order they are measured.
@@ -57,7 +58,8 @@ enum Section {
     Proxy,
     /// Sizes of the arm64 bootstraps and their zips
     Size,
-    /// Summary and gaps over 7-89 days of one sensor, with and without daily rollups
+    /// Summary, gaps and the AGP (JSON, SVG, PDF) over 7-90 days of one sensor, with and without
+    /// daily rollups; the read and report functions' peak RSS
     Reads,
     /// Lag from an acknowledged push to its alert event at 100 pushes/s; consumer throughput
     Alerts,

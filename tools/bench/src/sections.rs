@@ -27,7 +27,7 @@ fn release_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let p = cgm_local::repo_root().join("target/release").join(name);
     anyhow::ensure!(
         p.is_file(),
-        "{} is missing: run `cargo build --release -p cgm-push -p cgm-local` first",
+        "{} is missing: run `cargo build --release -p cgm-push -p cgm-read -p cgm-report -p cgm-local --bins` first",
         p.display()
     );
     Ok(p)
@@ -427,7 +427,7 @@ pub fn size() -> anyhow::Result<String> {
     Ok(o)
 }
 
-/// Figure 8: summary, gaps and the AGP over long ranges of one sensor holding 90 days of 3-minute
+/// Figure 8: summary, gaps and the AGP (JSON, SVG, PDF) over long ranges of one sensor holding 90 days of 3-minute
 /// readings (43,200, pushed through the release `cgm-dev`'s push route), once the stream
 /// consumer has rolled every day up, and again with the rollups deleted (every reading read,
 /// as before rollups existed); then the capacity units keeping a day's rollup costs.
@@ -538,7 +538,7 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     }
     let drain_took = drained_from.elapsed();
 
-    let days = [7i64, 14, 30, 60, 89];
+    let days = [7i64, 14, 30, 60, 90];
     let time = |route: &'static str, days: i64, runs: usize| {
         let (http, base) = (http.clone(), base.clone());
         async move {
@@ -560,7 +560,24 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     let mut agp = Vec::new();
     for d in days {
         with.push((time("summary", d, runs).await?, time("gaps", d, runs).await?));
-        agp.push((time("agp.json", d, runs).await?, time("agp.svg", d, runs).await?));
+        agp.push((
+            time("agp.json", d, runs).await?,
+            time("agp.svg", d, runs).await?,
+            time("agp.pdf", d, runs).await?,
+        ));
+    }
+    // Each function's own memory: the release read and report binaries under the Runtime
+    // API stand-in, answering the AGP over 14 and 89 days `runs` times each.
+    let agp_event = |name: &str, days: i64| {
+        let route = format!("/devices/{{device_sn}}/{name}");
+        let path = format!("/devices/{SN}/{name}");
+        let query = format!("from={}&to={last_at}", last_at - days * DAY);
+        cgm_tests::api_event("GET", &route, &path, &[("device_sn", SN)], &query, None).to_string()
+    };
+    let mut peaks = Vec::new();
+    for (binary, route) in [("read", "agp.svg"), ("report", "agp.pdf")] {
+        let events: Vec<String> = [14, 90].iter().flat_map(|&d| (0..runs).map(move |_| d)).map(|d| agp_event(route, d)).collect();
+        peaks.push((binary, route, peak_rss(binary, &stack, &events).await?));
     }
     // The capacity a day's recompute costs: the day's Query on the index, the rollup's write.
     let items = rollups_of().await?;
@@ -645,8 +662,19 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     writeln!(o, "{}", row("`gaps`, whole days from rollups", with.iter().map(|p| p.1).collect()))?;
     writeln!(o, "{}", row("`agp.json`, whole days from rollups", agp.iter().map(|p| p.0).collect()))?;
     writeln!(o, "{}", row("`agp.svg`, whole days from rollups", agp.iter().map(|p| p.1).collect()))?;
+    writeln!(o, "{}", row("`agp.pdf`, whole days from rollups", agp.iter().map(|p| p.2).collect()))?;
     writeln!(o, "{}", row("`summary`, every reading (no rollups)", without.iter().map(|p| p.0).collect()))?;
     writeln!(o, "{}", row("`gaps`, every reading (no rollups)", without.iter().map(|p| p.1).collect()))?;
+    writeln!(
+        o,
+        "\nEach function on its own (the release binary under the Runtime API stand-in, as in figure 4), \
+         after {n} AGPs over 14 days and {n} over 90:\n",
+        n = runs
+    )?;
+    writeln!(o, "| function | route | peak RSS (VmHWM) |\n|---|---|---|")?;
+    for (binary, route, kb) in &peaks {
+        writeln!(o, "| `{binary}` | `{route}` | {:.1} MB |", *kb as f64 / 1024.0)?;
+    }
     writeln!(
         o,
         "\nKeeping a day's rollup, for a day of {} readings: its recompute Queries the day on the index \
@@ -663,6 +691,46 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
         wcu / 100.0
     )?;
     Ok(o)
+}
+
+/// Runs the release `binary` under a Runtime API stand-in on `events` (API Gateway events
+/// for routes that must answer 200) and returns its peak RSS (`VmHWM`) in KiB.
+async fn peak_rss(binary: &str, stack: &Stack, events: &[String]) -> anyhow::Result<u64> {
+    let api = RuntimeApi::start().await?;
+    for (i, e) in events.iter().enumerate() {
+        api.push(format!("{binary}-{i}"), e.clone());
+    }
+    let mut cmd = tokio::process::Command::new(release_binary(binary)?);
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+        .env("DYNAMODB_ENDPOINT", &stack.endpoint)
+        .env("AGP_FONT_DIR", cgm_local::font_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in &stack.table_vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or_default();
+    tokio::time::timeout(Duration::from_secs(600), api.wait_for(events.len())).await?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let _ = child.kill().await;
+    anyhow::ensure!(api.errors().is_empty(), "{binary} reported errors: {:?}", api.errors());
+    for (id, _, body) in api.responses() {
+        anyhow::ensure!(body.contains(r#""statusCode":200"#), "{binary} {id}: {}", &body[..body.len().min(300)]);
+    }
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM for {binary}"))
 }
 
 /// Figure 9: alerts on the local stack. Release `cgm-dev` (its stream consumer reads
