@@ -13,6 +13,8 @@
 #                                     function's fonts layer (apt-get, as root, if not installed)
 #   tools/install.sh pdf-tools        poppler-utils (pdfinfo, pdftotext, pdftoppm): the tests'
 #                                     PDF reader (Debian's apt, as root)
+#   tools/install.sh fhir-validator   FHIR.js and fhirpath.js (npm, pinned by the lock file) into
+#                                     tools/fhir-validate/node_modules: the tests' FHIR validator
 #   tools/install.sh render           chromium, for tools/render-chart.sh and tools/render-agp.sh
 #   tools/install.sh all              all of these but render, plus the aarch64 target
 set -euo pipefail
@@ -101,6 +103,20 @@ pdf_tools() {
   apt_install poppler-utils
 }
 
+# npm ci from the committed lock file, again only when the lock file changed. No install
+# scripts run: the two packages are plain JavaScript.
+fhir_dir="$root/tools/fhir-validate"
+
+fhir_validator() {
+  local stamp="$fhir_dir/node_modules/.cgm-lock.sha256"
+  local want
+  want=$(sha256sum "$fhir_dir/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  echo "install.sh: installing the FHIR validator's packages (npm ci) into tools/fhir-validate/node_modules"
+  (cd "$fhir_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$stamp"
+}
+
 render_tools() {
   command -v chromium >/dev/null && return 0
   apt_install chromium
@@ -112,7 +128,8 @@ case "${1:-all}" in
   qemu) qemu_arm64 ;;
   fonts) fonts ;;
   pdf-tools) pdf_tools ;;
+  fhir-validator) fhir_validator ;;
   render) pdf_tools; render_tools ;;
-  all) dynamodb_local; sam_tools; aarch64_target; qemu_arm64; fonts; pdf_tools ;;
-  *) echo "usage: tools/install.sh [dynamodb-local|sam|qemu|fonts|pdf-tools|render|all]" >&2; exit 2 ;;
+  all) dynamodb_local; sam_tools; aarch64_target; qemu_arm64; fonts; pdf_tools; fhir_validator ;;
+  *) echo "usage: tools/install.sh [dynamodb-local|sam|qemu|fonts|pdf-tools|fhir-validator|render|all]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@
 
 pub mod fake_partner;
 pub mod fake_ssm;
+pub mod fhir_validator;
 pub mod filter_pattern;
 pub mod net;
 pub mod runtime_api;
@@ -198,11 +199,8 @@ impl Drop for TempDir {
 /// A push as API Gateway delivers it: the real event shape with this body, query string
 /// and source address.
 pub fn push_request(body: &str, query: &str, source_ip: &str) -> Request {
-    let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
-    e["body"] = json!(body);
-    e["rawQueryString"] = json!(query);
+    let mut e = api_event("POST", "/sinocare/cgm", "/sinocare/cgm", &[], query, Some(body));
     e["requestContext"]["http"]["sourceIp"] = json!(source_ip);
-    e["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
     lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway event")
 }
 
@@ -223,7 +221,14 @@ pub fn api_request(
 /// The API Gateway (HTTP API, payload 2.0) event of [`api_request`], as JSON: what a
 /// Lambda Runtime API hands a function. `queryStringParameters` joins a repeated key's
 /// values with commas, as API Gateway does.
-pub fn api_event(method: &str, route: &str, path: &str, params: &[(&str, &str)], query: &str, body: Option<&str>) -> Value {
+pub fn api_event(
+    method: &str,
+    route: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    query: &str,
+    body: Option<&str>,
+) -> Value {
     let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
     let route_key = format!("{method} {route}");
     e["routeKey"] = json!(route_key);

@@ -12,7 +12,7 @@
 use cgm_local::repo_root;
 use cgm_tests::fake_ssm::FakeSsm;
 use cgm_tests::runtime_api::RuntimeApi;
-use cgm_tests::{PUSH_EVENT, SEED_EXAMPLE, Stack};
+use cgm_tests::{SEED_EXAMPLE, Stack};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -56,28 +56,14 @@ fn command(bootstrap: &PathBuf) -> tokio::process::Command {
 }
 
 /// An API Gateway event carrying every canary a client could send in headers and query.
-fn event(route: &str, path: &str, params: Value, query: &str, body: &str) -> String {
-    let mut e: Value = serde_json::from_str(PUSH_EVENT).unwrap();
-    let (method, _) = route.split_once(' ').unwrap();
-    e["routeKey"] = json!(route);
-    e["requestContext"]["routeKey"] = json!(route);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["rawPath"] = json!(path);
-    e["rawQueryString"] = json!(query);
-    e["queryStringParameters"] = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    e["pathParameters"] = params;
+fn event(route: &str, path: &str, params: &[(&str, &str)], query: &str, body: &str) -> String {
+    let (method, route) = route.split_once(' ').unwrap();
+    let mut e = cgm_tests::api_event(method, route, path, params, query, Some(body));
     let h = &mut e["headers"];
     h["x-api-key"] = json!(KEY);
     h["authorization"] = json!(SIGV4);
     h["x-amz-security-token"] = json!(SESSION);
     h["api-secret"] = json!(TOKEN);
-    e["body"] = json!(body);
     e.to_string()
 }
 
@@ -146,27 +132,27 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
     env.push(("AWS_ENDPOINT_URL_SSM", ssm.url.clone()));
     env.push(("PARTNER_API_BASE_URL", cgm_tests::net::refused_url()));
     let push = vec![
-        event("POST /sinocare/cgm", "/sinocare/cgm", json!({}), &format!("key={KEY}"), &push_body()),
-        event("POST /sinocare/cgm", "/sinocare/cgm", json!({}), "key=CANARY-WRONG-KEY", &push_body()),
+        event("POST /sinocare/cgm", "/sinocare/cgm", &[], &format!("key={KEY}"), &push_body()),
+        event("POST /sinocare/cgm", "/sinocare/cgm", &[], "key=CANARY-WRONG-KEY", &push_body()),
     ];
     let partner = vec![
-        event("POST /partner/users", "/partner/users", json!({}), "", r#"{"partner_uid":"CANARY-UID-9"}"#),
+        event("POST /partner/users", "/partner/users", &[], "", r#"{"partner_uid":"CANARY-UID-9"}"#),
         event(
             "GET /partner/users/{open_id}/glucose",
             "/partner/users/o1/glucose",
-            json!({"open_id": "o1"}),
+            &[("open_id", "o1")],
             "start_time=1&end_time=2",
             "",
         ),
     ];
     let nightscout = vec![
-        event("GET /api/v1/entries.json", "/api/v1/entries.json", json!({}), &format!("token={TOKEN}&count=5"), ""),
-        event("GET /api/v1/status.json", "/api/v1/status.json", json!({}), &format!("secret={TOKEN}"), ""),
+        event("GET /api/v1/entries.json", "/api/v1/entries.json", &[], &format!("token={TOKEN}&count=5"), ""),
+        event("GET /api/v1/status.json", "/api/v1/status.json", &[], &format!("secret={TOKEN}"), ""),
         // The token in the path, as Nightscout's access-token exchange takes it.
         event(
             "GET /api/v2/authorization/request/{token}",
             &format!("/api/v2/authorization/request/{TOKEN}"),
-            json!({"token": TOKEN}),
+            &[("token", TOKEN)],
             "",
             "",
         ),
@@ -174,10 +160,15 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
     let read = vec![event(
         "GET /devices/{device_sn}/readings",
         "/devices/23xxdrt33/readings",
-        json!({"device_sn": "23xxdrt33"}),
+        &[("device_sn", "23xxdrt33")],
         "",
         "",
     )];
+    env.push(("FHIR_PATIENT_IDENTIFIER_SYSTEM", "urn:canary:patient-id".to_string()));
+    let fhir = vec![
+        event("GET /fhir/Observation", "/fhir/Observation", &[], "device=23xxdrt33&include-warm-up=true", ""),
+        event("GET /fhir/Device/{id}", "/fhir/Device/23xxdrt33", &[("id", "23xxdrt33")], "", ""),
+    ];
     let levels = [
         ("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_string()),
         ("RUST_LOG", "trace,lambda_runtime=trace,lambda_http=trace,aws_smithy_runtime=trace,hyper=trace".to_string()),
@@ -225,5 +216,9 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         let out = run("EventsFunction", &env, &[batch, r#"{"check":"sensors"}"#.to_string()]).await;
         check("EventsFunction", level, &out, "stream batch");
         assert!(out.contains("PutEvents failed"), "the unreachable bus was tried and its failure logged:\n{out}");
+        // The session the events function kept names the patient: the FHIR function returns
+        // its id in bodies, never in its output.
+        let out = run("FhirFunction", &env, &fhir).await;
+        check("FhirFunction", level, &out, "fhir");
     }
 }

@@ -50,6 +50,11 @@ impl<'a> Params<'a> {
         self.req.query_string_parameters_ref().and_then(|q| q.first(name))
     }
 
+    /// Every value of a query parameter, in order (FHIR repeats `date` for a range).
+    pub fn all(&self, name: &str) -> Vec<&'a str> {
+        self.req.query_string_parameters_ref().and_then(|q| q.all(name)).unwrap_or_default()
+    }
+
     /// Refuses any query parameter not in `known`, naming it: an unknown filter is an error,
     /// never silently ignored.
     pub fn only(&self, known: &[&str]) -> Result<(), BadRequest> {
@@ -74,6 +79,11 @@ impl<'a> Params<'a> {
             }
         }
         out
+    }
+
+    /// Every query parameter with every value of a repeated one.
+    pub fn pairs_all(&self) -> Vec<(&'a str, &'a str)> {
+        self.req.query_string_parameters_ref().map(|q| q.iter().collect()).unwrap_or_default()
     }
 
     pub fn header(&self, name: &str) -> Option<&'a str> {

@@ -139,7 +139,33 @@ pub struct Config {
     pub nightscout_jwt_key: SecretSetting,
     /// `NIGHTSCOUT_JWT_HOURS`: how long a JWT lives (Nightscout's default: 8).
     pub nightscout_jwt_hours: u64,
+    /// The FHIR function's settings (`FHIR_*`).
+    pub fhir: FhirSettings,
 }
+
+/// How the FHIR function (`functions/fhir`) names what it serves and sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FhirSettings {
+    /// `FHIR_PATIENT_IDENTIFIER_SYSTEM`: the URI of the hospital's master patient index, the
+    /// system of `Patient.identifier` whose value is Sinocare's `patientId`. Unset, the FHIR
+    /// routes return no patient data: they answer 403 naming this setting (the CGM profiles
+    /// require a subject).
+    pub patient_identifier_system: Option<String>,
+    /// `FHIR_GLUCOSE_UNIT`: `mmol/L` (the default: the molar reading profile, LOINC
+    /// 105272-9) or `mg/dL` (the mass profile, 99504-3).
+    pub mg_dl: bool,
+    /// `FHIR_IDENTIFIER_SYSTEM_PREFIX`: what the systems of our own identifiers start with
+    /// (`<prefix>test-id` for a reading's `testId`, `<prefix>device-sn` for a sensor's serial).
+    pub identifier_prefix: String,
+    /// `FHIR_DEVICE_NAME`: the sensor's user-friendly name in `Device.deviceName`.
+    pub device_name: String,
+    /// `FHIR_BASE_URL`: the FHIR base the links in bundles start with (a custom domain);
+    /// unset, `https://<Host header>/fhir`.
+    pub base_url: Option<String>,
+}
+
+pub const DEFAULT_FHIR_IDENTIFIER_PREFIX: &str = "urn:cgm-bridge:sinocare:";
+pub const DEFAULT_FHIR_DEVICE_NAME: &str = "Sinocare CGM sensor";
 
 pub const DEFAULT_PUSH_DEADLINE_MS: u64 = 3_000;
 
@@ -261,8 +287,55 @@ impl Config {
             },
             nightscout_jwt_key: secret_setting(&non_empty, "NIGHTSCOUT_JWT_KEY", "NIGHTSCOUT_JWT_KEY_PARAM")?,
             nightscout_jwt_hours: number("NIGHTSCOUT_JWT_HOURS", 8, 1..=168, "hours")?,
+            fhir: fhir_settings(&non_empty)?,
         })
     }
+}
+
+fn fhir_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<FhirSettings, ConfigError> {
+    let uri = |var: &'static str| -> Result<Option<String>, ConfigError> {
+        match non_empty(var) {
+            None => Ok(None),
+            Some(v) if is_absolute_uri(&v) => Ok(Some(v)),
+            Some(_) => {
+                Err(ConfigError::Invalid { var, reason: "expected an absolute URI (https://… or urn:…)".into() })
+            }
+        }
+    };
+    let mg_dl = match non_empty("FHIR_GLUCOSE_UNIT").as_deref() {
+        None | Some("mmol/L") => false,
+        Some("mg/dL") => true,
+        Some(_) => {
+            return Err(ConfigError::Invalid { var: "FHIR_GLUCOSE_UNIT", reason: "expected mmol/L or mg/dL".into() });
+        }
+    };
+    let base_url = match non_empty("FHIR_BASE_URL") {
+        None => None,
+        Some(u) if u.starts_with("https://") || is_loopback_http(&u) => Some(u.trim_end_matches('/').to_string()),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: "FHIR_BASE_URL",
+                reason: "expected an https:// URL (http:// only on loopback)".into(),
+            });
+        }
+    };
+    Ok(FhirSettings {
+        patient_identifier_system: uri("FHIR_PATIENT_IDENTIFIER_SYSTEM")?,
+        mg_dl,
+        identifier_prefix: uri("FHIR_IDENTIFIER_SYSTEM_PREFIX")?
+            .unwrap_or_else(|| DEFAULT_FHIR_IDENTIFIER_PREFIX.to_string()),
+        device_name: non_empty("FHIR_DEVICE_NAME").unwrap_or_else(|| DEFAULT_FHIR_DEVICE_NAME.to_string()),
+        base_url,
+    })
+}
+
+/// A URI with a scheme (`https:`, `urn:`, `http:`): what FHIR's `Identifier.system` takes.
+fn is_absolute_uri(v: &str) -> bool {
+    let Some((scheme, rest)) = v.split_once(':') else { return false };
+    !rest.is_empty()
+        && !v.chars().any(char::is_whitespace)
+        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
 /// `true` or `false` (unset: false); anything else is refused, never guessed.
@@ -380,6 +453,35 @@ mod tests {
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn fhir_settings_take_uris_and_one_of_two_units_and_refuse_the_rest_by_name() {
+        let d = cfg(&[]).unwrap().fhir;
+        assert_eq!((d.patient_identifier_system, d.mg_dl), (None, false));
+        assert_eq!(d.identifier_prefix, DEFAULT_FHIR_IDENTIFIER_PREFIX);
+        let c = cfg(&[
+            ("FHIR_PATIENT_IDENTIFIER_SYSTEM", "urn:oid:1.2.36.146.595.217.0.1"),
+            ("FHIR_GLUCOSE_UNIT", "mg/dL"),
+            ("FHIR_BASE_URL", "https://ehr-bridge.example/fhir/"),
+        ])
+        .unwrap()
+        .fhir;
+        assert_eq!(c.patient_identifier_system.as_deref(), Some("urn:oid:1.2.36.146.595.217.0.1"));
+        assert!(c.mg_dl);
+        assert_eq!(c.base_url.as_deref(), Some("https://ehr-bridge.example/fhir"));
+        for (var, value) in [
+            ("FHIR_PATIENT_IDENTIFIER_SYSTEM", "hospital mpi"),
+            ("FHIR_PATIENT_IDENTIFIER_SYSTEM", "mpi"),
+            ("FHIR_GLUCOSE_UNIT", "mmol"),
+            ("FHIR_BASE_URL", "http://ehr.example/fhir"),
+            ("FHIR_IDENTIFIER_SYSTEM_PREFIX", "cgm-bridge"),
+        ] {
+            match cfg(&[(var, value)]) {
+                Err(ConfigError::Invalid { var: v, .. }) => assert_eq!(v, var),
+                other => panic!("{var}={value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -560,11 +560,7 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     let mut agp = Vec::new();
     for d in days {
         with.push((time("summary", d, runs).await?, time("gaps", d, runs).await?));
-        agp.push((
-            time("agp.json", d, runs).await?,
-            time("agp.svg", d, runs).await?,
-            time("agp.pdf", d, runs).await?,
-        ));
+        agp.push((time("agp.json", d, runs).await?, time("agp.svg", d, runs).await?, time("agp.pdf", d, runs).await?));
     }
     // Each function's own memory: the release read and report binaries under the Runtime
     // API stand-in, answering the AGP over 14 and 89 days `runs` times each.
@@ -576,7 +572,8 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     };
     let mut peaks = Vec::new();
     for (binary, route) in [("read", "agp.svg"), ("report", "agp.pdf")] {
-        let events: Vec<String> = [14, 90].iter().flat_map(|&d| (0..runs).map(move |_| d)).map(|d| agp_event(route, d)).collect();
+        let events: Vec<String> =
+            [14, 90].iter().flat_map(|&d| (0..runs).map(move |_| d)).map(|d| agp_event(route, d)).collect();
         peaks.push((binary, route, peak_rss(binary, &stack, &events).await?));
     }
     // The capacity a day's recompute costs: the day's Query on the index, the rollup's write.

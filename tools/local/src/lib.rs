@@ -42,6 +42,7 @@ pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shar
         report_cfg.agp_font_dir = Some(font_dir().display().to_string());
     }
     map.insert("ReportFunction".into(), handler(cgm_report::from_config(&report_cfg).await?));
+    map.insert("FhirFunction".into(), handler(cgm_fhir::from_config(cfg).await));
     Ok(map)
 }
 

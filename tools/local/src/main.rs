@@ -35,6 +35,8 @@ Environment:
                         `tools/install.sh dynamodb-local` fetches it, `make dev` does)
   PUSH_KEY              the push route's key(s), comma-separated; unset leaves it open
   NIGHTSCOUT_JWT_KEY    the Nightscout feed's JWT key; unset, one is made for each run
+  FHIR_PATIENT_IDENTIFIER_SYSTEM  the patient identifier system of the FHIR routes; unset,
+                        urn:cgm-bridge:local:patient-id (in AWS, unset means no FHIR routes)
   AWS_LAMBDA_LOG_LEVEL  log level or filter (or RUST_LOG; default info)
   AWS_LAMBDA_LOG_FORMAT JSON (default) or Text
 
@@ -161,6 +163,9 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
 /// How often the local stand-in of the stack's schedule runs the sensor check.
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The FHIR routes' patient identifier system under `make dev`, unless one is set.
+const LOCAL_PATIENT_IDENTIFIER_SYSTEM: &str = "urn:cgm-bridge:local:patient-id";
+
 /// The environment, with the local table names and endpoint laid over it.
 /// Without a Nightscout JWT key of its own, the local stack signs with one made for this run,
 /// so `/api/v2/authorization/request` and API v3 work under `make dev` too (JWTs issued end
@@ -174,6 +179,7 @@ fn local_config(endpoint: &str, tables: &HashMap<String, String>) -> anyhow::Res
     Config::from_lookup(|k| match k {
         "DYNAMODB_ENDPOINT" => Some(endpoint.to_string()),
         "NIGHTSCOUT_JWT_KEY" if run_jwt_key.is_some() => run_jwt_key.clone(),
+        "FHIR_PATIENT_IDENTIFIER_SYSTEM" => Some(env(k).unwrap_or_else(|| LOCAL_PATIENT_IDENTIFIER_SYSTEM.to_string())),
         _ => tables.get(k).cloned().or_else(|| std::env::var(k).ok()),
     })
     .context("configuration")

@@ -31,15 +31,11 @@ impl CursorPayload for ReadingCursor {
     const KIND: &'static str = "read";
 
     fn write(&self) -> String {
-        format!("{}:{}", self.0.measured_at.ms(), self.0.test_id)
+        self.0.to_cursor_text()
     }
 
     fn read(text: &str) -> Option<Self> {
-        let (at, id) = text.split_once(':')?;
-        if id.is_empty() {
-            return None;
-        }
-        Some(ReadingCursor(Position { measured_at: Timestamp(at.parse().ok()?), test_id: TestId::from(id) }))
+        Position::from_cursor_text(text).map(ReadingCursor)
     }
 }
 

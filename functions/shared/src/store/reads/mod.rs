@@ -44,6 +44,23 @@ pub struct Position {
     pub test_id: TestId,
 }
 
+impl Position {
+    /// The position as a cursor's text, `<measured_at ms>:<testId>` (the cursor signs and
+    /// encodes it; see [`crate::cursor`]).
+    pub fn to_cursor_text(&self) -> String {
+        format!("{}:{}", self.measured_at.ms(), self.test_id)
+    }
+
+    /// A position back from [`Self::to_cursor_text`]; `None` for anything else.
+    pub fn from_cursor_text(text: &str) -> Option<Position> {
+        let (at, id) = text.split_once(':')?;
+        if id.is_empty() {
+            return None;
+        }
+        Some(Position { measured_at: Timestamp(at.parse().ok()?), test_id: TestId::from(id) })
+    }
+}
+
 impl StoredReading {
     pub fn position(&self) -> Position {
         Position { measured_at: self.measured_at, test_id: self.test_id.clone() }

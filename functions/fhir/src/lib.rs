@@ -1,0 +1,308 @@
+//! The FHIR read API: what Sinocare pushed, as HL7 FHIR R4 resources profiled by the CGM
+//! implementation guide ([`resources`]), for systems that pull. Behind IAM, since it returns
+//! the patient's identifier (the profiles require a subject); it serves nothing but its
+//! `CapabilityStatement` until `FHIR_PATIENT_IDENTIFIER_SYSTEM` says which identifier that is.
+//!
+//! - `GET /fhir/metadata`: the `CapabilityStatement`;
+//! - `GET /fhir/Device/{id}`: a sensor as a `cgm-device`;
+//! - `GET /fhir/Observation?device=…&date=ge…&date=le…&code=…&_count=…`: its readings as a
+//!   `searchset` Bundle, paged by the bundle's `next` link.
+//!
+//! Readings come from the device/time index (measurement fields only), the patient from the
+//! sensor's session, which the stream consumer keeps.
+
+pub mod error;
+pub mod resources;
+pub mod search;
+
+use cgm_edge::{Answer, Frame, HttpService, Params};
+use cgm_shared::aws::{self, CallLimits};
+use cgm_shared::config::Config;
+use cgm_shared::cursor::{self, CursorPayload, QueryHash};
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::session::Session;
+use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, paging};
+use cgm_shared::store::sensors::SensorStore;
+use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use cgm_shared::time::SourceZone;
+use error::{FhirApi, FhirError, bad, fhir_reply};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use resources::{GlucoseUnit, LOINC, Naming};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Every route answers inside API Gateway's 30 s and the function's timeout.
+const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
+/// A search page stops filling after this long and answers with what it has and a `next`.
+const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
+/// A page's entries stay well under Lambda's 6 MB reply limit.
+const PAGE_BUDGET_BYTES: usize = 4_500_000;
+pub const SEARCH_DEFAULT_COUNT: usize = 100;
+pub const SEARCH_MAX_COUNT: usize = 1_000;
+/// The summary panel's code: summaries are not served on demand yet.
+const SUMMARY_CODE: &str = "107931-8";
+/// When this server's CapabilityStatement last changed.
+const CAPABILITY_DATE: &str = "2026-12-03";
+const DISABLED: &str = "the FHIR routes return the patient's identifier, so they stay off until \
+                        FHIR_PATIENT_IDENTIFIER_SYSTEM names the hospital's patient identifier system";
+
+/// Unreserved characters stay; everything else of a query value is percent-encoded.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+pub struct FhirService<S = DynamoReadStore, T = DynamoSensorStore> {
+    store: S,
+    sensors: T,
+    zone: SourceZone,
+    naming: Naming,
+    unit: GlucoseUnit,
+    /// `FHIR_BASE_URL`; otherwise from the request's Host.
+    base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metadata,
+    Device,
+    Observations,
+}
+
+impl Route {
+    fn of(method: &Method, path: &str) -> Option<Route> {
+        Some(match (method.as_str(), path) {
+            ("GET", "/fhir/metadata") => Route::Metadata,
+            ("GET", "/fhir/Device/{id}") => Route::Device,
+            ("GET", "/fhir/Observation") => Route::Observations,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Metadata => "fhir_metadata",
+            Route::Device => "fhir_device",
+            Route::Observations => "fhir_observations",
+        }
+    }
+}
+
+impl<S: ReadStore, T: SensorStore> HttpService for FhirService<S, T> {
+    /// Answers one request. Never fails: every outcome is a reply, errors `OperationOutcome`s.
+    async fn handle(&self, req: Request) -> Response<Body> {
+        let frame = Frame::start(&req);
+        let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
+            return frame.finish::<FhirApi>("unknown", Err(FhirError::NotFound("route").into()));
+        };
+        let started = frame.started();
+        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
+        frame.finish::<FhirApi>(route.name(), result)
+    }
+}
+
+/// A search cursor: the device/time index key of the last reading a page covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SearchCursor(Position);
+
+impl CursorPayload for SearchCursor {
+    const KIND: &'static str = "fhir";
+
+    fn write(&self) -> String {
+        self.0.to_cursor_text()
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        Position::from_cursor_text(text).map(SearchCursor)
+    }
+}
+
+impl<S: ReadStore, T: SensorStore> FhirService<S, T> {
+    pub fn new(
+        store: S,
+        sensors: T,
+        zone: SourceZone,
+        naming: Naming,
+        unit: GlucoseUnit,
+        base_url: Option<String>,
+    ) -> Self {
+        Self { store, sensors, zone, naming, unit, base_url }
+    }
+
+    async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, FhirError> {
+        let p = Params::of(req);
+        search::check_format(p)?;
+        let base = self.base(p);
+        match route {
+            Route::Metadata => {
+                p.only(&["_format"])?;
+                let body = resources::capability_statement(&base, env!("CARGO_PKG_VERSION"), CAPABILITY_DATE);
+                Ok(Answer::new(fhir_reply(StatusCode::OK, body.to_string())))
+            }
+            Route::Device => self.device(p).await,
+            Route::Observations => self.observations(p, &base, started).await,
+        }
+    }
+
+    /// The FHIR base the links start with: the setting, or this request's own host.
+    fn base(&self, p: Params<'_>) -> String {
+        if let Some(b) = &self.base_url {
+            return b.clone();
+        }
+        let host = p.header("host").unwrap_or("localhost");
+        let local = host.starts_with("127.0.0.1") || host.starts_with("localhost") || host.starts_with("[::1]");
+        let scheme = p.header("x-forwarded-proto").unwrap_or(if local { "http" } else { "https" });
+        format!("{scheme}://{host}/fhir")
+    }
+
+    /// The patient of a device as the profiles' subject: by the hospital's identifier.
+    fn subject(&self, session: Option<&Session>) -> Result<Value, FhirError> {
+        if self.naming.patient_system.is_none() {
+            return Err(FhirError::Disabled(DISABLED));
+        }
+        session
+            .and_then(|s| s.patient_id.as_deref())
+            .filter(|id| !id.trim().is_empty())
+            .and_then(|id| self.naming.patient_by_identifier(id))
+            .ok_or(FhirError::NoPatient)
+    }
+
+    async fn device(&self, p: Params<'_>) -> Result<Answer, FhirError> {
+        p.only(&["_format"])?;
+        if self.naming.patient_system.is_none() {
+            return Err(FhirError::Disabled(DISABLED));
+        }
+        let sn = resources::text_of_fhir_id(p.path("id")?).map(DeviceSn::from).ok_or(FhirError::NotFound("Device"))?;
+        let session = self.sensors.session(&sn).await?;
+        if session.is_none() && !self.has_readings(&sn).await? {
+            return Err(FhirError::NotFound("Device"));
+        }
+        let patient = self.subject(session.as_ref()).ok();
+        let body = resources::device(&sn, session.as_ref(), &self.naming, patient.as_ref());
+        Ok(Answer::new(fhir_reply(StatusCode::OK, body.to_string())).device_sn(sn.as_str()))
+    }
+
+    async fn has_readings(&self, sn: &DeviceSn) -> Result<bool, FhirError> {
+        let q = ReadingQuery {
+            device_sn: sn,
+            range: cgm_shared::time::TimeRange::ALL,
+            valid_only: false,
+            newest_first: true,
+        };
+        Ok(!self.store.query_readings(&q, None, Some(1)).await?.readings.is_empty())
+    }
+
+    async fn observations(&self, p: Params<'_>, base: &str, started: Instant) -> Result<Answer, FhirError> {
+        p.only(&["device", "date", "code", "include-warm-up", "_count", "_cursor", "_format"])?;
+        if self.naming.patient_system.is_none() {
+            return Err(FhirError::Disabled(DISABLED));
+        }
+        let device =
+            p.query("device").ok_or_else(|| bad("device is required: search a sensor's readings by device"))?;
+        let device_id = search::reference_id(device, "device", "Device")?;
+        let range = search::date_range(&p.all("date"), &self.zone)?;
+        let include_warm_up = p.flag("include-warm-up")?;
+        let count = p.limit("_count", SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT)?;
+        let unit = match p.query("code") {
+            None => Some(self.unit),
+            Some(v) => {
+                let codes = search::codes(v, "code", LOINC)?;
+                if codes.contains(&SUMMARY_CODE) {
+                    return Err(FhirError::NotSupported(
+                        "code: summaries (107931-8) are not served on demand yet; search sensor readings \
+                         (105272-9 or 99504-3)",
+                    ));
+                }
+                let units: Vec<GlucoseUnit> = codes.iter().filter_map(|c| GlucoseUnit::of_reading_code(c)).collect();
+                if units.len() > 1 && units.iter().any(|u| *u != units[0]) {
+                    return Err(bad("code: ask for one unit's readings, 105272-9 (mmol/L) or 99504-3 (mg/dL)"));
+                }
+                // Codes this server never produces match nothing: an empty searchset.
+                units.first().copied()
+            }
+        };
+        let self_url = search_url(base, &p.pairs_all(), None);
+        // An id that names no serial (a hashed one) matches nothing, as does an unknown code.
+        let (Some(sn), Some(unit)) = (resources::text_of_fhir_id(device_id).map(DeviceSn::from), unit) else {
+            return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
+        };
+        let qh = QueryHash::of(&[
+            "fhir-observations",
+            sn.as_str(),
+            &range.start().ms().to_string(),
+            &range.end().ms().to_string(),
+            unit.reading_code(),
+            if include_warm_up { "all" } else { "valid" },
+        ]);
+        let start = match p.query("_cursor") {
+            None => None,
+            Some(c) => {
+                let c: SearchCursor = cursor::decode(c.trim(), qh).map_err(|e| bad(format!("_cursor: {e}")))?;
+                if !range.contains(c.0.measured_at) {
+                    return Err(bad("_cursor: cursor is malformed"));
+                }
+                Some(c.0)
+            }
+        };
+        let session = self.sensors.session(&sn).await?;
+        if session.is_none() && !self.has_readings(&sn).await? {
+            // A device that never pushed has no readings to match.
+            return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
+        }
+        let subject = self.subject(session.as_ref())?;
+        let device_ref = resources::device_reference(&sn);
+        let q = ReadingQuery { device_sn: &sn, range, valid_only: !include_warm_up, newest_first: false };
+        let (zone, naming) = (self.zone, &self.naming);
+        let page =
+            paging::fill_page(&self.store, &q, start, count, PAGE_BUDGET_BYTES, started + PAGE_TIME_BUDGET, |r| {
+                let entry = resources::reading_observation(r, unit, naming, &zone, &subject, &device_ref).map(|o| {
+                    let full_url = format!("{base}/Observation/{}", o["id"].as_str().unwrap_or_default());
+                    resources::search_entry(&full_url, &o)
+                });
+                let size = entry.as_ref().map_or(0, String::len);
+                (entry, size)
+            })
+            .await?;
+        let skipped = page.items.iter().filter(|e| e.is_none()).count();
+        if skipped > 0 {
+            tracing::warn!(skipped, "readings whose instant cannot be written were left out");
+        }
+        let entries: Vec<String> = page.items.into_iter().flatten().collect();
+        let next = page.next.map(|pos| {
+            let token = cursor::encode(&SearchCursor(pos), qh);
+            search_url(base, &p.pairs_all(), Some(&token))
+        });
+        let body = resources::searchset(&self_url, next.as_deref(), &entries);
+        Ok(Answer::new(fhir_reply(StatusCode::OK, body)).items(entries.len()).device_sn(sn.as_str()))
+    }
+}
+
+/// `[base]/Observation?` and the caller's own search, re-encoded, with `_cursor` replaced.
+fn search_url(base: &str, pairs: &[(&str, &str)], cursor: Option<&str>) -> String {
+    let mut parts: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| *k != "_cursor")
+        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY_VALUE), utf8_percent_encode(v, QUERY_VALUE)))
+        .collect();
+    if let Some(c) = cursor {
+        parts.push(format!("_cursor={}", utf8_percent_encode(c, QUERY_VALUE)));
+    }
+    format!("{base}/Observation?{}", parts.join("&"))
+}
+
+/// Builds the service the way a cold start does: one DynamoDB client for the process.
+pub async fn from_config(cfg: &Config) -> FhirService {
+    let sdk = aws::sdk_config(cfg).await;
+    let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
+    FhirService::new(
+        DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone()),
+        DynamoSensorStore::new(client, cfg.tables.sensors.clone()),
+        cfg.source_timezone,
+        Naming::of(&cfg.fhir),
+        GlucoseUnit::of(&cfg.fhir),
+        cfg.fhir.base_url.clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+//! The FHIR R4 resources this bridge produces, each as the HL7 CGM implementation guide
+//! (`hl7.fhir.uv.cgm` 1.0.0, canonical base [`CGM_BASE`]) profiles it: a sensor reading
+//! (`cgm-sensor-reading-moles-per-volume`, or `-mass-per-volume` in mg/dL), the sensor
+//! (`cgm-device`), and the plain R4 resources around them (a searchset `Bundle`,
+//! `OperationOutcome`, `CapabilityStatement`).
+//!
+//! Plain functions from the domain's types to FHIR JSON: no HTTP, no storage. Which rule of
+//! `profiles.fsh` each field satisfies is said beside it; the tests run every resource
+//! through a FHIR validator and those rules.
+
+use cgm_shared::config::FhirSettings;
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::metrics::{MG_DL_PER_MMOL, round_to};
+use cgm_shared::session::Session;
+use cgm_shared::store::reads::StoredReading;
+use cgm_shared::time::SourceZone;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const CGM_BASE: &str = "http://hl7.org/fhir/uv/cgm";
+pub const LOINC: &str = "http://loinc.org";
+pub const UCUM: &str = "http://unitsofmeasure.org";
+pub const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+pub const DATA_ABSENT_REASON: &str = "http://terminology.hl7.org/CodeSystem/data-absent-reason";
+/// The FHIR version every resource here is (R4).
+pub const FHIR_VERSION: &str = "4.0.1";
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+/// A profile's canonical URL.
+pub fn profile(id: &str) -> String {
+    format!("{CGM_BASE}/StructureDefinition/{id}")
+}
+
+/// The unit a glucose value is given in, and with it the reading profile and its LOINC code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlucoseUnit {
+    MmolPerL,
+    MgPerDl,
+}
+
+impl GlucoseUnit {
+    pub fn of(settings: &FhirSettings) -> Self {
+        if settings.mg_dl { GlucoseUnit::MgPerDl } else { GlucoseUnit::MmolPerL }
+    }
+
+    /// The unit whose reading profile fixes this LOINC code.
+    pub fn of_reading_code(code: &str) -> Option<Self> {
+        [GlucoseUnit::MmolPerL, GlucoseUnit::MgPerDl].into_iter().find(|u| u.reading_code() == code)
+    }
+
+    pub fn reading_profile(self) -> &'static str {
+        match self {
+            GlucoseUnit::MmolPerL => "cgm-sensor-reading-moles-per-volume",
+            GlucoseUnit::MgPerDl => "cgm-sensor-reading-mass-per-volume",
+        }
+    }
+
+    /// `code = $LNC#105272-9` / `#99504-3` (profiles.fsh, CGMSensorReading*).
+    pub fn reading_code(self) -> &'static str {
+        match self {
+            GlucoseUnit::MmolPerL => "105272-9",
+            GlucoseUnit::MgPerDl => "99504-3",
+        }
+    }
+
+    /// `valueQuantity = 'mmol/L' "mmol/l"` / `'mg/dL' "mg/dl"` (RuleSets GlucoseMolesPerVolume,
+    /// GlucoseMassPerVolume): the UCUM code, then the unit's text.
+    pub fn ucum(self) -> (&'static str, &'static str) {
+        match self {
+            GlucoseUnit::MmolPerL => ("mmol/L", "mmol/l"),
+            GlucoseUnit::MgPerDl => ("mg/dL", "mg/dl"),
+        }
+    }
+
+    /// A stored mmol/L value in this unit: mmol/L to two decimals, mg/dL whole.
+    pub fn value(self, mmol: f64) -> f64 {
+        match self {
+            GlucoseUnit::MmolPerL => round_to(mmol, 2),
+            GlucoseUnit::MgPerDl => (mmol * MG_DL_PER_MMOL).round(),
+        }
+    }
+
+    pub fn quantity(self, mmol: f64) -> Value {
+        let (code, unit) = self.ucum();
+        json!({"value": self.value(mmol), "unit": unit, "system": UCUM, "code": code})
+    }
+}
+
+/// The longest FHIR logical id (`[A-Za-z0-9\-\.]{1,64}`).
+const ID_MAX: usize = 64;
+
+/// A logical id for one of Sinocare's ids (a `deviceSn`, a `testId`), which may hold any
+/// text: kept as it is when it is already a FHIR id; otherwise `x-` and its UTF-8 in hex
+/// while that fits, so it can be read back ([`text_of_fhir_id`]); otherwise `h-` and a
+/// SHA-256 prefix (not reversible; the resource's identifier still carries the exact text).
+pub fn fhir_id(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.len() <= ID_MAX
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !text.starts_with("x-")
+        && !text.starts_with("h-");
+    if plain {
+        return text.to_string();
+    }
+    if 2 + 2 * text.len() <= ID_MAX {
+        return format!("x-{}", hex::encode(text));
+    }
+    format!("h-{}", &hex::encode(Sha256::digest(text.as_bytes()))[..ID_MAX - 2])
+}
+
+/// The text a [`fhir_id`] stands for, when it can be read back.
+pub fn text_of_fhir_id(id: &str) -> Option<String> {
+    if let Some(h) = id.strip_prefix("x-") {
+        return hex::decode(h).ok().and_then(|b| String::from_utf8(b).ok());
+    }
+    if id.starts_with("h-") || id.is_empty() || id.len() > ID_MAX {
+        return None;
+    }
+    id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.').then(|| id.to_string())
+}
+
+/// The systems of the identifiers this bridge mints, from the settings.
+#[derive(Debug, Clone)]
+pub struct Naming {
+    pub test_id_system: String,
+    pub device_sn_system: String,
+    pub patient_system: Option<String>,
+    pub device_name: String,
+}
+
+impl Naming {
+    pub fn of(settings: &FhirSettings) -> Self {
+        Naming {
+            test_id_system: format!("{}test-id", settings.identifier_prefix),
+            device_sn_system: format!("{}device-sn", settings.identifier_prefix),
+            patient_system: settings.patient_identifier_system.clone(),
+            device_name: settings.device_name.clone(),
+        }
+    }
+
+    /// The patient as a logical reference by the hospital's identifier
+    /// (`Reference.identifier`): what a reader matches to its own patient.
+    pub fn patient_by_identifier(&self, patient_id: &str) -> Option<Value> {
+        let system = self.patient_system.as_deref()?;
+        Some(json!({"type": "Patient", "identifier": {"system": system, "value": patient_id}}))
+    }
+}
+
+/// A reading as a `cgm-sensor-reading-*` Observation, `None` when its instant cannot be
+/// written (outside the calendar). A warm-up (invalid) reading has no value and a
+/// `dataAbsentReason` instead, the only means the IG gives (invariant cgm-sensor-value-or-dar).
+pub fn reading_observation(
+    r: &StoredReading,
+    unit: GlucoseUnit,
+    naming: &Naming,
+    zone: &SourceZone,
+    subject: &Value,
+    device: &Value,
+) -> Option<Value> {
+    let effective = zone.format_local_at(r.measured_at)?;
+    let mut o = json!({
+        "resourceType": "Observation",
+        "id": fhir_id(r.test_id.as_str()),
+        "meta": {"profile": [profile(unit.reading_profile())]},
+        "identifier": [{"system": naming.test_id_system, "value": r.test_id.as_str()}],
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": unit.reading_code()}]},
+        "subject": subject,
+        "effectiveDateTime": effective,
+        "device": device,
+    });
+    if r.valid && r.mmol.is_finite() {
+        o["valueQuantity"] = unit.quantity(r.mmol);
+    } else {
+        let why = if r.valid {
+            "the stored value is not a number"
+        } else {
+            "sensor warm-up: the device marked the reading not valid"
+        };
+        o["dataAbsentReason"] = json!({"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}], "text": why});
+    }
+    Some(o)
+}
+
+/// A sensor as a `cgm-device`: its serial as `serialNumber` and as an identifier, the
+/// configured user-friendly name, and (when known) whether its session is still running.
+pub fn device(sn: &DeviceSn, session: Option<&Session>, naming: &Naming, patient: Option<&Value>) -> Value {
+    let mut d = json!({
+        "resourceType": "Device",
+        "id": fhir_id(sn.as_str()),
+        "meta": {"profile": [profile("cgm-device")]},
+        "identifier": [{"system": naming.device_sn_system, "value": sn.as_str()}],
+        "manufacturer": "Sinocare",
+        "deviceName": [{"name": naming.device_name, "type": "user-friendly-name"}],
+        "serialNumber": sn.as_str(),
+    });
+    if let Some(s) = session {
+        d["status"] = json!(if s.ended_at.is_some() { "inactive" } else { "active" });
+    }
+    if let Some(p) = patient {
+        d["patient"] = p.clone();
+    }
+    d
+}
+
+/// A reference to a device by its logical id.
+pub fn device_reference(sn: &DeviceSn) -> Value {
+    json!({"reference": format!("Device/{}", fhir_id(sn.as_str()))})
+}
+
+/// The FHIR issue type of an error (`OperationOutcome.issue.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueType {
+    Invalid,
+    NotSupported,
+    NotFound,
+    Forbidden,
+    Processing,
+    Transient,
+    Timeout,
+    Exception,
+}
+
+impl IssueType {
+    fn code(self) -> &'static str {
+        match self {
+            IssueType::Invalid => "invalid",
+            IssueType::NotSupported => "not-supported",
+            IssueType::NotFound => "not-found",
+            IssueType::Forbidden => "forbidden",
+            IssueType::Processing => "processing",
+            IssueType::Transient => "transient",
+            IssueType::Timeout => "timeout",
+            IssueType::Exception => "exception",
+        }
+    }
+}
+
+/// One error as an `OperationOutcome`.
+pub fn operation_outcome(kind: IssueType, diagnostics: &str) -> Value {
+    json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": kind.code(), "diagnostics": diagnostics}],
+    })
+}
+
+/// One searchset entry, serialized: a search page renders each once, for its size too.
+pub fn search_entry(full_url: &str, resource: &Value) -> String {
+    json!({"fullUrl": full_url, "resource": resource, "search": {"mode": "match"}}).to_string()
+}
+
+/// A `searchset` Bundle of serialized [`search_entry`]s, with `self` and (while more follow)
+/// `next` links.
+pub fn searchset(self_url: &str, next_url: Option<&str>, entries: &[String]) -> String {
+    let mut link = vec![json!({"relation": "self", "url": self_url})];
+    if let Some(n) = next_url {
+        link.push(json!({"relation": "next", "url": n}));
+    }
+    let head = json!({"resourceType": "Bundle", "type": "searchset", "link": link}).to_string();
+    if entries.is_empty() {
+        return head;
+    }
+    let mut out = String::with_capacity(head.len() + entries.iter().map(|e| e.len() + 1).sum::<usize>() + 16);
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(r#","entry":["#);
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Search parameters of `Observation` this server takes, with what each does.
+pub const OBSERVATION_SEARCH: [(&str, &str, &str); 5] = [
+    ("device", "reference", "The sensor: Device/<id> or <id>. Required."),
+    ("date", "date", "effective time; ge, gt, le, lt or eq with a date or a dateTime with its offset; repeatable"),
+    ("code", "token", "105272-9 (mmol/L) or 99504-3 (mg/dL), with or without http://loinc.org|; comma for either"),
+    ("include-warm-up", "token", "true to add warm-up readings, which carry a dataAbsentReason instead of a value"),
+    ("_count", "number", "readings per page, 1 to 1000 (default 100); the next page is the bundle's next link"),
+];
+
+/// The server's `CapabilityStatement` (`GET [base]/metadata`).
+pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
+    let unit_profiles: Vec<String> =
+        [GlucoseUnit::MmolPerL, GlucoseUnit::MgPerDl].iter().map(|u| profile(u.reading_profile())).collect();
+    let search: Vec<Value> = OBSERVATION_SEARCH
+        .iter()
+        .map(|(name, kind, doc)| json!({"name": name, "type": kind, "documentation": doc}))
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "cgm-bridge",
+        "kind": "instance",
+        "software": {"name": "cgm-bridge", "version": version},
+        "implementation": {"description": "Sinocare CGM data as HL7 FHIR (CGM IG 1.0.0)", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Read only. Callers sign their requests with AWS SigV4 (API Gateway IAM authorization).",
+            "resource": [
+                {
+                    "type": "Device",
+                    "supportedProfile": [profile("cgm-device")],
+                    "interaction": [{"code": "read"}],
+                },
+                {
+                    "type": "Observation",
+                    "supportedProfile": unit_profiles,
+                    "interaction": [{"code": "search-type"}],
+                    "searchParam": search,
+                },
+            ],
+        }],
+    })
+}
