@@ -32,7 +32,8 @@ impl Report {
             .iter()
             .flat_map(|r| {
                 let at = r["ref"].as_str().unwrap_or("?").to_string();
-                r["errors"].as_array().cloned().unwrap_or_default().into_iter().map(move |e| format!("{at}: {e}"))
+                let errors = r["errors"].as_array().cloned().unwrap_or_default();
+                errors.into_iter().map(move |e| format!("{at}: {}", e.as_str().unwrap_or_default()))
             })
             .collect()
     }

@@ -127,6 +127,20 @@ async fn a_pushed_day_reads_as_cgm_ig_resources_that_a_fhir_validator_accepts() 
         json!({"value": 83.0, "unit": "mg/dl", "system": "http://unitsofmeasure.org", "code": "mg/dL"})
     );
 
+    // The day's summary on demand: the panel and its six members, from the day's rollup.
+    let (status, summary) = fhir
+        .get(&format!("{base}/fhir/Observation?device={SN}&code=107931-8&date=ge2024-05-01&date=le2024-05-01"))
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["entry"].as_array().map(Vec::len), Some(7), "{summary}");
+    let wear = summary["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|o| o["code"]["coding"][0]["code"] == "104636-6");
+    assert_eq!(wear.unwrap()["valueQuantity"]["value"], 1);
+
     let (status, metadata) = fhir.get(&format!("{base}/fhir/metadata")).await;
     assert_eq!(status, 200);
     let (status, outcome) = fhir.get(&format!("{base}/fhir/Observation?device={SN}&patient=MPI-4711")).await;
@@ -148,6 +162,17 @@ async fn a_pushed_day_reads_as_cgm_ig_resources_that_a_fhir_validator_accepts() 
     );
     assert_eq!(checked("cgm-sensor-reading-mass-per-volume"), 20);
     assert!(checked("cgm-device") >= 1);
+    for profile in [
+        "cgm-summary",
+        "cgm-summary-mean-glucose-moles-per-volume",
+        "cgm-summary-times-in-ranges",
+        "cgm-summary-gmi",
+        "cgm-summary-coefficient-of-variation",
+        "cgm-summary-days-of-wear",
+        "cgm-summary-sensor-active-percentage",
+    ] {
+        assert_eq!(checked(profile), 1, "{profile} was checked once");
+    }
     assert!(
         report
             .resources
@@ -240,4 +265,69 @@ fn the_validator_refuses_what_breaks_the_profiles_citing_each_rule() {
         let errors = report.errors().join("\n");
         assert!(!report.ok && errors.contains(says), "{what}: {errors}");
     }
+}
+
+#[test]
+fn the_validator_holds_a_summary_to_its_slices_in_the_bundle_it_came_in() {
+    let member = |id: &str, profile: &str, code: &str, value: Value| {
+        json!({
+            "resourceType": "Observation", "id": id,
+            "meta": {"profile": [format!("http://hl7.org/fhir/uv/cgm/StructureDefinition/{profile}")]},
+            "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"identifier": {"system": MPI, "value": "P-1"}},
+            "effectivePeriod": {"start": "2024-05-01", "end": "2024-05-14"},
+            "valueQuantity": value,
+        })
+    };
+    let pct = |v: f64| json!({"value": v, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"});
+    let mut tir = member("tir", "cgm-summary-times-in-ranges", "106793-3", Value::Null);
+    tir.as_object_mut().unwrap().remove("valueQuantity");
+    tir["component"] = ["104642-4", "104641-6", "97510-2", "104640-8", "104639-0"]
+        .iter()
+        .map(|c| json!({"code": {"coding": [{"system": "http://loinc.org", "code": c}]}, "valueQuantity": pct(20.0)}))
+        .collect();
+    let members = vec![
+        member(
+            "mean",
+            "cgm-summary-mean-glucose-moles-per-volume",
+            "105273-7",
+            json!({"value": 7.1, "unit": "mmol/l", "system": "http://unitsofmeasure.org", "code": "mmol/L"}),
+        ),
+        tir,
+        member("gmi", "cgm-summary-gmi", "97506-0", pct(6.8)),
+        member("cv", "cgm-summary-coefficient-of-variation", "104638-2", pct(34.0)),
+        member(
+            "wear",
+            "cgm-summary-days-of-wear",
+            "104636-6",
+            json!({"value": 14, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}),
+        ),
+        member("active", "cgm-summary-sensor-active-percentage", "104637-4", pct(95.0)),
+    ];
+    let bundle = |members: &[Value]| {
+        let mut panel = member("panel", "cgm-summary", "107931-8", Value::Null);
+        panel.as_object_mut().unwrap().remove("valueQuantity");
+        panel["hasMember"] = members
+            .iter()
+            .map(|m| json!({"reference": format!("Observation/{}", m["id"].as_str().unwrap())}))
+            .collect();
+        let mut entry = vec![
+            json!({"fullUrl": "https://x.example/fhir/Observation/panel", "resource": panel, "search": {"mode": "match"}}),
+        ];
+        entry.extend(members.iter().map(|m| json!({"fullUrl": format!("https://x.example/fhir/Observation/{}", m["id"].as_str().unwrap()), "resource": m, "search": {"mode": "include"}})));
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": entry})
+    };
+    let report = validate(&[bundle(&members)]);
+    assert!(report.ok, "{}", report.errors().join("\n"));
+    // Without its GMI the panel has five members: under 6, and the gmi slice is empty.
+    let mut five = members.clone();
+    five.remove(2);
+    let errors = validate(&[bundle(&five)]).errors().join("\n");
+    assert!(errors.contains("(* hasMember 6..*) fails") && errors.contains("(gmi 1..1 MS and) fails"), "{errors}");
+    // A member of the wrong unit: the days of wear in hours.
+    let mut hours = members.clone();
+    hours[4]["valueQuantity"] =
+        json!({"value": 336, "unit": "hours", "system": "http://unitsofmeasure.org", "code": "h"});
+    let errors = validate(&[bundle(&hours)]).errors().join("\n");
+    assert!(errors.contains("(* valueQuantity = 'd' \"days\") fails"), "{errors}");
 }

@@ -79,7 +79,22 @@ for (const [profile, rules] of Object.entries(RULES)) {
 
 const fhir = new Fhir();
 
-function checkProfiles(resource, out) {
+// The resources a summary's hasMember references, found in the same Bundle by fullUrl or
+// by type and id.
+function membersOf(resource, bundle) {
+  if (!bundle || !Array.isArray(resource.hasMember)) return [];
+  const found = [];
+  for (const ref of resource.hasMember) {
+    const r = ref.reference || "";
+    const hit = (bundle.entry || []).find(
+      (e) => e.resource && (e.fullUrl === r || `${e.resource.resourceType}/${e.resource.id}` === r || (e.fullUrl || "").endsWith(`/${r}`)),
+    );
+    if (hit) found.push(hit.resource);
+  }
+  return found;
+}
+
+function checkProfiles(resource, out, bundle) {
   const claimed = (resource.meta && resource.meta.profile) || [];
   for (const url of claimed) {
     if (!url.startsWith(CGM_SD)) continue;
@@ -93,13 +108,14 @@ function checkProfiles(resource, out) {
     for (const r of rules) {
       let result;
       try {
-        result = fhirpath.evaluate(resource, r.expr, null, r4);
+        result = fhirpath.evaluate(resource, r.expr, { members: membersOf(resource, bundle) }, r4);
       } catch (e) {
         out.errors.push(`${r.cite}: could not evaluate ${r.expr}: ${e.message}`);
         continue;
       }
-      out.checks.push(r.cite);
-      if (!(result.length === 1 && result[0] === true)) out.errors.push(`${id}: ${r.cite} fails`);
+      const cite = r.what ? `${r.cite}: ${r.what}` : r.cite;
+      out.checks.push(cite);
+      if (!(result.length === 1 && result[0] === true)) out.errors.push(`${id}: ${cite} fails`);
     }
   }
 }
@@ -125,7 +141,7 @@ function validate(resource, results) {
     for (const e of resource.entry || []) {
       if (e.resource) {
         const inner = { ref: `${ref} > ${e.resource.resourceType}/${e.resource.id || "(no id)"}`, profiles: [], errors: [], warnings: [], checks: [] };
-        checkProfiles(e.resource, inner);
+        checkProfiles(e.resource, inner, resource);
         results.push(inner);
       }
     }

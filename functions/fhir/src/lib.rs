@@ -8,8 +8,9 @@
 //! - `GET /fhir/Observation?device=…&date=ge…&date=le…&code=…&_count=…`: its readings as a
 //!   `searchset` Bundle, paged by the bundle's `next` link.
 //!
-//! Readings come from the device/time index (measurement fields only), the patient from the
-//! sensor's session, which the stream consumer keeps.
+//! Readings come from the device/time index (measurement fields only), summaries from the
+//! daily rollups (and the readings of days without one), the patient from the sensor's
+//! session, which the stream consumer keeps.
 
 pub mod error;
 pub mod resources;
@@ -20,17 +21,24 @@ use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
 use cgm_shared::cursor::{self, CursorPayload, QueryHash};
 use cgm_shared::ids::DeviceSn;
+use cgm_shared::metrics;
+use cgm_shared::rollup::{self, Period};
 use cgm_shared::session::Session;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::store::reads::paging::ReadAllError;
 use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, paging};
+use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
+use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
 use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
 use cgm_shared::time::SourceZone;
+use cgm_shared::time::Timestamp;
+use chrono::NaiveDate;
 use error::{FhirApi, FhirError, bad, fhir_reply};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use resources::{GlucoseUnit, LOINC, Naming};
+use resources::{GlucoseUnit, LOINC, Naming, SUMMARY_CODE, SummaryFigures};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -42,8 +50,11 @@ const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 const PAGE_BUDGET_BYTES: usize = 4_500_000;
 pub const SEARCH_DEFAULT_COUNT: usize = 100;
 pub const SEARCH_MAX_COUNT: usize = 1_000;
-/// The summary panel's code: summaries are not served on demand yet.
-const SUMMARY_CODE: &str = "107931-8";
+/// A summary's default period (the consensus reports on 14 days) and its longest.
+const SUMMARY_DEFAULT_DAYS: i64 = 14;
+const SUMMARY_MAX_DAYS: i64 = 90;
+/// A backstop far above what 90 days of readings without rollups can hold.
+const MAX_READINGS: usize = 200_000;
 /// When this server's CapabilityStatement last changed.
 const CAPABILITY_DATE: &str = "2026-12-03";
 const DISABLED: &str = "the FHIR routes return the patient's identifier, so they stay off until \
@@ -52,8 +63,10 @@ const DISABLED: &str = "the FHIR routes return the patient's identifier, so they
 /// Unreserved characters stay; everything else of a query value is percent-encoded.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
-pub struct FhirService<S = DynamoReadStore, T = DynamoSensorStore> {
+pub struct FhirService<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSensorStore> {
     store: S,
+    /// Daily rollups, which summaries read for whole days.
+    rollups: U,
     sensors: T,
     zone: SourceZone,
     naming: Naming,
@@ -88,7 +101,7 @@ impl Route {
     }
 }
 
-impl<S: ReadStore, T: SensorStore> HttpService for FhirService<S, T> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> HttpService for FhirService<S, U, T> {
     /// Answers one request. Never fails: every outcome is a reply, errors `OperationOutcome`s.
     async fn handle(&self, req: Request) -> Response<Body> {
         let frame = Frame::start(&req);
@@ -117,16 +130,17 @@ impl CursorPayload for SearchCursor {
     }
 }
 
-impl<S: ReadStore, T: SensorStore> FhirService<S, T> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
     pub fn new(
         store: S,
+        rollups: U,
         sensors: T,
         zone: SourceZone,
         naming: Naming,
         unit: GlucoseUnit,
         base_url: Option<String>,
     ) -> Self {
-        Self { store, sensors, zone, naming, unit, base_url }
+        Self { store, rollups, sensors, zone, naming, unit, base_url }
     }
 
     async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, FhirError> {
@@ -198,34 +212,66 @@ impl<S: ReadStore, T: SensorStore> FhirService<S, T> {
             return Err(FhirError::Disabled(DISABLED));
         }
         let device =
-            p.query("device").ok_or_else(|| bad("device is required: search a sensor's readings by device"))?;
+            p.query("device").ok_or_else(|| bad("device is required: search a sensor's observations by device"))?;
         let device_id = search::reference_id(device, "device", "Device")?;
-        let range = search::date_range(&p.all("date"), &self.zone)?;
-        let include_warm_up = p.flag("include-warm-up")?;
         let count = p.limit("_count", SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT)?;
-        let unit = match p.query("code") {
-            None => Some(self.unit),
+        let include_warm_up = p.flag("include-warm-up")?;
+        let wanted = match p.query("code") {
+            None => Wanted::Readings(self.unit),
             Some(v) => {
                 let codes = search::codes(v, "code", LOINC)?;
-                if codes.contains(&SUMMARY_CODE) {
-                    return Err(FhirError::NotSupported(
-                        "code: summaries (107931-8) are not served on demand yet; search sensor readings \
-                         (105272-9 or 99504-3)",
-                    ));
-                }
                 let units: Vec<GlucoseUnit> = codes.iter().filter_map(|c| GlucoseUnit::of_reading_code(c)).collect();
+                let summary = codes.contains(&SUMMARY_CODE);
+                if summary && !units.is_empty() {
+                    return Err(bad("code: ask for summaries (107931-8) or readings, not both in one search"));
+                }
                 if units.len() > 1 && units.iter().any(|u| *u != units[0]) {
                     return Err(bad("code: ask for one unit's readings, 105272-9 (mmol/L) or 99504-3 (mg/dL)"));
                 }
-                // Codes this server never produces match nothing: an empty searchset.
-                units.first().copied()
+                match units.first() {
+                    _ if summary => Wanted::Summary,
+                    Some(u) => Wanted::Readings(*u),
+                    // Codes this server never produces match nothing: an empty searchset.
+                    None => Wanted::Nothing,
+                }
             }
         };
         let self_url = search_url(base, &p.pairs_all(), None);
+        let empty = || Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
         // An id that names no serial (a hashed one) matches nothing, as does an unknown code.
-        let (Some(sn), Some(unit)) = (resources::text_of_fhir_id(device_id).map(DeviceSn::from), unit) else {
-            return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
-        };
+        let Some(sn) = resources::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
+        if wanted == Wanted::Nothing {
+            return empty();
+        }
+        let session = self.sensors.session(&sn).await?;
+        if session.is_none() && !self.has_readings(&sn).await? {
+            // A device that never pushed has nothing to match.
+            return empty();
+        }
+        let subject = self.subject(session.as_ref())?;
+        let search = Search { p, base, self_url: &self_url, sn: &sn, subject: &subject };
+        match wanted {
+            Wanted::Readings(unit) => self.readings(&search, unit, include_warm_up, count, started).await,
+            Wanted::Summary => {
+                if include_warm_up || p.query("_cursor").is_some() {
+                    return Err(bad("include-warm-up and _cursor are for readings; a summary search has one page"));
+                }
+                self.summary(&search).await
+            }
+            Wanted::Nothing => empty(),
+        }
+    }
+
+    async fn readings(
+        &self,
+        s: &Search<'_>,
+        unit: GlucoseUnit,
+        include_warm_up: bool,
+        count: usize,
+        started: Instant,
+    ) -> Result<Answer, FhirError> {
+        let (p, base, sn) = (s.p, s.base, s.sn);
+        let range = search::date_range(&p.all("date"), &self.zone)?;
         let qh = QueryHash::of(&[
             "fhir-observations",
             sn.as_str(),
@@ -244,21 +290,13 @@ impl<S: ReadStore, T: SensorStore> FhirService<S, T> {
                 Some(c.0)
             }
         };
-        let session = self.sensors.session(&sn).await?;
-        if session.is_none() && !self.has_readings(&sn).await? {
-            // A device that never pushed has no readings to match.
-            return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
-        }
-        let subject = self.subject(session.as_ref())?;
-        let device_ref = resources::device_reference(&sn);
-        let q = ReadingQuery { device_sn: &sn, range, valid_only: !include_warm_up, newest_first: false };
-        let (zone, naming) = (self.zone, &self.naming);
+        let device_ref = resources::device_reference(sn);
+        let q = ReadingQuery { device_sn: sn, range, valid_only: !include_warm_up, newest_first: false };
+        let (zone, naming, subject) = (self.zone, &self.naming, s.subject);
         let page =
             paging::fill_page(&self.store, &q, start, count, PAGE_BUDGET_BYTES, started + PAGE_TIME_BUDGET, |r| {
-                let entry = resources::reading_observation(r, unit, naming, &zone, &subject, &device_ref).map(|o| {
-                    let full_url = format!("{base}/Observation/{}", o["id"].as_str().unwrap_or_default());
-                    resources::search_entry(&full_url, &o)
-                });
+                let entry = resources::reading_observation(r, unit, naming, &zone, subject, &device_ref)
+                    .map(|o| resources::search_entry(&full_url(base, &o), &o, resources::SearchMode::Match));
                 let size = entry.as_ref().map_or(0, String::len);
                 (entry, size)
             })
@@ -272,9 +310,110 @@ impl<S: ReadStore, T: SensorStore> FhirService<S, T> {
             let token = cursor::encode(&SearchCursor(pos), qh);
             search_url(base, &p.pairs_all(), Some(&token))
         });
-        let body = resources::searchset(&self_url, next.as_deref(), &entries);
+        let body = resources::searchset(s.self_url, next.as_deref(), &entries);
         Ok(Answer::new(fhir_reply(StatusCode::OK, body)).items(entries.len()).device_sn(sn.as_str()))
     }
+
+    /// A `cgm-summary` over whole local days, computed on demand from the daily rollups
+    /// (and the readings of days without one): the panel as the match, its six members as
+    /// included entries. No valid readings (or one, which has no CV) match nothing.
+    async fn summary(&self, s: &Search<'_>) -> Result<Answer, FhirError> {
+        let (first, last) = self.summary_days(&s.p.all("date"))?;
+        let range = self
+            .zone
+            .local_day(first)
+            .zip(self.zone.local_day(last))
+            .and_then(|(a, b)| cgm_shared::time::TimeRange::new(a.start(), b.end().minus_ms(1)));
+        let range = range.ok_or_else(|| bad("date: those days do not exist in the zone"))?;
+        let pieces = read_range(&self.store, &self.rollups, &self.zone, s.sn, range, Bins::Without, MAX_READINGS)
+            .await
+            .map_err(|e| match e {
+                ReadAllError::Store(e) => FhirError::Store(e),
+                ReadAllError::TooMany(_) => bad(format!("{e}; ask for a shorter period")),
+            })?;
+        let period = Period::of(&self.zone, &pieces);
+        let Some(figures) = period.summary().and_then(|sum| {
+            let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
+            let interval = period.usual_interval().unwrap_or(cgm_shared::gaps::DEFAULT_INCRE_MINUTE);
+            let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
+            let b = &sum.bands;
+            Some(SummaryFigures {
+                first,
+                last,
+                mean_mmol: sum.mean_mmol,
+                gmi_percent: sum.gmi_percent,
+                cv_percent: sum.cv_percent?,
+                times_in_ranges: [b.very_low, b.low, b.in_range, b.high, b.very_high],
+                days_of_wear: rollup::days_with_readings(&self.zone, &pieces),
+                active_percent: metrics::capture_percent(valid, expected),
+            })
+        }) else {
+            return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(s.self_url, None, &[]))));
+        };
+        let id = resources::summary_id(s.sn, &figures, self.unit);
+        let device_ref = resources::device_reference(s.sn);
+        let observations =
+            resources::summary_observations(&figures, self.unit, &self.naming, &id, s.subject, &device_ref);
+        let entries: Vec<String> = observations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mode = if i == 0 { resources::SearchMode::Match } else { resources::SearchMode::Include };
+                resources::search_entry(&full_url(s.base, o), o, mode)
+            })
+            .collect();
+        let body = resources::searchset(s.self_url, None, &entries);
+        Ok(Answer::new(fhir_reply(StatusCode::OK, body)).items(1).device_sn(s.sn.as_str()))
+    }
+
+    /// The local days a summary covers: from `date` values that fall on whole days
+    /// (`ge<day>&le<day>`, a month, `eq<day>`), or the last 14 full days before today; at
+    /// most 90.
+    fn summary_days(&self, dates: &[&str]) -> Result<(NaiveDate, NaiveDate), FhirError> {
+        let zone = &self.zone;
+        let (first, last) = if dates.is_empty() {
+            let today = zone.local_date(Timestamp::now()).ok_or_else(|| bad("the current time has no local day"))?;
+            (today - chrono::Duration::days(SUMMARY_DEFAULT_DAYS), today - chrono::Duration::days(1))
+        } else {
+            let range = search::date_range(dates, zone)?;
+            let whole = "date: a summary covers whole local days; give ge<YYYY-MM-DD> and le<YYYY-MM-DD>";
+            let (Some(first), Some(last)) = (zone.local_date(range.start()), zone.local_date(range.end())) else {
+                return Err(bad(whole));
+            };
+            let starts = zone.local_day(first).map(|d| d.start());
+            let ends = zone.local_day(last).map(|d| d.end().minus_ms(1));
+            if starts != Some(range.start()) || ends != Some(range.end()) {
+                return Err(bad(whole));
+            }
+            (first, last)
+        };
+        if (last - first).num_days() + 1 > SUMMARY_MAX_DAYS {
+            return Err(bad(format!("date: a summary covers at most {SUMMARY_MAX_DAYS} days")));
+        }
+        Ok((first, last))
+    }
+}
+
+/// What an Observation search asks for, from its `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Readings(GlucoseUnit),
+    Summary,
+    Nothing,
+}
+
+/// One Observation search, once its device and patient are known.
+struct Search<'a> {
+    p: Params<'a>,
+    base: &'a str,
+    self_url: &'a str,
+    sn: &'a DeviceSn,
+    subject: &'a Value,
+}
+
+/// `[base]/Observation/<id>`.
+fn full_url(base: &str, o: &Value) -> String {
+    format!("{base}/Observation/{}", o["id"].as_str().unwrap_or_default())
 }
 
 /// `[base]/Observation?` and the caller's own search, re-encoded, with `_cursor` replaced.
@@ -296,6 +435,7 @@ pub async fn from_config(cfg: &Config) -> FhirService {
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
     FhirService::new(
         DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone()),
+        DynamoRollupStore::new(client.clone(), cfg.tables.rollups.clone()),
         DynamoSensorStore::new(client, cfg.tables.sensors.clone()),
         cfg.source_timezone,
         Naming::of(&cfg.fhir),

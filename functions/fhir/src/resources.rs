@@ -1,7 +1,8 @@
 //! The FHIR R4 resources this bridge produces, each as the HL7 CGM implementation guide
 //! (`hl7.fhir.uv.cgm` 1.0.0, canonical base [`CGM_BASE`]) profiles it: a sensor reading
-//! (`cgm-sensor-reading-moles-per-volume`, or `-mass-per-volume` in mg/dL), the sensor
-//! (`cgm-device`), and the plain R4 resources around them (a searchset `Bundle`,
+//! (`cgm-sensor-reading-moles-per-volume`, or `-mass-per-volume` in mg/dL), a summary
+//! (`cgm-summary` and its six members), the sensor (`cgm-device`), and the plain R4
+//! resources around them (a searchset `Bundle`,
 //! `OperationOutcome`, `CapabilityStatement`).
 //!
 //! Plain functions from the domain's types to FHIR JSON: no HTTP, no storage. Which rule of
@@ -124,6 +125,7 @@ pub fn text_of_fhir_id(id: &str) -> Option<String> {
 pub struct Naming {
     pub test_id_system: String,
     pub device_sn_system: String,
+    pub summary_system: String,
     pub patient_system: Option<String>,
     pub device_name: String,
 }
@@ -133,6 +135,7 @@ impl Naming {
         Naming {
             test_id_system: format!("{}test-id", settings.identifier_prefix),
             device_sn_system: format!("{}device-sn", settings.identifier_prefix),
+            summary_system: format!("{}summary", settings.identifier_prefix),
             patient_system: settings.patient_identifier_system.clone(),
             device_name: settings.device_name.clone(),
         }
@@ -181,6 +184,99 @@ pub fn reading_observation(
         o["dataAbsentReason"] = json!({"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}], "text": why});
     }
     Some(o)
+}
+
+/// What a `cgm-summary` reports, over whole local days `first` to `last`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryFigures {
+    pub first: chrono::NaiveDate,
+    pub last: chrono::NaiveDate,
+    pub mean_mmol: f64,
+    pub gmi_percent: f64,
+    pub cv_percent: f64,
+    /// Very low, low, in range, high, very high, % of valid readings.
+    pub times_in_ranges: [f64; 5],
+    pub days_of_wear: usize,
+    /// Valid readings as a share of those expected at the sensor's interval, %.
+    pub active_percent: f64,
+}
+
+/// The IG's LOINC codes of the summary's five ranges, in the order of
+/// [`SummaryFigures::times_in_ranges`] (`CGMSummaryTimesInRanges` slices timeInVeryLow …
+/// timeInVeryHigh and their `*WithLoinc` codes).
+pub const RANGE_CODES: [&str; 5] = ["104642-4", "104641-6", "97510-2", "104640-8", "104639-0"];
+pub const SUMMARY_CODE: &str = "107931-8";
+
+/// `valueQuantity = '%' "%"` (RuleSet QuantityPercent), with the two decimals the times in
+/// ranges profile asks for.
+fn percent(v: f64) -> Value {
+    json!({"value": round_to(v, 2), "unit": "%", "system": UCUM, "code": "%"})
+}
+
+/// A CGM summary as the IG profiles it: the `cgm-summary` panel (107931-8) first, whose
+/// `hasMember` references the six members that follow it (mean glucose in `unit`, times in
+/// ranges, GMI, CV, days of wear, sensor active %). `id` is the panel's logical id; each
+/// member's is `id` and a suffix. Each has an identifier under `<prefix>summary`.
+pub fn summary_observations(
+    f: &SummaryFigures,
+    unit: GlucoseUnit,
+    naming: &Naming,
+    id: &str,
+    subject: &Value,
+    device: &Value,
+) -> Vec<Value> {
+    let period = json!({"start": f.first.format("%Y-%m-%d").to_string(), "end": f.last.format("%Y-%m-%d").to_string()});
+    let base = |suffix: &str, profile_id: &str, code: &str| -> Value {
+        let member_id = if suffix.is_empty() { id.to_string() } else { format!("{id}-{suffix}") };
+        json!({
+            "resourceType": "Observation",
+            "id": member_id,
+            "meta": {"profile": [profile(profile_id)]},
+            "identifier": [{"system": naming.summary_system, "value": member_id}],
+            "status": "final",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+            "code": {"coding": [{"system": LOINC, "code": code}]},
+            "subject": subject,
+            "effectivePeriod": period,
+            "device": device,
+        })
+    };
+    let (mean_profile, mean_code) = match unit {
+        GlucoseUnit::MmolPerL => ("cgm-summary-mean-glucose-moles-per-volume", "105273-7"),
+        GlucoseUnit::MgPerDl => ("cgm-summary-mean-glucose-mass-per-volume", "97507-8"),
+    };
+    let mut mean = base("mean", mean_profile, mean_code);
+    mean["valueQuantity"] = unit.quantity(f.mean_mmol);
+    let mut tir = base("tir", "cgm-summary-times-in-ranges", "106793-3");
+    tir["component"] = RANGE_CODES
+        .iter()
+        .zip(f.times_in_ranges)
+        .map(|(code, v)| json!({"code": {"coding": [{"system": LOINC, "code": code}]}, "valueQuantity": percent(v)}))
+        .collect();
+    let mut gmi = base("gmi", "cgm-summary-gmi", "97506-0");
+    gmi["valueQuantity"] = percent(f.gmi_percent);
+    let mut cv = base("cv", "cgm-summary-coefficient-of-variation", "104638-2");
+    cv["valueQuantity"] = percent(f.cv_percent);
+    let mut wear = base("wear", "cgm-summary-days-of-wear", "104636-6");
+    wear["valueQuantity"] = json!({"value": f.days_of_wear, "unit": "days", "system": UCUM, "code": "d"});
+    let mut active = base("active", "cgm-summary-sensor-active-percentage", "104637-4");
+    active["valueQuantity"] = percent(f.active_percent);
+    let members = [mean, tir, gmi, cv, wear, active];
+    let mut panel = base("", "cgm-summary", SUMMARY_CODE);
+    panel["hasMember"] = members
+        .iter()
+        .map(|m| json!({"reference": format!("Observation/{}", m["id"].as_str().unwrap_or_default())}))
+        .collect();
+    let mut out = vec![panel];
+    out.extend(members);
+    out
+}
+
+/// A summary's logical id: stable for a device, period and unit, and short whatever the
+/// serial (the members add at most 7 characters).
+pub fn summary_id(sn: &DeviceSn, f: &SummaryFigures, unit: GlucoseUnit) -> String {
+    let key = format!("{}|{}|{}|{}", sn.as_str(), f.first, f.last, unit.reading_code());
+    format!("sum-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..24])
 }
 
 /// A sensor as a `cgm-device`: its serial as `serialNumber` and as an identifier, the
@@ -245,9 +341,20 @@ pub fn operation_outcome(kind: IssueType, diagnostics: &str) -> Value {
     })
 }
 
+/// Why an entry is in a searchset: it matched, or a match refers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    Match,
+    Include,
+}
+
 /// One searchset entry, serialized: a search page renders each once, for its size too.
-pub fn search_entry(full_url: &str, resource: &Value) -> String {
-    json!({"fullUrl": full_url, "resource": resource, "search": {"mode": "match"}}).to_string()
+pub fn search_entry(full_url: &str, resource: &Value, mode: SearchMode) -> String {
+    let mode = match mode {
+        SearchMode::Match => "match",
+        SearchMode::Include => "include",
+    };
+    json!({"fullUrl": full_url, "resource": resource, "search": {"mode": mode}}).to_string()
 }
 
 /// A `searchset` Bundle of serialized [`search_entry`]s, with `self` and (while more follow)
@@ -278,15 +385,33 @@ pub fn searchset(self_url: &str, next_url: Option<&str>, entries: &[String]) -> 
 pub const OBSERVATION_SEARCH: [(&str, &str, &str); 5] = [
     ("device", "reference", "The sensor: Device/<id> or <id>. Required."),
     ("date", "date", "effective time; ge, gt, le, lt or eq with a date or a dateTime with its offset; repeatable"),
-    ("code", "token", "105272-9 (mmol/L) or 99504-3 (mg/dL), with or without http://loinc.org|; comma for either"),
+    (
+        "code",
+        "token",
+        "105272-9 (readings in mmol/L), 99504-3 (readings in mg/dL) or 107931-8 (a summary over whole local days, \
+         with its members included), with or without http://loinc.org|",
+    ),
     ("include-warm-up", "token", "true to add warm-up readings, which carry a dataAbsentReason instead of a value"),
     ("_count", "number", "readings per page, 1 to 1000 (default 100); the next page is the bundle's next link"),
 ];
 
 /// The server's `CapabilityStatement` (`GET [base]/metadata`).
 pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
-    let unit_profiles: Vec<String> =
-        [GlucoseUnit::MmolPerL, GlucoseUnit::MgPerDl].iter().map(|u| profile(u.reading_profile())).collect();
+    let observation_profiles: Vec<String> = [
+        "cgm-sensor-reading-moles-per-volume",
+        "cgm-sensor-reading-mass-per-volume",
+        "cgm-summary",
+        "cgm-summary-mean-glucose-moles-per-volume",
+        "cgm-summary-mean-glucose-mass-per-volume",
+        "cgm-summary-times-in-ranges",
+        "cgm-summary-gmi",
+        "cgm-summary-coefficient-of-variation",
+        "cgm-summary-days-of-wear",
+        "cgm-summary-sensor-active-percentage",
+    ]
+    .iter()
+    .map(|id| profile(id))
+    .collect();
     let search: Vec<Value> = OBSERVATION_SEARCH
         .iter()
         .map(|(name, kind, doc)| json!({"name": name, "type": kind, "documentation": doc}))
@@ -312,7 +437,7 @@ pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
                 },
                 {
                     "type": "Observation",
-                    "supportedProfile": unit_profiles,
+                    "supportedProfile": observation_profiles,
                     "interaction": [{"code": "search-type"}],
                     "searchParam": search,
                 },

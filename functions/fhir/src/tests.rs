@@ -8,6 +8,7 @@ use cgm_shared::config::FhirSettings;
 use cgm_shared::session::SensorReading;
 use cgm_shared::store::reads::StoredReading;
 use cgm_shared::store::reads::memory::MemoryReadStore;
+use cgm_shared::store::rollups::memory::MemoryRollupStore;
 use cgm_shared::store::sensors::memory::MemorySensorStore;
 use cgm_shared::time::Timestamp;
 use serde_json::json;
@@ -43,7 +44,7 @@ fn settings(patient_system: Option<&str>) -> FhirSettings {
     }
 }
 
-type Svc = FhirService<MemoryReadStore, MemorySensorStore>;
+type Svc = FhirService<MemoryReadStore, MemoryRollupStore, MemorySensorStore>;
 
 /// One day of SN1 (480 readings, the first five warm-up) whose session names patient P-1.
 fn service(patient_system: Option<&str>, patient: Option<&str>) -> Svc {
@@ -64,6 +65,7 @@ fn service(patient_system: Option<&str>, patient: Option<&str>) -> Svc {
     let s = settings(patient_system);
     FhirService::new(
         MemoryReadStore::with_readings(readings),
+        MemoryRollupStore::default(),
         sensors,
         SourceZone::default(),
         Naming::of(&s),
@@ -214,7 +216,20 @@ async fn bad_searches_are_operation_outcomes_naming_what_is_wrong() {
         (vec![("device", "SN1"), ("date", "ne2024-05-01")], 400, "invalid", "prefix ne is not supported"),
         (vec![("device", "SN1"), ("_count", "1001")], 400, "invalid", "_count must be a whole number from 1 to 1000"),
         (vec![("device", "SN1"), ("_cursor", "garbage")], 400, "invalid", "_cursor"),
-        (vec![("device", "SN1"), ("code", "107931-8")], 400, "not-supported", "summaries (107931-8)"),
+        (vec![("device", "SN1"), ("code", "107931-8,105272-9")], 400, "invalid", "not both"),
+        (
+            vec![("device", "SN1"), ("code", "107931-8"), ("date", "ge2024-05-01T06:00:00+08:00")],
+            400,
+            "invalid",
+            "whole local days",
+        ),
+        (
+            vec![("device", "SN1"), ("code", "107931-8"), ("date", "ge2024-01-01"), ("date", "le2024-05-01")],
+            400,
+            "invalid",
+            "at most 90 days",
+        ),
+        (vec![("device", "SN1"), ("code", "107931-8"), ("include-warm-up", "true")], 400, "invalid", "one page"),
         (vec![("device", "SN1"), ("code", "105272-9,99504-3")], 400, "invalid", "one unit"),
         (vec![("device", "SN1"), ("_format", "xml")], 400, "invalid", "FHIR JSON only"),
         (vec![("device", "Patient/SN1")], 400, "invalid", "device must be Device/<id>"),
@@ -282,4 +297,45 @@ fn every_sinocare_id_becomes_a_fhir_id_and_back_where_it_fits() {
     }
     assert_eq!(resources::fhir_id("SN1"), "SN1");
     assert_eq!(resources::fhir_id("x-41"), "x-782d3431");
+}
+
+#[tokio::test]
+async fn a_summary_over_whole_days_is_the_panel_and_its_six_members() {
+    let svc = service(Some(MPI), Some("P-1"));
+    let q = [("device", "SN1"), ("code", "107931-8"), ("date", "ge2024-05-01"), ("date", "le2024-05-01")];
+    let (status, b) = call(&svc, search(&q)).await;
+    assert_eq!(status, 200, "{b}");
+    let entries = b["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 7, "{b}");
+    let panel = &entries[0]["resource"];
+    assert_eq!(entries[0]["search"]["mode"], "match");
+    assert!(entries[1..].iter().all(|e| e["search"]["mode"] == "include"));
+    assert_eq!(panel["code"]["coding"][0]["code"], "107931-8");
+    assert_eq!(panel["effectivePeriod"], json!({"start": "2024-05-01", "end": "2024-05-01"}));
+    let members: Vec<String> =
+        entries[1..].iter().map(|e| format!("Observation/{}", e["resource"]["id"].as_str().unwrap())).collect();
+    let refs: Vec<String> =
+        panel["hasMember"].as_array().unwrap().iter().map(|r| r["reference"].as_str().unwrap().to_string()).collect();
+    assert_eq!(refs, members, "hasMember names the included members");
+    let by_code = |code: &str| {
+        entries.iter().map(|e| &e["resource"]).find(|o| o["code"]["coding"][0]["code"] == code).unwrap().clone()
+    };
+    // 475 valid readings of 480 expected at 3 minutes; one day worn.
+    assert_eq!(by_code("104637-4")["valueQuantity"]["value"], 98.96);
+    assert_eq!(
+        by_code("104636-6")["valueQuantity"],
+        json!({"value": 1, "unit": "days", "system": UCUM_SYSTEM, "code": "d"})
+    );
+    assert_eq!(by_code("105273-7")["valueQuantity"]["unit"], "mmol/l");
+    let tir = by_code("106793-3");
+    let shares: Vec<f64> =
+        tir["component"].as_array().unwrap().iter().map(|c| c["valueQuantity"]["value"].as_f64().unwrap()).collect();
+    assert_eq!(shares.len(), 5);
+    assert!((shares.iter().sum::<f64>() - 100.0).abs() < 0.05, "{shares:?}");
+    // The same search again gives the same ids: a receiver can match what it already has.
+    let (_, again) = call(&svc, search(&q)).await;
+    assert_eq!(again["entry"][0]["resource"]["id"], panel["id"]);
+    // Days without a valid reading have no summary.
+    let (_, none) = call(&svc, search(&[("device", "SN1"), ("code", "107931-8"), ("date", "2024-06")])).await;
+    assert_eq!(none.get("entry"), None, "{none}");
 }

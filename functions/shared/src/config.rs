@@ -155,7 +155,8 @@ pub struct FhirSettings {
     /// 105272-9) or `mg/dL` (the mass profile, 99504-3).
     pub mg_dl: bool,
     /// `FHIR_IDENTIFIER_SYSTEM_PREFIX`: what the systems of our own identifiers start with
-    /// (`<prefix>test-id` for a reading's `testId`, `<prefix>device-sn` for a sensor's serial).
+    /// (`<prefix>test-id` for a reading's `testId`, `<prefix>device-sn` for a sensor's
+    /// serial, `<prefix>summary` for a summary's resources).
     pub identifier_prefix: String,
     /// `FHIR_DEVICE_NAME`: the sensor's user-friendly name in `Device.deviceName`.
     pub device_name: String,

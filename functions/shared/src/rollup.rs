@@ -195,6 +195,24 @@ pub fn without_serial(pieces: &[Piece]) -> u64 {
         .sum()
 }
 
+/// The local days of the pieces that hold at least one valid reading: the days a sensor
+/// was worn and reading (the CGM IG's "days of wear").
+pub fn days_with_readings(zone: &SourceZone, pieces: &[Piece]) -> usize {
+    let mut days = std::collections::BTreeSet::new();
+    for piece in pieces {
+        match piece {
+            Piece::Day(r) if r.valid() > 0 => {
+                days.insert(r.day);
+            }
+            Piece::Day(_) => {}
+            Piece::Readings(rs) => {
+                days.extend(rs.iter().filter(|r| r.valid).filter_map(|r| zone.local_date(r.measured_at)))
+            }
+        }
+    }
+    days.len()
+}
+
 /// What a range's reports are computed from: the counts of whole days (from rollups) and of
 /// the readings of partial days, merged.
 #[derive(Debug, Clone, Default, PartialEq)]
