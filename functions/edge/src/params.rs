@@ -3,6 +3,7 @@
 //! an id may end up in a log line through it).
 
 use cgm_shared::cursor::{self, CursorPayload, QueryHash};
+use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use lambda_http::{Request, RequestExt};
 use serde_json::{Map, Value};
@@ -139,6 +140,50 @@ impl<'a> Params<'a> {
                     .map_err(|_| bad(format!("{name} must be a calendar day as YYYY-MM-DD")))
             })
             .transpose()
+    }
+
+    /// A report's range: `from` and `to` each a local day (`YYYY-MM-DD`, in `zone`: `from` its
+    /// start, `to` its end) or an instant; by default the last `default_days` full local days
+    /// before `now`'s; at most `max_days` days (a daylight-saving hour more is allowed).
+    pub fn report_range(
+        &self,
+        now: Timestamp,
+        zone: &SourceZone,
+        default_days: u32,
+        max_days: u32,
+    ) -> Result<TimeRange<Included>, BadRequest> {
+        let p = self;
+        let day_or_instant = |name: &str, end: bool| -> Result<Option<Timestamp>, BadRequest> {
+            let Some(v) = p.query(name).map(str::trim) else { return Ok(None) };
+            if v.len() == 10 && v.as_bytes().get(4) == Some(&b'-') {
+                let day = p.date(name)?.ok_or_else(|| bad(format!("{name} must be a day or an instant")))?;
+                let span =
+                    zone.local_day(day).ok_or_else(|| bad(format!("{name}: that day does not exist in the zone")))?;
+                return Ok(Some(if end { span.end().minus_ms(1) } else { span.start() }));
+            }
+            Ok(p.instant(name)?.map(Timestamp))
+        };
+        let (from, to) = (day_or_instant("from", false)?, day_or_instant("to", true)?);
+        let today = zone.local_date(now).ok_or_else(|| bad("the current time has no local day"))?;
+        let to = match to {
+            Some(t) => t,
+            None => {
+                zone.local_day(today).map(|d| d.start().minus_ms(1)).ok_or_else(|| bad("no local day before today"))?
+            }
+        };
+        let from = match from {
+            Some(f) => f,
+            None => {
+                let last = zone.local_date(to).ok_or_else(|| bad("to has no local day"))?;
+                let first = last - chrono::Duration::days(i64::from(default_days) - 1);
+                zone.local_day(first).map(|d| d.start()).ok_or_else(|| bad("that day does not exist in the zone"))?
+            }
+        };
+        let range = TimeRange::new(from, to).ok_or_else(|| bad("from is after to"))?;
+        if range.span_ms() > i64::from(max_days) * 86_400_000 + 3_600_000 {
+            return Err(bad(format!("the range is longer than {max_days} days; ask for a shorter one")));
+        }
+        Ok(range)
     }
 
     /// The `cursor` parameter, checked against the query it must belong to.

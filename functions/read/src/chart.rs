@@ -9,7 +9,7 @@
 //! `threshold-high`, `x-label`, `y-label`, `axis-title`) so tests and stylesheets can find it.
 //! Pure functions: no storage, no HTTP.
 
-use crate::text::xml_escape;
+use cgm_agp::svg::xml_escape;
 use cgm_shared::gaps::{DEFAULT_INCRE_MINUTE, usable_interval};
 use std::fmt::Write as _;
 

@@ -13,14 +13,11 @@
 //! results into replies, one module per route family; [`error`] maps every failure to a
 //! reply in one place.
 
-mod agp_page;
 mod chart;
 pub mod error;
 mod params;
 mod routes;
 mod text;
-
-pub use routes::AgpPage;
 
 use cgm_edge::{Answer, Frame, HttpService};
 use cgm_shared::aws::{self, CallLimits};

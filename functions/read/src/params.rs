@@ -3,7 +3,7 @@
 
 use crate::error::{ReadError, bad};
 use cgm_edge::Params;
-use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
+use cgm_shared::time::{Included, TimeRange, Timestamp};
 
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -71,45 +71,4 @@ pub fn format(p: Params<'_>) -> Result<Format, ReadError> {
         (Some(_), _) => Format::Csv,
         _ => Format::Json,
     })
-}
-
-/// A report's range: `from` and `to` each a local day (`YYYY-MM-DD`, in `zone`: `from` its
-/// start, `to` its end) or an instant; by default the last `default_days` full local days
-/// before `now`'s; at most `max_days` days (a daylight-saving hour more is allowed).
-pub fn report_range(
-    p: Params<'_>,
-    now: Timestamp,
-    zone: &SourceZone,
-    default_days: u32,
-    max_days: u32,
-) -> Result<TimeRange<Included>, ReadError> {
-    let day_or_instant = |name: &str, end: bool| -> Result<Option<Timestamp>, ReadError> {
-        let Some(v) = p.query(name).map(str::trim) else { return Ok(None) };
-        if v.len() == 10 && v.as_bytes().get(4) == Some(&b'-') {
-            let day = p.date(name)?.ok_or_else(|| bad(format!("{name} must be a day or an instant")))?;
-            let span =
-                zone.local_day(day).ok_or_else(|| bad(format!("{name}: that day does not exist in the zone")))?;
-            return Ok(Some(if end { span.end().minus_ms(1) } else { span.start() }));
-        }
-        Ok(p.instant(name)?.map(Timestamp))
-    };
-    let (from, to) = (day_or_instant("from", false)?, day_or_instant("to", true)?);
-    let today = zone.local_date(now).ok_or_else(|| bad("the current time has no local day"))?;
-    let to = match to {
-        Some(t) => t,
-        None => zone.local_day(today).map(|d| d.start().minus_ms(1)).ok_or_else(|| bad("no local day before today"))?,
-    };
-    let from = match from {
-        Some(f) => f,
-        None => {
-            let last = zone.local_date(to).ok_or_else(|| bad("to has no local day"))?;
-            let first = last - chrono::Duration::days(i64::from(default_days) - 1);
-            zone.local_day(first).map(|d| d.start()).ok_or_else(|| bad("that day does not exist in the zone"))?
-        }
-    };
-    let range = TimeRange::new(from, to).ok_or_else(|| bad("from is after to"))?;
-    if range.span_ms() > i64::from(max_days) * DAY_MS + 3_600_000 {
-        return Err(bad(format!("the range is longer than {max_days} days; ask for a shorter one")));
-    }
-    Ok(range)
 }

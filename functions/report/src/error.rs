@@ -1,20 +1,38 @@
-//! The report function's errors: the read side's (the same statuses and messages as
-//! `agp.svg`), and a page that could not become a PDF.
+//! The report function's errors, each a status and `{"status", "message"}` as the read
+//! side answers (`agp.svg` refuses the same requests the same way), and a page that could
+//! not become a PDF.
 
-use crate::pdf::PdfError;
-use cgm_edge::{Api, reply};
-use cgm_read::error::{ReadApi, ReadError};
+use cgm_agp::pdf::PdfError;
+use cgm_edge::{Api, BadRequest, reply};
+use cgm_shared::store::StoreError;
+use cgm_shared::store::reads::paging::ReadAllError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// The caller's input; the message names the parameter and never echoes a value.
     #[error(transparent)]
-    Read(#[from] ReadError),
+    BadRequest(#[from] BadRequest),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
     /// The message names the library's failure, never the page's text.
     #[error(transparent)]
     Pdf(#[from] PdfError),
+}
+
+impl From<ReadAllError> for ReportError {
+    fn from(e: ReadAllError) -> Self {
+        match e {
+            ReadAllError::Store(s) => ReportError::Store(s),
+            ReadAllError::TooMany(_) => {
+                ReportError::BadRequest(BadRequest::new(format!("{e}; ask for a shorter range")))
+            }
+        }
+    }
 }
 
 pub struct ReportApi;
@@ -24,15 +42,19 @@ impl Api for ReportApi {
     type Error = ReportError;
 
     fn error_reply(e: &ReportError) -> Response<Body> {
-        match e {
-            ReportError::Read(e) => ReadApi::error_reply(e),
-            ReportError::Pdf(_) => {
-                reply::status_message(StatusCode::INTERNAL_SERVER_ERROR, "the PDF could not be made")
-            }
-        }
+        let (status, message) = match e {
+            ReportError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.0.clone()),
+            ReportError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            ReportError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".to_string()),
+            ReportError::Pdf(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the PDF could not be made".to_string()),
+        };
+        reply::status_message(status, &message)
     }
 
     fn deadline_reply(after: Duration) -> Response<Body> {
-        ReadApi::deadline_reply(after)
+        reply::status_message(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the answer took longer than {} s", after.as_secs()),
+        )
     }
 }

@@ -4,19 +4,18 @@
 //!
 //! A function of its own so that the read function stays lean: the PDF writer and its font
 //! subsetter live here, and the fonts (Noto Sans CJK, Chinese and Latin, about 10 MB)
-//! come from a Lambda layer ([`pdf::load_fonts`]). The drawing itself is the read side's
-//! ([`cgm_read::ReadService::agp_page`]), so the PDF and the SVG cannot drift apart.
+//! come from a Lambda layer ([`cgm_agp::pdf::load_fonts`]). The drawing itself is
+//! `agp.svg`'s ([`cgm_agp::report::agp_page`]), so the PDF and the SVG cannot drift apart.
 //!
 //! The header names the device serial and the period. The patient's name and id are added
 //! only with `AGP_PATIENT_FIELDS=true`; without it the function does not even hold the store
 //! that could read them.
 
 pub mod error;
-pub mod pdf;
 
+use cgm_agp::pdf::{self, fontdb};
+use cgm_agp::report::{AGP_DEFAULT_DAYS, AGP_MAX_DAYS};
 use cgm_edge::{Answer, Frame, HttpService, reply};
-use cgm_read::ReadService;
-use cgm_read::error::ReadError;
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
 use cgm_shared::ids::DeviceSn;
@@ -26,18 +25,16 @@ use cgm_shared::store::reads::ReadStore;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
-use cgm_shared::store::sensors::SensorStore;
-use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use cgm_shared::time::{SourceZone, Timestamp};
 use error::{ReportApi, ReportError};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use svg2pdf::usvg::fontdb;
 
 /// The service as Lambda runs it.
-pub type DynamoReportService = ReportService<DynamoReadStore, DynamoRollupStore, DynamoSensorStore, DynamoPatientStore>;
+pub type DynamoReportService = ReportService<DynamoReadStore, DynamoRollupStore, DynamoPatientStore>;
 
 /// Inside API Gateway's 30 s and the function's 28 s timeout, as the read routes.
 const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
@@ -45,39 +42,43 @@ const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 /// Where the fonts layer puts its fonts in Lambda.
 pub const DEFAULT_FONT_DIR: &str = "/opt/fonts";
 
-pub struct ReportService<S, U, T, P> {
-    read: ReadService<S, U, T>,
+pub struct ReportService<S, U, P> {
+    /// The readings index and the daily rollups, as the read side reads them.
+    store: S,
+    rollups: U,
+    zone: SourceZone,
     /// Only with `AGP_PATIENT_FIELDS=true`.
     patients: Option<P>,
     fonts: Arc<fontdb::Database>,
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, P: PatientStore> HttpService for ReportService<S, U, T, P> {
+impl<S: ReadStore, U: RollupStore, P: PatientStore> HttpService for ReportService<S, U, P> {
     async fn handle(&self, req: Request) -> Response<Body> {
         let frame = Frame::start(&req);
         if (req.method().as_str(), frame.meta().route_path()) != ("GET", "/devices/{device_sn}/agp.pdf") {
-            return frame.finish::<ReportApi>("unknown", Err(ReportError::Read(ReadError::NotFound("route")).into()));
+            return frame.finish::<ReportApi>("unknown", Err(ReportError::NotFound("route").into()));
         }
         let result = frame.within(ROUTE_DEADLINE, self.agp_pdf(&req)).await;
         frame.finish::<ReportApi>("agp_pdf", result)
     }
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, P: PatientStore> ReportService<S, U, T, P> {
-    pub fn new(read: ReadService<S, U, T>, patients: Option<P>, fonts: fontdb::Database) -> Self {
-        Self { read, patients, fonts: Arc::new(fonts) }
+impl<S: ReadStore, U: RollupStore, P: PatientStore> ReportService<S, U, P> {
+    pub fn new(store: S, rollups: U, zone: SourceZone, patients: Option<P>, fonts: fontdb::Database) -> Self {
+        Self { store, rollups, zone, patients, fonts: Arc::new(fonts) }
     }
 
     async fn agp_pdf(&self, req: &Request) -> Result<Answer, ReportError> {
         let p = cgm_edge::Params::of(req);
+        let sn = DeviceSn::from(p.path("device_sn")?);
+        p.only(&["from", "to"])?;
+        let range = p.report_range(Timestamp::now(), &self.zone, AGP_DEFAULT_DAYS, AGP_MAX_DAYS)?;
         let patient = match &self.patients {
-            Some(store) => {
-                let sn = DeviceSn::from(p.path("device_sn").map_err(ReadError::from)?);
-                store.patient_of(&sn).await.map_err(ReadError::from)?.and_then(|who| patient_line(&who))
-            }
+            Some(store) => store.patient_of(&sn).await?.and_then(|who| patient_line(&who)),
             None => None,
         };
-        let page = self.read.agp_page(p, patient.as_deref()).await?;
+        let data = cgm_agp::report::agp_data(&self.store, &self.rollups, &self.zone, &sn, range).await?;
+        let page = cgm_agp::report::agp_page(&sn, &self.zone, &data, patient.as_deref());
         let fonts = self.fonts.clone();
         let svg = page.svg;
         // Typesetting is CPU work of tens of milliseconds: off the async workers.
@@ -85,8 +86,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, P: PatientStore> ReportServic
             .await
             .map_err(|_| pdf::PdfError::Convert("the conversion task ended".into()))??;
         let mut resp = reply::binary(StatusCode::OK, "application/pdf", pdf);
-        let name =
-            format!("agp-{}-{}-{}.pdf", file_safe(p.path("device_sn").unwrap_or("")), page.first_day, page.last_day);
+        let name = format!("agp-{}-{}-{}.pdf", file_safe(sn.as_str()), page.first_day, page.last_day);
         if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
             resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
@@ -121,5 +121,11 @@ pub async fn from_config(cfg: &Config) -> Result<DynamoReportService, ConfigErro
     let sdk = aws::sdk_config(cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
     let patients = cfg.agp_patient_fields.then(|| DynamoPatientStore::new(client.clone(), cfg.tables.readings.clone()));
-    Ok(ReportService::new(cgm_read::with_client(cfg, client), patients, fonts))
+    Ok(ReportService::new(
+        DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone()),
+        DynamoRollupStore::new(client, cfg.tables.rollups.clone()),
+        cfg.source_timezone,
+        patients,
+        fonts,
+    ))
 }

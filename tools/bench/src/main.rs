@@ -65,6 +65,8 @@ enum Section {
     Alerts,
     /// The Nightscout feed's entries, properties and status with a 15-day sensor stored
     Nightscout,
+    /// The FHIR read API: a 1,000-reading search page, a summary, with a 15-day sensor stored
+    Fhir,
 }
 
 impl Section {
@@ -100,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             Section::Reads => sections::reads_at_scale(10).await?,
             Section::Alerts => sections::alerts(100, 60, 100).await?,
             Section::Nightscout => sections::nightscout(200).await?,
+            Section::Fhir => sections::fhir(50).await?,
         };
         let measured = format!("Measured {} on {machine}.\n\n", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
         let mut block = String::new();

@@ -690,6 +690,150 @@ pub async fn reads_at_scale(runs: usize) -> anyhow::Result<String> {
     Ok(o)
 }
 
+/// Pushes `readings` of one sensor, 3 minutes apart and ending at `last_at`, through the
+/// push route at concurrency 32, each body with `extra` fields laid over it.
+async fn push_sensor(
+    http: &reqwest::Client,
+    push_url: &str,
+    sn: &'static str,
+    readings: usize,
+    last_at: i64,
+    extra: Value,
+) -> anyhow::Result<()> {
+    const MIN3: i64 = 180_000;
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..32)
+        .map(|_| {
+            let (http, url, next, extra) = (http.clone(), push_url.to_string(), next.clone(), extra.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= readings {
+                        return anyhow::Ok(());
+                    }
+                    let at = last_at - (readings - 1 - i) as i64 * MIN3;
+                    let local =
+                        chrono::DateTime::from_timestamp_millis(at).expect("an instant") + chrono::Duration::hours(8);
+                    let mut fields = json!({
+                        "testId": format!("{sn}-{i}"), "deviceSn": sn, "serialNo": i + 1, "status": "0",
+                        "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        "testResult": format!("{:.1}", 4.0 + (i * 7 % 80) as f64 / 10.0), "increMinute": 3,
+                    });
+                    if let (Some(f), Some(e)) = (fields.as_object_mut(), extra.as_object()) {
+                        f.extend(e.clone());
+                    }
+                    let r = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(seed_with(fields))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(r.status() == 200, "push {i}: {}", r.status());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await??;
+    }
+    Ok(())
+}
+
+/// Figure 11: the FHIR read API on the local stack with one 15-day sensor (7,200 readings,
+/// its session naming a patient): a search page of 1,000 readings, the page after it, a
+/// poll of the last hour, a 14-day summary computed from the rollups, and the sensor.
+pub async fn fhir(runs: usize) -> anyhow::Result<String> {
+    const SN: &str = "BENCH-FHIR-15D";
+    const READINGS: usize = 15 * 480;
+    const MIN3: i64 = 180_000;
+    let log = std::fs::File::create(cgm_local::repo_root().join("target/bench-fhir-cgm-dev.log"))?;
+    let (mut cmd, base) = cgm_dev("warn", log)?;
+    let mut child = cmd.spawn()?;
+    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
+    until_serving(&http, &push_url).await?;
+    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
+    push_sensor(&http, &push_url, SN, READINGS, last_at, json!({"patientId": "BENCH-MPI-1"})).await?;
+    // The session (which names the patient) and the rollups come from the stream consumer.
+    let zone = cgm_shared::time::SourceZone::default();
+    let today = zone.local_date(cgm_shared::time::Timestamp(last_at)).ok_or_else(|| anyhow::anyhow!("a day"))?;
+    let (first, last) = (today - chrono::Duration::days(14), today - chrono::Duration::days(1));
+    let summary = format!("/fhir/Observation?device={SN}&code=107931-8&date=ge{first}&date=le{last}");
+    let waited = Instant::now();
+    loop {
+        let r = http.get(format!("{base}{summary}")).send().await?;
+        let b: Value = if r.status() == 200 { r.json().await? } else { Value::Null };
+        let days = b["entry"]
+            .as_array()
+            .and_then(|e| e.iter().map(|e| &e["resource"]).find(|o| o["code"]["coding"][0]["code"] == "104636-6"));
+        if days.is_some_and(|o| o["valueQuantity"]["value"] == 14) {
+            break;
+        }
+        anyhow::ensure!(waited.elapsed() < Duration::from_secs(300), "the stream consumer did not catch up");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let first_page = format!("{base}/fhir/Observation?device={SN}&_count=1000");
+    let r: Value = http.get(&first_page).send().await?.json().await?;
+    let second_page = r["link"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+        .and_then(|l| l["url"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("the first page has no next link"))?
+        .to_string();
+    let hour_ago = chrono::DateTime::from_timestamp_millis(last_at - 3_600_000)
+        .ok_or_else(|| anyhow::anyhow!("an instant"))?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let cases = [
+        ("`Observation?device=…&_count=1000` (the first page)", first_page),
+        ("the page after it (its `next` link)", second_page),
+        (
+            "`Observation?device=…&date=gt<1 h ago>` (a poll)",
+            format!("{base}/fhir/Observation?device={SN}&date=gt{hour_ago}"),
+        ),
+        ("`Observation?code=107931-8` over 14 whole days (summary and members)", format!("{base}{summary}")),
+        ("`Device/{id}`", format!("{base}/fhir/Device/{SN}")),
+    ];
+    let mut rows = Vec::new();
+    for (name, url) in &cases {
+        let mut lat = Vec::new();
+        let (mut entries, mut bytes) = (0, 0);
+        for i in 0..=runs {
+            let t = Instant::now();
+            let r = http.get(url).send().await?;
+            anyhow::ensure!(r.status() == 200, "{name}: {}", r.status());
+            let body = r.bytes().await?;
+            if i > 0 {
+                lat.push(t.elapsed());
+            }
+            bytes = body.len();
+            let v: Value = serde_json::from_slice(&body)?;
+            entries = v["entry"].as_array().map_or(1, Vec::len);
+        }
+        let s = summarize(&lat);
+        rows.push(format!(
+            "| {name} | {entries} | {:.0} KB | {} | {} |",
+            bytes as f64 / 1024.0,
+            ms(s.median),
+            ms(s.p99)
+        ));
+    }
+    let _ = child.kill().await;
+    let mut o = String::new();
+    writeln!(o, "### 11. FHIR read API: one 15-day sensor, release `cgm-dev`\n")?;
+    writeln!(
+        o,
+        "{READINGS} readings pushed through the push route (its session naming a patient, its days rolled up), then \
+         each request {runs} times after one warm-up, one at a time over HTTP/1.1 keep-alive; latency to the whole body.\n"
+    )?;
+    writeln!(o, "| request | entries | body | p50 | p99 |")?;
+    writeln!(o, "|---|---|---|---|---|")?;
+    for r in rows {
+        writeln!(o, "{r}")?;
+    }
+    writeln!(o)?;
+    Ok(o)
+}
+
 /// Runs the release `binary` under a Runtime API stand-in on `events` (API Gateway events
 /// for routes that must answer 200) and returns its peak RSS (`VmHWM`) in KiB.
 async fn peak_rss(binary: &str, stack: &Stack, events: &[String]) -> anyhow::Result<u64> {
@@ -937,33 +1081,7 @@ pub async fn nightscout(runs: usize) -> anyhow::Result<String> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
     until_serving(&http, &push_url).await?;
     let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..32)
-        .map(|_| {
-            let (http, url, next) = (http.clone(), push_url.clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= READINGS {
-                        return anyhow::Ok(());
-                    }
-                    let at = last_at - (READINGS - 1 - i) as i64 * MIN3;
-                    let local =
-                        chrono::DateTime::from_timestamp_millis(at).expect("an instant") + chrono::Duration::hours(8);
-                    let b = seed_with(json!({
-                        "testId": format!("{SN}-{i}"), "deviceSn": SN, "serialNo": i + 1, "status": "0",
-                        "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        "testResult": format!("{:.1}", 4.0 + (i * 7 % 80) as f64 / 10.0), "increMinute": 3,
-                    }));
-                    let r = http.post(&url).header("content-type", "application/json").body(b).send().await?;
-                    anyhow::ensure!(r.status() == 200, "push {i}: {}", r.status());
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await??;
-    }
+    push_sensor(&http, &push_url, SN, READINGS, last_at, json!({})).await?;
     let r = http.post(format!("{base}/devices/{SN}/follow-tokens")).send().await?;
     anyhow::ensure!(r.status() == 201, "creating a follower token: {}", r.status());
     let token = r.json::<Value>().await?["token"].as_str().unwrap_or_default().to_string();

@@ -1,15 +1,15 @@
 //! `GET /devices/{device_sn}/gaps` and `GET /devices/{device_sn}/summary`: what a range of a
 //! device's readings says, computed over the whole range.
 
-use super::{MAX_READINGS_IN_MEMORY, RangeHeader};
+use super::MAX_READINGS_IN_MEMORY;
 use crate::ReadService;
 use crate::error::ReadError;
 use crate::params::{self, DAY_MS};
+use cgm_agp::summary::{RangeHeader, summary_of};
 use cgm_edge::{Answer, Params, reply};
 use cgm_shared::cursor::{self, CursorPayload, QueryHash, read_pair};
-use cgm_shared::gaps::{self, Gap, Neighbour};
+use cgm_shared::gaps::{Gap, Neighbour};
 use cgm_shared::ids::DeviceSn;
-use cgm_shared::metrics::{self, round_to};
 use cgm_shared::rollup::{self, Period, Piece};
 use cgm_shared::store::reads::paging::{self, Side};
 use cgm_shared::store::reads::{ReadStore, StoredReading};
@@ -25,8 +25,6 @@ pub const GAPS_MAX_LIMIT: usize = 5_000;
 pub const ANALYSIS_DEFAULT_MS: i64 = 14 * DAY_MS;
 /// Summary and gaps read their whole range: 90 days of one-minute readings is 129,600.
 pub const ANALYSIS_MAX_MS: i64 = 90 * DAY_MS;
-
-const CV_METHOD: &str = "sample standard deviation (n - 1) divided by the mean";
 
 /// Where the next page of gaps starts: after the gap due at `expected_from_ms` that begins
 /// with serial number `first_serial_no`.
@@ -102,69 +100,6 @@ impl GapOut {
             before: side(&g.before),
         }
     }
-}
-
-/// The summary of `period`, the counts of `range` (what `/summary` answers, and the
-/// statistics of the AGP).
-pub(crate) fn summary_of<'a>(
-    sn: &'a DeviceSn,
-    range: TimeRange<Included>,
-    zone: &SourceZone,
-    period: &Period,
-) -> SummaryReply<'a> {
-    let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
-    let interval = period.usual_interval().unwrap_or(gaps::DEFAULT_INCRE_MINUTE);
-    let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
-    let s = period.summary();
-    let r1 = |v: f64| round_to(v, 1);
-    SummaryReply {
-        range: RangeHeader::new(sn, range, zone),
-        readings: valid,
-        invalid_readings_excluded: usize::try_from(period.invalid).unwrap_or(usize::MAX),
-        interval_minutes: interval,
-        expected_readings: expected,
-        capture_percent: r1(metrics::capture_percent(valid, expected)),
-        mean_mmol: s.as_ref().map(|s| round_to(s.mean_mmol, 2)),
-        mean_mg_dl: s.as_ref().map(|s| r1(s.mean_mg_dl)),
-        gmi_percent: s.as_ref().map(|s| r1(s.gmi_percent)),
-        sd_mmol: s.as_ref().and_then(|s| s.sd_mmol).map(|v| round_to(v, 2)),
-        cv_percent: s.as_ref().and_then(|s| s.cv_percent).map(r1),
-        cv_method: CV_METHOD,
-        time_in_ranges_percent: s.as_ref().map(|s| TimeInRanges {
-            very_low_below_3_0: r1(s.bands.very_low),
-            low_3_0_to_3_9: r1(s.bands.low),
-            in_range_3_9_to_10_0: r1(s.bands.in_range),
-            high_10_0_to_13_9: r1(s.bands.high),
-            very_high_above_13_9: r1(s.bands.very_high),
-        }),
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct SummaryReply<'a> {
-    #[serde(flatten)]
-    range: RangeHeader<'a>,
-    pub readings: usize,
-    pub invalid_readings_excluded: usize,
-    pub interval_minutes: u64,
-    pub expected_readings: u64,
-    pub capture_percent: f64,
-    pub mean_mmol: Option<f64>,
-    pub mean_mg_dl: Option<f64>,
-    pub gmi_percent: Option<f64>,
-    pub sd_mmol: Option<f64>,
-    pub cv_percent: Option<f64>,
-    pub cv_method: &'static str,
-    pub time_in_ranges_percent: Option<TimeInRanges>,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct TimeInRanges {
-    pub very_low_below_3_0: f64,
-    pub low_3_0_to_3_9: f64,
-    pub in_range_3_9_to_10_0: f64,
-    pub high_10_0_to_13_9: f64,
-    pub very_high_above_13_9: f64,
 }
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {

@@ -14,11 +14,6 @@ mod sensors;
 #[cfg(test)]
 mod tests;
 
-pub use agp::AgpPage;
-
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::time::{Included, SourceZone, TimeRange};
-use serde::Serialize;
 use std::time::Duration;
 
 /// A paged route stops filling a page after this long and answers with what it has and a
@@ -29,26 +24,3 @@ const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 const PAGE_BUDGET_BYTES: usize = 4_500_000;
 /// A backstop far above what 90 days can hold, so a runaway device cannot exhaust memory.
 const MAX_READINGS_IN_MEMORY: usize = 200_000;
-
-/// What every analysis reply starts with: the device and its range, in UTC ms and in local
-/// time.
-#[derive(Debug, Serialize)]
-pub(crate) struct RangeHeader<'a> {
-    device_sn: &'a DeviceSn,
-    from: i64,
-    from_local: Option<String>,
-    to: i64,
-    to_local: Option<String>,
-}
-
-impl<'a> RangeHeader<'a> {
-    fn new(device_sn: &'a DeviceSn, range: TimeRange<Included>, zone: &SourceZone) -> Self {
-        RangeHeader {
-            device_sn,
-            from: range.start().ms(),
-            from_local: zone.format_local_at(range.start()),
-            to: range.end().ms(),
-            to_local: zone.format_local_at(range.end()),
-        }
-    }
-}

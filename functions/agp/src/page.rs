@@ -10,7 +10,7 @@
 //! find it. Local times are placed at their instants ([`SourceZone::local_instant`]), so a
 //! 23- or 25-hour day is drawn as long as it is. Pure: numbers in, text out.
 
-use crate::text::xml_escape;
+use crate::svg::xml_escape;
 use cgm_shared::agp::{DayProfile, PROFILE_BIN_MINUTES, ProfileBin};
 use cgm_shared::time::SourceZone;
 use std::fmt::Write as _;

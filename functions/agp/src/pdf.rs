@@ -7,7 +7,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use svg2pdf::usvg::{self, fontdb};
+use svg2pdf::usvg;
+/// The font database the converter reads (usvg's), memory-mapping the files.
+pub use svg2pdf::usvg::fontdb;
 use svg2pdf::{ConversionOptions, PageOptions};
 
 /// The family the page names for every script, Chinese included (`tools/install.sh fonts`).
