@@ -21,14 +21,15 @@ use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
 use cgm_shared::cursor::{self, CursorPayload, QueryHash};
 use cgm_shared::ids::DeviceSn;
-use cgm_shared::metrics;
-use cgm_shared::rollup::{self, Period};
+
+use cgm_fhir_profiles::summary::{SummaryError, summary_figures};
+use cgm_fhir_profiles::{self as profiles, GlucoseUnit, LOINC, Naming, SUMMARY_CODE};
 use cgm_shared::session::Session;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::store::reads::paging::ReadAllError;
 use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, paging};
+use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
-use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
 use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
 use cgm_shared::time::SourceZone;
@@ -38,7 +39,6 @@ use error::{FhirApi, FhirError, bad, fhir_reply};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use resources::{GlucoseUnit, LOINC, Naming, SUMMARY_CODE, SummaryFigures};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -53,8 +53,6 @@ pub const SEARCH_MAX_COUNT: usize = 1_000;
 /// A summary's default period (the consensus reports on 14 days) and its longest.
 const SUMMARY_DEFAULT_DAYS: i64 = 14;
 const SUMMARY_MAX_DAYS: i64 = 90;
-/// A backstop far above what 90 days of readings without rollups can hold.
-const MAX_READINGS: usize = 200_000;
 /// When this server's CapabilityStatement last changed.
 const CAPABILITY_DATE: &str = "2026-12-03";
 const DISABLED: &str = "the FHIR routes return the patient's identifier, so they stay off until \
@@ -186,13 +184,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         if self.naming.patient_system.is_none() {
             return Err(FhirError::Disabled(DISABLED));
         }
-        let sn = resources::text_of_fhir_id(p.path("id")?).map(DeviceSn::from).ok_or(FhirError::NotFound("Device"))?;
+        let sn = profiles::text_of_fhir_id(p.path("id")?).map(DeviceSn::from).ok_or(FhirError::NotFound("Device"))?;
         let session = self.sensors.session(&sn).await?;
         if session.is_none() && !self.has_readings(&sn).await? {
             return Err(FhirError::NotFound("Device"));
         }
         let patient = self.subject(session.as_ref()).ok();
-        let body = resources::device(&sn, session.as_ref(), &self.naming, patient.as_ref());
+        let body = profiles::device(&sn, session.as_ref(), &self.naming, patient.as_ref());
         Ok(Answer::new(fhir_reply(StatusCode::OK, body.to_string())).device_sn(sn.as_str()))
     }
 
@@ -239,7 +237,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         let self_url = search_url(base, &p.pairs_all(), None);
         let empty = || Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
         // An id that names no serial (a hashed one) matches nothing, as does an unknown code.
-        let Some(sn) = resources::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
+        let Some(sn) = profiles::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
         if wanted == Wanted::Nothing {
             return empty();
         }
@@ -290,12 +288,12 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
                 Some(c.0)
             }
         };
-        let device_ref = resources::device_reference(sn);
+        let device_ref = profiles::device_reference(sn);
         let q = ReadingQuery { device_sn: sn, range, valid_only: !include_warm_up, newest_first: false };
         let (zone, naming, subject) = (self.zone, &self.naming, s.subject);
         let page =
             paging::fill_page(&self.store, &q, start, count, PAGE_BUDGET_BYTES, started + PAGE_TIME_BUDGET, |r| {
-                let entry = resources::reading_observation(r, unit, naming, &zone, subject, &device_ref)
+                let entry = profiles::reading_observation(r, unit, naming, &zone, subject, &device_ref)
                     .map(|o| resources::search_entry(&full_url(base, &o), &o, resources::SearchMode::Match));
                 let size = entry.as_ref().map_or(0, String::len);
                 (entry, size)
@@ -319,41 +317,19 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
     /// included entries. No valid readings (or one, which has no CV) match nothing.
     async fn summary(&self, s: &Search<'_>) -> Result<Answer, FhirError> {
         let (first, last) = self.summary_days(&s.p.all("date"))?;
-        let range = self
-            .zone
-            .local_day(first)
-            .zip(self.zone.local_day(last))
-            .and_then(|(a, b)| cgm_shared::time::TimeRange::new(a.start(), b.end().minus_ms(1)));
-        let range = range.ok_or_else(|| bad("date: those days do not exist in the zone"))?;
-        let pieces = read_range(&self.store, &self.rollups, &self.zone, s.sn, range, Bins::Without, MAX_READINGS)
-            .await
-            .map_err(|e| match e {
-                ReadAllError::Store(e) => FhirError::Store(e),
-                ReadAllError::TooMany(_) => bad(format!("{e}; ask for a shorter period")),
+        let figures =
+            summary_figures(&self.store, &self.rollups, &self.zone, s.sn, first, last).await.map_err(|e| match e {
+                SummaryError::NoSuchDays => bad(format!("date: {e}")),
+                SummaryError::Read(ReadAllError::Store(e)) => FhirError::Store(e),
+                SummaryError::Read(e @ ReadAllError::TooMany(_)) => bad(format!("{e}; ask for a shorter period")),
             })?;
-        let period = Period::of(&self.zone, &pieces);
-        let Some(figures) = period.summary().and_then(|sum| {
-            let valid = usize::try_from(period.glucose.len()).unwrap_or(usize::MAX);
-            let interval = period.usual_interval().unwrap_or(cgm_shared::gaps::DEFAULT_INCRE_MINUTE);
-            let expected = metrics::expected_readings(range.start().ms(), range.end().ms(), interval);
-            let b = &sum.bands;
-            Some(SummaryFigures {
-                first,
-                last,
-                mean_mmol: sum.mean_mmol,
-                gmi_percent: sum.gmi_percent,
-                cv_percent: sum.cv_percent?,
-                times_in_ranges: [b.very_low, b.low, b.in_range, b.high, b.very_high],
-                days_of_wear: rollup::days_with_readings(&self.zone, &pieces),
-                active_percent: metrics::capture_percent(valid, expected),
-            })
-        }) else {
+        let Some(figures) = figures else {
             return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(s.self_url, None, &[]))));
         };
-        let id = resources::summary_id(s.sn, &figures, self.unit);
-        let device_ref = resources::device_reference(s.sn);
+        let id = profiles::summary_id(s.sn, &figures, self.unit);
+        let device_ref = profiles::device_reference(s.sn);
         let observations =
-            resources::summary_observations(&figures, self.unit, &self.naming, &id, s.subject, &device_ref);
+            profiles::summary_observations(&figures, self.unit, &self.naming, &id, s.subject, &device_ref);
         let entries: Vec<String> = observations
             .iter()
             .enumerate()

@@ -288,15 +288,15 @@ fn every_sinocare_id_becomes_a_fhir_id_and_back_where_it_fits() {
         id.len() <= 64 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     };
     for text in ["SN1", "23xxdrt33", "a b", "设备-1", "x-41", "h-1", "", &"9".repeat(64), &"长".repeat(40)] {
-        let id = resources::fhir_id(text);
+        let id = cgm_fhir_profiles::fhir_id(text);
         assert!(ok(&id), "{text:?} gave {id:?}");
-        match resources::text_of_fhir_id(&id) {
+        match cgm_fhir_profiles::text_of_fhir_id(&id) {
             Some(back) => assert_eq!(back, text),
             None => assert!(id.starts_with("h-") && text.len() > 31, "{text:?} gave {id:?}"),
         }
     }
-    assert_eq!(resources::fhir_id("SN1"), "SN1");
-    assert_eq!(resources::fhir_id("x-41"), "x-782d3431");
+    assert_eq!(cgm_fhir_profiles::fhir_id("SN1"), "SN1");
+    assert_eq!(cgm_fhir_profiles::fhir_id("x-41"), "x-782d3431");
 }
 
 #[tokio::test]
