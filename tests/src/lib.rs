@@ -3,6 +3,7 @@
 //! a prefix of each test's own so tests run in parallel, real API Gateway events, and log
 //! capture.
 
+pub mod fake_ehr;
 pub mod fake_partner;
 pub mod fake_ssm;
 pub mod fhir_validator;

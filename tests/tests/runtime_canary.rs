@@ -2,7 +2,8 @@
 //! with logging turned all the way up (`AWS_LAMBDA_LOG_LEVEL=TRACE`, then `RUST_LOG` asking
 //! for every crate's TRACE): no push key, follower token, SigV4 header, session token or
 //! patient field reaches stdout or stderr, from the HTTP functions or from the events
-//! function handling a stored reading's stream record. The runtime logs each raw event at TRACE, so
+//! function handling a stored reading's stream record, nor the FHIR submitter's private key or
+//! access tokens. The runtime logs each raw event at TRACE, so
 //! this holds only because logging caps every target but the project's own at INFO.
 //!
 //! The bootstraps are arm64 (what Lambda runs); on another host they run under
@@ -10,6 +11,7 @@
 //! both). `make test` runs `sam build` before these tests.
 
 use cgm_local::repo_root;
+use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
 use cgm_tests::fake_ssm::FakeSsm;
 use cgm_tests::runtime_api::RuntimeApi;
 use cgm_tests::{SEED_EXAMPLE, Stack};
@@ -126,7 +128,14 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         stack.table_vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect::<Vec<_>>();
     env.push(("DYNAMODB_ENDPOINT", stack.endpoint.clone()));
     // Inside Lambda the push key comes from SSM, read at cold start: from a stand-in here.
-    let ssm = FakeSsm::start(&[("/canary/push-key", KEY), ("/canary/jwt-key", JWT_KEY)]).await;
+    // The FHIR submitter's private key comes from SSM too; its EHR is a stand-in.
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    let ssm = FakeSsm::start(&[
+        ("/canary/push-key", KEY),
+        ("/canary/jwt-key", JWT_KEY),
+        ("/canary/fhir-submit-key", ehr.private_pem()),
+    ])
+    .await;
     env.push(("PUSH_KEY_PARAM", "/canary/push-key".to_string()));
     env.push(("NIGHTSCOUT_JWT_KEY_PARAM", "/canary/jwt-key".to_string()));
     env.push(("AWS_ENDPOINT_URL_SSM", ssm.url.clone()));
@@ -220,5 +229,23 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         // its id in bodies, never in its output.
         let out = run("FhirFunction", &env, &fhir).await;
         check("FhirFunction", level, &out, "fhir");
+        // The submitter sends that sensor's readings to the stand-in EHR: neither its key
+        // nor the access tokens it gets reach its output.
+        let mut submit = env.clone();
+        submit.extend([
+            ("FHIR_EHR_BASE_URL", ehr.base()),
+            ("FHIR_CLIENT_ID", CLIENT_ID.to_string()),
+            ("FHIR_CLIENT_KEY_ID", KEY_ID.to_string()),
+            ("FHIR_CLIENT_SIGNING_ALG", "ES384".to_string()),
+            ("FHIR_CLIENT_PRIVATE_KEY_PARAM", "/canary/fhir-submit-key".to_string()),
+        ]);
+        let out = run("FhirSubmitFunction", &submit, &[r#"{"run":"submit"}"#.to_string()]).await;
+        check("FhirSubmitFunction", level, &out, "submission run");
+        assert!(out.contains("new EHR access token"), "the submitter got a token, so it sent something:\n{out}");
+        for secret in ehr.issued_tokens().iter().map(String::as_str).chain(ehr.private_pem().lines().skip(1).take(2)) {
+            if let Some(line) = out.lines().find(|l| l.contains(secret)) {
+                panic!("FhirSubmitFunction: its key or an access token reached the output: {line}");
+            }
+        }
     }
 }

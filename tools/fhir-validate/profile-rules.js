@@ -89,7 +89,48 @@ const ranges = [
   ["timeInVeryHigh", "TimeInVeryHighWithLoinc", "104639-0"],
 ];
 
+// The submission bundle's entry slices are discriminated by resource type and code; each
+// slice's resource must claim its profile (validate.js checks each entry's own rules).
+const submissionSlice = (line, where, profile) => ({
+  block: "Profile: CGMDataSubmissionBundle",
+  line,
+  expr: `entry.resource.where(${where}).all(meta.profile contains '${CGM}${profile}')`,
+});
+const readingCodes = "code.coding.where(system = '" + LOINC + "' and (code = '105272-9' or code = '99504-3')).exists()";
+
 module.exports = {
+  "cgm-data-submission-bundle": [
+    { block: "Profile: CGMDataSubmissionBundle", line: "* type = #transaction", expr: "type = 'transaction'" },
+    { block: "Profile: CGMDataSubmissionBundle", line: "* timestamp 1..1 MS", expr: "timestamp.exists()" },
+    { block: "Profile: CGMDataSubmissionBundle", line: "* entry 1..* MS", expr: "entry.count() >= 1" },
+    {
+      block: "Profile: CGMDataSubmissionBundle",
+      line: "patient 0..1 MS and",
+      expr: "entry.resource.where(resourceType = 'Patient').count() <= 1",
+    },
+    submissionSlice("* entry[device].resource only CGMDevice", "resourceType = 'Device'", "cgm-device"),
+    submissionSlice(
+      "* entry[cgmSummary].resource only CGMSummaryObservation",
+      `resourceType = 'Observation' and ${has("107931-8")}`,
+      "cgm-summary",
+    ),
+    {
+      block: "Profile: CGMDataSubmissionBundle",
+      line: "* entry[cgmSensorReadingMolesPerVolume].resource only CGMSensorReadingMolesPerVolume",
+      expr: `entry.resource.where(resourceType = 'Observation' and ${readingCodes}).all(meta.profile.exists(startsWith('${CGM}cgm-sensor-reading-')))`,
+    },
+    {
+      block: "Profile: CGMDataSubmissionBundle",
+      line: "* entry[diagnosticReport].resource only CGMSummaryPDF",
+      expr: `entry.resource.where(resourceType = 'DiagnosticReport').all(meta.profile contains '${CGM}cgm-summary-pdf')`,
+    },
+    {
+      block: "Profile: CGMDataSubmissionBundle",
+      line: "Once a Data Submitter is connected to the EHR, it can POST CGM data as a [`transaction` Bundle](https://hl7.org/fhir/R4/http.html#transaction)  to `[base]/$submit-cgm-bundle`.",
+      expr: "entry.all(request.method = 'POST')",
+      what: "every entry is a POST",
+    },
+  ],
   "cgm-summary": [
     ...observationBase,
     { block: "Profile: CGMSummaryObservation", line: "* code = CGMSummaryWithLoinc", expr: has("107931-8") },

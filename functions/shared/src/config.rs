@@ -50,12 +50,14 @@ pub struct Tables {
     pub rollups: String,
     /// Sensor sessions and their alerts, by `deviceSn`, written by the stream consumer.
     pub sensors: String,
+    /// The FHIR submitter's checkpoints, by `deviceSn` and `kind`.
+    pub submissions: String,
 }
 
 impl Tables {
     /// The environment variable that names each table; the local stack matches these with
     /// the template's `!Ref`s.
-    pub const VARS: [&'static str; 8] = [
+    pub const VARS: [&'static str; 9] = [
         "READINGS_TABLE",
         "CONFLICTS_TABLE",
         "QUARANTINE_TABLE",
@@ -64,6 +66,7 @@ impl Tables {
         "FOLLOW_TOKENS_TABLE",
         "ROLLUPS_TABLE",
         "SENSORS_TABLE",
+        "SUBMISSIONS_TABLE",
     ];
 }
 
@@ -141,6 +144,7 @@ pub struct Config {
     pub nightscout_jwt_hours: u64,
     /// The FHIR function's settings (`FHIR_*`).
     pub fhir: FhirSettings,
+    pub fhir_submit: FhirSubmitSettings,
 }
 
 /// How the FHIR function (`functions/fhir`) names what it serves and sends.
@@ -164,6 +168,63 @@ pub struct FhirSettings {
     /// unset, `https://<Host header>/fhir`.
     pub base_url: Option<String>,
 }
+
+/// How the FHIR submitter reaches the hospital's EHR (the CGM IG's Data Receiver), and what
+/// it sends. The submitter refuses to start without the EHR's base, the client id, the key id
+/// and the private key, naming the one that is missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FhirSubmitSettings {
+    /// `FHIR_EHR_BASE_URL`: the EHR's FHIR base (https; http only to a loopback stand-in).
+    pub ehr_base_url: Option<String>,
+    /// `FHIR_CLIENT_ID`: the client id the EHR registered for this submitter.
+    pub client_id: Option<String>,
+    /// `FHIR_CLIENT_KEY_ID`: the `kid` of the registered public key (the JWT header's).
+    pub key_id: Option<String>,
+    /// `FHIR_CLIENT_PRIVATE_KEY` (PEM) or `FHIR_CLIENT_PRIVATE_KEY_PARAM` (an SSM
+    /// SecureString holding it): signs the client assertion.
+    pub private_key: SecretSetting,
+    /// `FHIR_CLIENT_SIGNING_ALG`: `RS384` (the default) or `ES384`, the two SMART Backend
+    /// Services names.
+    pub signing_alg: SigningAlg,
+    /// `FHIR_SUBMIT_SCOPES`: the scopes asked for, space-separated; the IG's by default.
+    pub scopes: String,
+    /// `FHIR_PATIENT_REFERENCE`: how an entry names the patient (see [`PatientReference`]).
+    pub patient_reference: PatientReference,
+    /// `FHIR_SUBMIT_PROFILES`: what is sent, as the IG's profile ids (comma-separated):
+    /// `cgm-sensor-reading` (the readings, in `FHIR_GLUCOSE_UNIT`) and `cgm-summary`.
+    pub submit_readings: bool,
+    pub submit_summary: bool,
+    /// `FHIR_SUMMARY_PERIOD_DAYS`: the days one summary covers, and how often one is sent.
+    pub summary_period_days: u64,
+    /// `FHIR_SUBMIT_BATCH`: readings per submission bundle at most.
+    pub batch: usize,
+}
+
+/// The algorithm of the submitter's client assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    Rs384,
+    Es384,
+}
+
+/// How a submitted resource names its patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientReference {
+    /// `conditional` (the default): `Patient?identifier=<system>|<patientId>`, which the EHR
+    /// resolves to its own patient when it processes the transaction.
+    Conditional,
+    /// `search`: the submitter searches `Patient?identifier=…` first and sends `Patient/<id>`
+    /// (needs the `system/Patient.rs` scope).
+    Search,
+    /// `identifier`: a logical reference (`Reference.identifier`) the EHR matches itself.
+    Identifier,
+}
+
+/// The scopes the CGM IG lists for a system-level Data Submitter.
+pub const DEFAULT_FHIR_SUBMIT_SCOPES: &str = "system/Observation.cu?category=laboratory \
+                                              system/DiagnosticReport.cu?category=LAB system/Device.cu \
+                                              system/ServiceRequest.rs?code=cgm-data-submission-standing-order";
+pub const DEFAULT_FHIR_SUBMIT_BATCH: usize = 500;
 
 pub const DEFAULT_FHIR_IDENTIFIER_PREFIX: &str = "urn:cgm-bridge:sinocare:";
 pub const DEFAULT_FHIR_DEVICE_NAME: &str = "Sinocare CGM sensor";
@@ -264,6 +325,7 @@ impl Config {
                 follow_tokens: table("FOLLOW_TOKENS_TABLE", "FollowTokensTable"),
                 rollups: table("ROLLUPS_TABLE", "RollupsTable"),
                 sensors: table("SENSORS_TABLE", "SensorsTable"),
+                submissions: table("SUBMISSIONS_TABLE", "SubmissionsTable"),
             },
             partner,
             dynamodb_endpoint: non_empty("DYNAMODB_ENDPOINT"),
@@ -289,6 +351,7 @@ impl Config {
             nightscout_jwt_key: secret_setting(&non_empty, "NIGHTSCOUT_JWT_KEY", "NIGHTSCOUT_JWT_KEY_PARAM")?,
             nightscout_jwt_hours: number("NIGHTSCOUT_JWT_HOURS", 8, 1..=168, "hours")?,
             fhir: fhir_settings(&non_empty)?,
+            fhir_submit: fhir_submit_settings(&non_empty)?,
         })
     }
 }
@@ -327,6 +390,81 @@ fn fhir_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<FhirSett
             .unwrap_or_else(|| DEFAULT_FHIR_IDENTIFIER_PREFIX.to_string()),
         device_name: non_empty("FHIR_DEVICE_NAME").unwrap_or_else(|| DEFAULT_FHIR_DEVICE_NAME.to_string()),
         base_url,
+    })
+}
+
+fn fhir_submit_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<FhirSubmitSettings, ConfigError> {
+    let ehr_base_url = match non_empty("FHIR_EHR_BASE_URL") {
+        None => None,
+        Some(u) if u.starts_with("https://") || is_loopback_http(&u) => Some(u.trim_end_matches('/').to_string()),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: "FHIR_EHR_BASE_URL",
+                reason: "expected an https:// URL (http:// only to a loopback stand-in: tokens must not travel in \
+                         the clear)"
+                    .into(),
+            });
+        }
+    };
+    let signing_alg = match non_empty("FHIR_CLIENT_SIGNING_ALG").as_deref() {
+        None | Some("RS384") => SigningAlg::Rs384,
+        Some("ES384") => SigningAlg::Es384,
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: "FHIR_CLIENT_SIGNING_ALG",
+                reason: "expected RS384 or ES384".into(),
+            });
+        }
+    };
+    let patient_reference = match non_empty("FHIR_PATIENT_REFERENCE").as_deref() {
+        None | Some("conditional") => PatientReference::Conditional,
+        Some("search") => PatientReference::Search,
+        Some("identifier") => PatientReference::Identifier,
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: "FHIR_PATIENT_REFERENCE",
+                reason: "expected conditional, search or identifier".into(),
+            });
+        }
+    };
+    let (mut submit_readings, mut submit_summary) = (false, false);
+    let profiles = non_empty("FHIR_SUBMIT_PROFILES").unwrap_or_else(|| "cgm-sensor-reading,cgm-summary".into());
+    for p in profiles.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match p {
+            "cgm-sensor-reading" => submit_readings = true,
+            "cgm-summary" => submit_summary = true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "FHIR_SUBMIT_PROFILES",
+                    reason: format!("unknown profile {other:?}: expected cgm-sensor-reading or cgm-summary"),
+                });
+            }
+        }
+    }
+    let number =
+        |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, what: &str| match non_empty(var) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    var,
+                    reason: format!("expected {what} between {} and {}", range.start(), range.end()),
+                }),
+            },
+        };
+    Ok(FhirSubmitSettings {
+        ehr_base_url,
+        client_id: non_empty("FHIR_CLIENT_ID"),
+        key_id: non_empty("FHIR_CLIENT_KEY_ID"),
+        private_key: secret_setting(non_empty, "FHIR_CLIENT_PRIVATE_KEY", "FHIR_CLIENT_PRIVATE_KEY_PARAM")?,
+        signing_alg,
+        scopes: non_empty("FHIR_SUBMIT_SCOPES").unwrap_or_else(|| DEFAULT_FHIR_SUBMIT_SCOPES.to_string()),
+        patient_reference,
+        submit_readings,
+        submit_summary,
+        summary_period_days: number("FHIR_SUMMARY_PERIOD_DAYS", 14, 1..=90, "days")?,
+        batch: usize::try_from(number("FHIR_SUBMIT_BATCH", DEFAULT_FHIR_SUBMIT_BATCH as u64, 1..=5_000, "readings")?)
+            .unwrap_or(DEFAULT_FHIR_SUBMIT_BATCH),
     })
 }
 

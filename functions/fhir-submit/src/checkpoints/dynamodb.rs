@@ -1,0 +1,116 @@
+//! The DynamoDB [`CheckpointStore`]: the submissions table, key `deviceSn` and `kind`.
+
+use super::{Checkpoint, CheckpointStore, Kind, Saved};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::store::StoreError;
+use cgm_shared::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, text};
+use cgm_shared::time::Timestamp;
+
+pub mod submission_attr {
+    pub const DEVICE_SN: &str = "deviceSn";
+    pub const KIND: &str = "kind";
+    pub const THROUGH: &str = "through";
+    pub const ACCEPTED: &str = "accepted";
+    pub const DECLINED: &str = "declined";
+    /// ms since the epoch.
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// Present (true) once the device's session ended and all of it was sent.
+    pub const DONE: &str = "done";
+    pub const VERSION: &str = "version";
+}
+use submission_attr as sa;
+
+#[derive(Debug, Clone)]
+pub struct DynamoCheckpointStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoCheckpointStore {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn checkpoint_of(item: &Item) -> Option<Checkpoint> {
+    Some(Checkpoint {
+        device_sn: DeviceSn::from(text(item, sa::DEVICE_SN)?.as_str()),
+        kind: Kind::parse(&text(item, sa::KIND)?)?,
+        through: text(item, sa::THROUGH),
+        accepted: num(item, sa::ACCEPTED).unwrap_or(0),
+        declined: num(item, sa::DECLINED).unwrap_or(0),
+        updated_at: Timestamp(num(item, sa::UPDATED_AT).unwrap_or(0)),
+        done: item.get(sa::DONE).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        version: num(item, sa::VERSION).unwrap_or(0),
+    })
+}
+
+impl CheckpointStore for DynamoCheckpointStore {
+    async fn get(&self, device_sn: &DeviceSn, kind: Kind) -> Result<Checkpoint, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(sa::DEVICE_SN, s(device_sn.as_str()))
+            .key(sa::KIND, s(kind.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item.as_ref().and_then(checkpoint_of).unwrap_or_else(|| Checkpoint::new(device_sn.clone(), kind)))
+    }
+
+    async fn put(&self, c: &Checkpoint) -> Result<Saved, StoreError> {
+        let mut item = Item::from([
+            (sa::DEVICE_SN.to_string(), s(c.device_sn.as_str())),
+            (sa::KIND.to_string(), s(c.kind.as_str())),
+            (sa::ACCEPTED.to_string(), n_u(c.accepted)),
+            (sa::DECLINED.to_string(), n_u(c.declined)),
+            (sa::UPDATED_AT.to_string(), n(c.updated_at.ms())),
+            (sa::VERSION.to_string(), n_u(c.version + 1)),
+        ]);
+        if let Some(t) = &c.through {
+            item.insert(sa::THROUGH.to_string(), s(t));
+        }
+        if c.done {
+            item.insert(sa::DONE.to_string(), AttributeValue::Bool(true));
+        }
+        let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let req = if c.version == 0 {
+            req.condition_expression("attribute_not_exists(#k)").expression_attribute_names("#k", sa::DEVICE_SN)
+        } else {
+            req.condition_expression("#v = :v")
+                .expression_attribute_names("#v", sa::VERSION)
+                .expression_attribute_values(":v", n_u(c.version))
+        };
+        match req.send().await {
+            Ok(_) => Ok(Saved::Stored),
+            Err(e) if is_condition_failure(&e) => Ok(Saved::Conflict),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn open(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_not_exists(#d)")
+                .expression_attribute_names("#d", sa::DONE)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(page.items.unwrap_or_default().iter().filter_map(checkpoint_of));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Where the submitter remembers what the EHR has: one checkpoint per device and kind (its
+//! readings, its summaries) in the submissions table, key `deviceSn` and `kind`.
+//!
+//! A checkpoint moves only past entries the EHR answered for (accepted, or declined by its
+//! own rules), and only after it answered: a run cut off before that sends the same entries
+//! again, and their `ifNoneExist` makes the EHR match rather than create them. A write names
+//! the version it read, so two runs cannot move one checkpoint apart.
+
+pub mod dynamodb;
+pub mod memory;
+
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::store::StoreError;
+use cgm_shared::time::Timestamp;
+use std::future::Future;
+
+/// What a checkpoint counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `cgm-sensor-reading-*` Observations; `through` is the last reading's place in the
+    /// device/time index ([`cgm_shared::store::reads::Position::to_cursor_text`]).
+    Readings,
+    /// `cgm-summary` panels; `through` is the last local day one covered (`YYYY-MM-DD`).
+    Summary,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Readings => "readings",
+            Kind::Summary => "summary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Readings, Kind::Summary].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub device_sn: DeviceSn,
+    pub kind: Kind,
+    /// Where the EHR's copy ends; `None` before the first accepted submission.
+    pub through: Option<String>,
+    /// Entries the EHR accepted (created, or matched to what it had).
+    pub accepted: u64,
+    /// Entries the EHR declined by its own rules (the IG lets it keep a subset): counted,
+    /// never resent.
+    pub declined: u64,
+    pub updated_at: Timestamp,
+    /// The sensor's session ended and everything of it was sent: no longer looked at.
+    pub done: bool,
+    /// The store's write counter (0: never written).
+    pub version: u64,
+}
+
+impl Checkpoint {
+    pub fn new(device_sn: DeviceSn, kind: Kind) -> Self {
+        Checkpoint {
+            device_sn,
+            kind,
+            through: None,
+            accepted: 0,
+            declined: 0,
+            updated_at: Timestamp(0),
+            done: false,
+            version: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Stored,
+    /// Another run moved the checkpoint since it was read.
+    Conflict,
+}
+
+pub trait CheckpointStore: Send + Sync {
+    /// The checkpoint, read consistently; a new one (version 0) when there is none.
+    fn get(&self, device_sn: &DeviceSn, kind: Kind) -> impl Future<Output = Result<Checkpoint, StoreError>> + Send;
+
+    /// Writes `c` as version `c.version + 1` if the stored one is still `c.version`.
+    fn put(&self, c: &Checkpoint) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+
+    /// Every checkpoint not yet done: the devices whose sessions ended since.
+    fn open(&self) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
+}

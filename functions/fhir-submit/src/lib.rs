@@ -1,0 +1,475 @@
+//! The FHIR submitter: the CGM IG's *Data Submitter*, sending each sensor's readings and
+//! summaries to the hospital's EHR (the *Data Receiver*) on a schedule.
+//!
+//! Each run takes the running sensors and those whose checkpoint is still open (a session
+//! that ended since), and for each device and kind sends what is new since its checkpoint
+//! ([`checkpoints`]): readings in bundles of at most `FHIR_SUBMIT_BATCH`, oldest first;
+//! summaries over every whole period of `FHIR_SUMMARY_PERIOD_DAYS` local days that has
+//! ended. A checkpoint moves past an entry only once the EHR answered for it: created (201),
+//! matched (200, or 412 for several matches), or declined by its rules (another 4xx, which
+//! the IG allows; counted and never resent). An entry the EHR did not get to (5xx, 429, no
+//! answer) is sent again next time, the same entry with the same `ifNoneExist`, so nothing
+//! is lost and nothing is stored twice by an EHR with conditional create.
+//!
+//! An EHR without conditional create answers 400 to every entry with `ifNoneExist` (the
+//! IG's rule): when a bundle got 400s and no entry was taken, the run sends it again
+//! without. Such an EHR can get a duplicate only if a run dies between its answer and the
+//! checkpoint's write.
+//!
+//! [`smart`] gets the access tokens, [`ehr`] talks to the EHR, [`bundle`] builds the
+//! `cgm-data-submission-bundle`; the resources come from `cgm-fhir-profiles`, as the FHIR
+//! read API serves them.
+
+pub mod bundle;
+pub mod checkpoints;
+pub mod ehr;
+pub mod smart;
+
+use bundle::{Entry, patient_subject, submission_bundle};
+use cgm_fhir_profiles::summary::summary_figures;
+use cgm_fhir_profiles::{self as profiles, GlucoseUnit, Naming};
+use cgm_shared::aws::{self, CallLimits};
+use cgm_shared::config::{Config, ConfigError, FhirSubmitSettings, PatientReference};
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::session::Session;
+use cgm_shared::store::StoreError;
+use cgm_shared::store::reads::dynamodb::DynamoReadStore;
+use cgm_shared::store::reads::paging::fill_page;
+use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
+use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
+use cgm_shared::store::sensors::SensorStore;
+use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use cgm_shared::time::{SourceZone, TimeRange, Timestamp};
+use checkpoints::dynamodb::DynamoCheckpointStore;
+use checkpoints::{Checkpoint, CheckpointStore, Kind, Saved};
+use chrono::NaiveDate;
+use ehr::{Ehr, EhrError};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A bundle's readings stay well under what EHRs take in one request.
+const BUNDLE_BUDGET_BYTES: usize = 3_000_000;
+/// At most this many summaries per device in one run (a sensor that started long ago).
+const MAX_SUMMARIES_PER_RUN: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Ehr(#[from] EhrError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another run moved the checkpoint")]
+    Conflict,
+    #[error("the EHR did not answer for every entry; the rest goes next time")]
+    Unfinished,
+    #[error("the EHR has no patient with the sensor's patient identifier")]
+    NoSuchPatient,
+    #[error("the summary's days do not exist in the zone")]
+    NoSuchDays,
+}
+
+/// What one run did, for its log line and the invocation's answer.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct RunReport {
+    pub devices: usize,
+    pub bundles: usize,
+    pub accepted: u64,
+    pub declined: u64,
+    /// Devices left for the next run (the EHR failed, or time ran out).
+    pub unfinished: usize,
+    /// Devices whose session has no patient identifier: nothing can be sent for them.
+    pub without_patient: usize,
+}
+
+pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSensorStore, C = DynamoCheckpointStore> {
+    store: S,
+    rollups: U,
+    sensors: T,
+    checkpoints: C,
+    ehr: Ehr,
+    zone: SourceZone,
+    unit: GlucoseUnit,
+    naming: Naming,
+    patient_system: String,
+    settings: FhirSubmitSettings,
+    /// Cleared when the EHR shows it has no conditional create.
+    conditional: AtomicBool,
+}
+
+/// What the EHR said to one bundle, entry by entry after the device's.
+enum Verdict {
+    Accepted,
+    Declined,
+    Pending,
+}
+
+fn verdict(status: u16) -> Verdict {
+    match status {
+        200..=299 | 412 => Verdict::Accepted,
+        408 | 429 => Verdict::Pending,
+        400..=499 => Verdict::Declined,
+        _ => Verdict::Pending,
+    }
+}
+
+/// Builds the submitter from the configuration: the EHR's base, the client and its key
+/// (from SSM when `FHIR_CLIENT_PRIVATE_KEY_PARAM` names it), the tables. A missing setting
+/// stops the cold start and is named.
+pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
+    let s = &cfg.fhir_submit;
+    let missing = |var: &'static str, why: &'static str| ConfigError::Missing { var, why };
+    let base = s.ehr_base_url.clone().ok_or(missing("FHIR_EHR_BASE_URL", "the submitter sends to this EHR"))?;
+    let client_id =
+        s.client_id.clone().ok_or(missing("FHIR_CLIENT_ID", "the EHR registered the submitter under it"))?;
+    let key_id = s.key_id.clone().ok_or(missing("FHIR_CLIENT_KEY_ID", "the client assertion names its key"))?;
+    let patient_system = cfg.fhir.patient_identifier_system.clone().ok_or(missing(
+        "FHIR_PATIENT_IDENTIFIER_SYSTEM",
+        "every submitted resource names its patient by the hospital's identifier",
+    ))?;
+    let sdk = aws::sdk_config(cfg).await;
+    let pem = aws::resolve_secret(&sdk, &s.private_key, "FHIR_CLIENT_PRIVATE_KEY_PARAM")
+        .await?
+        .ok_or(missing("FHIR_CLIENT_PRIVATE_KEY_PARAM", "the client assertion is signed with this key"))?;
+    let client = smart::Client::new(client_id, key_id, s.signing_alg, &pem, s.scopes.clone())
+        .map_err(|e| ConfigError::Invalid { var: "FHIR_CLIENT_PRIVATE_KEY_PARAM", reason: e.to_string() })?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            var: "FHIR_EHR_BASE_URL",
+            reason: format!("cannot build the HTTP client: {e}"),
+        })?;
+    let tokens = smart::Tokens::new(http.clone(), base.clone(), client);
+    let ehr = Ehr::new(http, base, tokens, ehr::Retry::default());
+    let dynamo = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::EVENTS);
+    let t = &cfg.tables;
+    Ok(Submitter::new(
+        DynamoReadStore::new(dynamo.clone(), t.readings.clone(), t.follow_tokens.clone()),
+        DynamoRollupStore::new(dynamo.clone(), t.rollups.clone()),
+        DynamoSensorStore::new(dynamo.clone(), t.sensors.clone()),
+        DynamoCheckpointStore::new(dynamo, t.submissions.clone()),
+        ehr,
+        cfg,
+        patient_system,
+    ))
+}
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
+    pub fn new(
+        store: S,
+        rollups: U,
+        sensors: T,
+        checkpoints: C,
+        ehr: Ehr,
+        cfg: &Config,
+        patient_system: String,
+    ) -> Self {
+        Submitter {
+            store,
+            rollups,
+            sensors,
+            checkpoints,
+            ehr,
+            zone: cfg.source_timezone,
+            unit: GlucoseUnit::of(&cfg.fhir),
+            naming: Naming::of(&cfg.fhir),
+            patient_system,
+            settings: cfg.fhir_submit.clone(),
+            conditional: AtomicBool::new(true),
+        }
+    }
+
+    pub fn checkpoints(&self) -> &C {
+        &self.checkpoints
+    }
+
+    /// One scheduled run at `now`, until `until`.
+    pub async fn run(&self, now: Timestamp, until: Instant) -> Result<RunReport, StoreError> {
+        let mut devices: BTreeSet<DeviceSn> = self.sensors.active().await?.into_iter().map(|s| s.device_sn).collect();
+        devices.extend(self.checkpoints.open().await?.into_iter().map(|c| c.device_sn));
+        let mut report = RunReport { devices: devices.len(), ..RunReport::default() };
+        let mut outage = false;
+        for sn in &devices {
+            if outage || Instant::now() >= until {
+                report.unfinished += 1;
+                continue;
+            }
+            let Some(session) = self.sensors.session(sn).await? else { continue };
+            match self.device(&session, now, until, &mut report).await {
+                Ok(()) => {}
+                Err(SubmitError::Store(e)) => return Err(e),
+                Err(e) => {
+                    report.unfinished += 1;
+                    if let SubmitError::Ehr(ehr) = &e {
+                        outage = ehr.is_outage();
+                    }
+                    tracing::warn!(device_sn = %sn.as_str(), error = %e, "submission left for the next run");
+                }
+            }
+        }
+        tracing::info!(
+            devices = report.devices,
+            bundles = report.bundles,
+            accepted = report.accepted,
+            declined = report.declined,
+            unfinished = report.unfinished,
+            without_patient = report.without_patient,
+            "submission run"
+        );
+        Ok(report)
+    }
+
+    async fn device(
+        &self,
+        session: &Session,
+        now: Timestamp,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<(), SubmitError> {
+        let Some(patient_id) = session.patient_id.as_deref().filter(|p| !p.is_empty()) else {
+            report.without_patient += 1;
+            return Ok(());
+        };
+        let ehr_id = match self.settings.patient_reference {
+            PatientReference::Search => {
+                let q = bundle::identifier_search(&self.patient_system, patient_id);
+                Some(self.ehr.find_patient(&q, until).await?.ok_or(SubmitError::NoSuchPatient)?)
+            }
+            _ => None,
+        };
+        let subject =
+            patient_subject(self.settings.patient_reference, &self.patient_system, patient_id, ehr_id.as_deref());
+        if self.settings.submit_readings {
+            self.readings(session, &subject, now, until, report).await?;
+        }
+        if self.settings.submit_summary {
+            self.summaries(session, &subject, now, until, report).await?;
+        }
+        Ok(())
+    }
+
+    fn device_entry(&self, session: &Session, subject: &Value) -> Entry {
+        Entry::of(profiles::device(&session.device_sn, Some(session), &self.naming, Some(subject)))
+    }
+
+    /// Sends `entries` (the device's first) and answers each after the device's, retrying
+    /// once without `ifNoneExist` when the EHR shows it has no conditional create.
+    async fn send(
+        &self,
+        mut entries: Vec<Entry>,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<Vec<Verdict>, SubmitError> {
+        loop {
+            let conditional = self.conditional.load(Ordering::Relaxed);
+            let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let body = submission_bundle(&mut entries, conditional, &timestamp);
+            let statuses = self.ehr.submit(&body, entries.len(), until).await?;
+            report.bundles += 1;
+            // An EHR with conditional create takes (or matches) some entry; one without
+            // answers 400 to each with ifNoneExist, and maybe other 4xx to invalid ones.
+            let conditional_refused = conditional && {
+                let with_condition = || entries.iter().zip(&statuses).filter(|(e, _)| e.if_none_exist.is_some());
+                with_condition().any(|(_, s)| *s == 400)
+                    && !with_condition().any(|(_, s)| matches!(verdict(*s), Verdict::Accepted))
+            };
+            if conditional_refused {
+                tracing::warn!(
+                    "the EHR answered 400 to every entry with ifNoneExist: it has no conditional create; sending without it"
+                );
+                self.conditional.store(false, Ordering::Relaxed);
+                continue;
+            }
+            return Ok(statuses.into_iter().skip(1).map(verdict).collect());
+        }
+    }
+
+    /// Moves `c` past the entries answered for, in order; `true` when all were.
+    async fn advance(
+        &self,
+        c: &mut Checkpoint,
+        verdicts: &[Verdict],
+        places: &[String],
+        report: &mut RunReport,
+    ) -> Result<bool, SubmitError> {
+        let mut moved = false;
+        for (v, place) in verdicts.iter().zip(places) {
+            match v {
+                Verdict::Accepted => c.accepted += 1,
+                Verdict::Declined => c.declined += 1,
+                Verdict::Pending => break,
+            }
+            if matches!(v, Verdict::Accepted) {
+                report.accepted += 1;
+            } else {
+                report.declined += 1;
+            }
+            c.through = Some(place.clone());
+            moved = true;
+        }
+        let all = verdicts.iter().all(|v| !matches!(v, Verdict::Pending));
+        if moved {
+            c.updated_at = Timestamp::now();
+            if self.checkpoints.put(c).await? == Saved::Conflict {
+                return Err(SubmitError::Conflict);
+            }
+            c.version += 1;
+        }
+        Ok(all)
+    }
+
+    async fn readings(
+        &self,
+        session: &Session,
+        subject: &Value,
+        now: Timestamp,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<(), SubmitError> {
+        let sn = &session.device_sn;
+        let device_ref = profiles::device_reference(sn);
+        let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
+        let Some(range) = TimeRange::new(session.first.at.min(now), now) else { return Ok(()) };
+        let q = ReadingQuery { device_sn: sn, range, valid_only: true, newest_first: false };
+        loop {
+            let start = c.through.as_deref().and_then(Position::from_cursor_text);
+            let page = fill_page(
+                &self.store,
+                &q,
+                start,
+                self.settings.batch,
+                BUNDLE_BUDGET_BYTES,
+                until,
+                |r: &StoredReading| {
+                    let o = profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref);
+                    let size = o.as_ref().map_or(0, |o| o.to_string().len());
+                    ((r.position(), o), size)
+                },
+            )
+            .await?;
+            if page.items.is_empty() {
+                break;
+            }
+            let mut entries = vec![self.device_entry(session, subject)];
+            let mut places = Vec::new();
+            for (pos, o) in &page.items {
+                // A reading whose instant cannot be written is never sendable: passed over.
+                if let Some(o) = o {
+                    entries.push(Entry::of(o.clone()));
+                    places.push(pos.to_cursor_text());
+                }
+            }
+            let verdicts = if places.is_empty() { Vec::new() } else { self.send(entries, until, report).await? };
+            if places.is_empty() {
+                if let Some((pos, _)) = page.items.last() {
+                    c.through = Some(pos.to_cursor_text());
+                    if self.checkpoints.put(&c).await? == Saved::Conflict {
+                        return Err(SubmitError::Conflict);
+                    }
+                    c.version += 1;
+                }
+            } else if !self.advance(&mut c, &verdicts, &places, report).await? {
+                return Err(SubmitError::Unfinished);
+            }
+            if page.next.is_none() {
+                break;
+            }
+        }
+        self.close_if_done(c, session, Kind::Readings).await
+    }
+
+    /// A checkpoint of an ended session that has everything is done: no longer looked at.
+    async fn close_if_done(&self, mut c: Checkpoint, session: &Session, kind: Kind) -> Result<(), SubmitError> {
+        let done = match (session.ended_at, kind) {
+            (None, _) => false,
+            (Some(_), Kind::Readings) => c
+                .through
+                .as_deref()
+                .and_then(Position::from_cursor_text)
+                .is_some_and(|p| p.measured_at >= session.last.at),
+            (Some(_), Kind::Summary) => {
+                let last_day = self.zone.local_date(session.last.at);
+                c.through
+                    .as_deref()
+                    .and_then(|d| d.parse::<NaiveDate>().ok())
+                    .zip(last_day)
+                    .is_some_and(|(t, l)| t >= l)
+            }
+        };
+        if done || c.version == 0 {
+            c.done = done;
+            c.updated_at = Timestamp::now();
+            if self.checkpoints.put(&c).await? == Saved::Conflict {
+                return Err(SubmitError::Conflict);
+            }
+        }
+        Ok(())
+    }
+
+    async fn summaries(
+        &self,
+        session: &Session,
+        subject: &Value,
+        now: Timestamp,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<(), SubmitError> {
+        let sn = &session.device_sn;
+        let days = i64::try_from(self.settings.summary_period_days).unwrap_or(14);
+        let (Some(today), Some(first_day)) = (self.zone.local_date(now), self.zone.local_date(session.first.at)) else {
+            return Err(SubmitError::NoSuchDays);
+        };
+        let last_day = self.zone.local_date(session.last.at).unwrap_or(today);
+        let mut c = self.checkpoints.get(sn, Kind::Summary).await?;
+        for _ in 0..MAX_SUMMARIES_PER_RUN {
+            let first = match c.through.as_deref().and_then(|d| d.parse::<NaiveDate>().ok()) {
+                Some(t) => t + chrono::Duration::days(1),
+                None => first_day,
+            };
+            let last = first + chrono::Duration::days(days - 1);
+            // Only whole periods that have ended, and none after the sensor's last reading.
+            if last >= today || first > last_day {
+                break;
+            }
+            let figures = summary_figures(&self.store, &self.rollups, &self.zone, sn, first, last).await.map_err(
+                |e| match e {
+                    profiles::summary::SummaryError::NoSuchDays => SubmitError::NoSuchDays,
+                    profiles::summary::SummaryError::Read(e) => SubmitError::Store(match e {
+                        cgm_shared::store::reads::paging::ReadAllError::Store(e) => e,
+                        other => StoreError::Failed { kind: "TooMany".into(), source: other.to_string().into() },
+                    }),
+                },
+            )?;
+            let place = last.format("%Y-%m-%d").to_string();
+            let Some(f) = figures else {
+                // Fewer than two valid readings: nothing to summarise, the period is passed.
+                c.through = Some(place);
+                c.updated_at = Timestamp::now();
+                if self.checkpoints.put(&c).await? == Saved::Conflict {
+                    return Err(SubmitError::Conflict);
+                }
+                c.version += 1;
+                continue;
+            };
+            let id = profiles::summary_id(sn, &f, self.unit);
+            let device_ref = profiles::device_reference(sn);
+            let observations = profiles::summary_observations(&f, self.unit, &self.naming, &id, subject, &device_ref);
+            let mut entries = vec![self.device_entry(session, subject)];
+            entries.extend(observations.into_iter().map(Entry::of));
+            let verdicts = self.send(entries, until, report).await?;
+            // The panel and its members go together: the checkpoint moves when the EHR
+            // answered for all seven.
+            if verdicts.iter().any(|v| matches!(v, Verdict::Pending)) {
+                return Err(SubmitError::Unfinished);
+            }
+            let places = vec![place; verdicts.len()];
+            self.advance(&mut c, &verdicts, &places, report).await?;
+        }
+        self.close_if_done(c, session, Kind::Summary).await
+    }
+}

@@ -1,0 +1,27 @@
+//! The FHIR submitter Lambda: configuration, the key and the clients once at cold start, then
+//! each scheduled invocation (`{"run":"submit"}`; anything else is refused by name) to [`cgm_fhir_submit::Submitter::run`], stopping a minute before
+//! the function's deadline so a checkpoint is never left half-written.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Time kept back at the end of an invocation for the last bundle's answer and checkpoint.
+const MARGIN: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let submitter =
+        cgm_shared::startup::cold_start(|cfg| async move { cgm_fhir_submit::from_config(&cfg).await }).await?;
+    let submitter = &submitter;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        if ev.payload.get("run").and_then(Value::as_str) != Some("submit") {
+            return Err(Error::from("not the submitter's schedule ({\"run\":\"submit\"})"));
+        }
+        let left = ev.context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
+        let until = Instant::now() + left.saturating_sub(MARGIN).max(Duration::from_secs(5));
+        let report = submitter.run(cgm_shared::time::Timestamp::now(), until).await?;
+        Ok::<_, Error>(serde_json::to_value(report)?)
+    }))
+    .await
+}

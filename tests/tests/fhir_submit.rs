@@ -1,0 +1,227 @@
+//! The FHIR submitter end to end: days of one sensor pushed through the push route into
+//! DynamoDB Local, its session and rollups kept by the stream consumer, then the submitter
+//! (built from its configuration as its cold start builds it, checkpoints in DynamoDB
+//! Local) against a stand-in EHR on loopback that checks SMART Backend Services and plays
+//! `$submit-cgm-bundle` (`cgm_tests::fake_ehr`). What the EHR stored is counted per
+//! identifier: every valid reading once, across outages, partial acceptance and restarts.
+//! Every bundle sent is run through the FHIR validator.
+
+use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
+use cgm_shared::ids::DeviceSn;
+use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
+use cgm_tests::fhir_validator::validate;
+use cgm_tests::{Stack, seed_with, serve_locally};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const MPI: &str = "https://hospital.example/fhir/sid/mpi";
+/// 2024-05-01T00:00:00+08:00.
+const DAY0: i64 = 1_714_492_800_000;
+const MIN5: i64 = 300_000;
+const TEST_ID_SYSTEM: &str = "urn:cgm-bridge:sinocare:test-id";
+
+/// `days` of 5-minute readings of `sn`, the first three warm-up.
+fn bodies(sn: &str, days: i64) -> Vec<String> {
+    (1..=days * 288)
+        .map(|s| {
+            let local =
+                chrono::DateTime::from_timestamp_millis(DAY0 + (s - 1) * MIN5).unwrap() + chrono::Duration::hours(8);
+            seed_with(json!({
+                "testId": format!("{sn}-{s:05}"), "deviceSn": sn, "serialNo": s,
+                "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "testResult": format!("{:.1}", 4.0 + (s % 80) as f64 / 10.0),
+                "status": if s <= 3 { "1" } else { "0" }, "increMinute": 5,
+                "patientName": "张三丰", "patientId": "MPI-4711", "idCard": "430424199001011234",
+                "visitId": "V-2001", "inSerialId": "IN-3003",
+            }))
+        })
+        .collect()
+}
+
+fn valid_ids(sn: &str, days: i64) -> Vec<String> {
+    (4..=days * 288).map(|s| format!("{TEST_ID_SYSTEM}|{sn}-{s:05}")).collect()
+}
+
+/// Pushes the readings and waits until the stream consumer has kept the session with its
+/// patient and the last reading.
+async fn seed(stack: &Stack, sn: &str, days: i64) {
+    let cfg = stack.config(&[]);
+    let base = serve_locally(&cfg).await;
+    let consumer = cgm_local::stream_consumer(&cfg).await.expect("a stream consumer");
+    let running = tokio::spawn(consumer.run());
+    let http = reqwest::Client::new();
+    for chunk in bodies(sn, days).chunks(48) {
+        let mut set = tokio::task::JoinSet::new();
+        for b in chunk {
+            set.spawn(http.post(format!("{base}/sinocare/cgm")).body(b.clone()).send());
+        }
+        while let Some(r) = set.join_next().await {
+            assert_eq!(r.unwrap().expect("push").status().as_u16(), 200);
+        }
+    }
+    let sensors = cgm_shared::store::sensors::dynamodb::DynamoSensorStore::new(
+        stack.client.clone(),
+        stack.table("SENSORS_TABLE").into(),
+    );
+    let last = DAY0 + (days * 288 - 1) * MIN5;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        use cgm_shared::store::sensors::SensorStore;
+        let s = sensors.session(&DeviceSn::from(sn)).await.expect("sessions");
+        if s.as_ref().is_some_and(|s| s.last.at.ms() == last && s.patient_id.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stream consumer kept no whole session in 90 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The rollups are written in the same batches as the session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.abort();
+}
+
+fn settings<'a>(ehr: &'a FakeEhr, alg: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![
+        ("FHIR_EHR_BASE_URL", Box::leak(ehr.base().into_boxed_str()) as &str),
+        ("FHIR_CLIENT_ID", CLIENT_ID),
+        ("FHIR_CLIENT_KEY_ID", KEY_ID),
+        ("FHIR_CLIENT_PRIVATE_KEY", ehr.private_pem()),
+        ("FHIR_CLIENT_SIGNING_ALG", alg),
+        ("FHIR_PATIENT_IDENTIFIER_SYSTEM", MPI),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn later() -> Instant {
+    Instant::now() + Duration::from_secs(120)
+}
+
+fn now() -> cgm_shared::time::Timestamp {
+    cgm_shared::time::Timestamp::now()
+}
+
+/// Each identifier stored exactly once: the map of those stored more often.
+fn twice(stored: &BTreeMap<String, usize>) -> Vec<(&String, &usize)> {
+    stored.iter().filter(|(_, n)| **n != 1).collect()
+}
+
+#[tokio::test]
+async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_acceptance_and_a_restart() {
+    let stack = Stack::new().await;
+    let sn = "SN-SUBMIT";
+    seed(&stack, sn, 2).await;
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    let env = settings(&ehr, "ES384", &[("FHIR_SUBMIT_BATCH", "200"), ("FHIR_SUMMARY_PERIOD_DAYS", "1")]);
+    let cfg = stack.config(&env);
+
+    // The first run meets an outage (503), then 429 with Retry-After, then an EHR that
+    // takes only the first 100 entries of each bundle.
+    ehr.behave(|b| {
+        b.fail_next.extend([(503, None), (429, Some(1))]);
+        b.take_at_most = Some(100);
+    });
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+    let first = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(first.devices, 1);
+    assert_eq!(first.unfinished, 1, "{first:?}");
+    assert_eq!(first.accepted, 99, "the device and 99 readings were taken: {first:?}");
+    let stored = ehr.stored("Observation");
+    assert_eq!(stored.len(), 99);
+    assert_eq!(ehr.violations(), Vec::<String>::new());
+
+    // A restart (a new cold start: a new token, the checkpoint from DynamoDB) with an EHR
+    // that takes everything.
+    ehr.behave(|b| b.take_at_most = None);
+    drop(submitter);
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts again");
+    let second = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(second.unfinished, 0, "{second:?}");
+    let stored = ehr.stored("Observation");
+    let readings: BTreeMap<String, usize> =
+        stored.iter().filter(|(k, _)| k.starts_with(TEST_ID_SYSTEM)).map(|(k, v)| (k.clone(), *v)).collect();
+    assert_eq!(readings.keys().cloned().collect::<Vec<_>>(), valid_ids(sn, 2), "every valid reading, no warm-up");
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+    // Two daily summaries, each the panel and its six members.
+    let summaries = stored.keys().filter(|k| k.starts_with("urn:cgm-bridge:sinocare:summary|")).count();
+    assert_eq!(summaries, 14, "{stored:?}");
+    assert_eq!(ehr.stored("Device").values().copied().collect::<Vec<_>>(), vec![1], "the sensor once");
+    assert_eq!(ehr.violations(), Vec::<String>::new());
+
+    // The checkpoints are where the EHR's copy ends.
+    let sn_id = DeviceSn::from(sn);
+    let c = submitter.checkpoints().get(&sn_id, Kind::Readings).await.unwrap();
+    assert_eq!(c.accepted, 573);
+    assert_eq!(c.through.as_deref(), Some(format!("{}:{sn}-00576", DAY0 + 575 * MIN5).as_str()));
+    let c = submitter.checkpoints().get(&sn_id, Kind::Summary).await.unwrap();
+    assert_eq!(c.through.as_deref(), Some("2024-05-02"));
+
+    // Nothing new: nothing sent.
+    let before = ehr.submissions();
+    let third = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!((third.bundles, ehr.submissions()), (0, before), "{third:?}");
+
+    // What the EHR was sent is what the IG profiles: every bundle through the validator.
+    let bundles = ehr.bundles();
+    let reading =
+        &ehr.resources("Observation").into_iter().find(|o| o["code"]["coding"][0]["code"] == "105272-9").unwrap();
+    assert_eq!(reading["subject"]["reference"], "Patient?identifier=https://hospital.example/fhir/sid/mpi|MPI-4711");
+    assert_eq!(reading["status"], "final");
+    let report = validate(&bundles);
+    assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());
+    let checked: Vec<&str> = report
+        .resources
+        .iter()
+        .flat_map(|r| r["profiles"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .collect();
+    for p in ["cgm-data-submission-bundle", "cgm-sensor-reading-moles-per-volume", "cgm-summary", "cgm-device"] {
+        assert!(checked.contains(&p), "no {p} was validated");
+    }
+    // No personal field but the patient identifier the profiles require.
+    let text = serde_json::to_string(&bundles).unwrap();
+    for field in ["张三丰", "430424199001011234", "V-2001", "IN-3003"] {
+        assert!(!text.contains(field), "{field} was sent");
+    }
+}
+
+#[tokio::test]
+async fn an_ehr_without_conditional_create_gets_each_reading_once_and_a_401_gets_a_new_token() {
+    let stack = Stack::new().await;
+    let sn = "SN-NOCOND";
+    seed(&stack, sn, 1).await;
+    let ehr = FakeEhr::start(TestKey::rs384()).await;
+    ehr.add_patient(MPI, "MPI-4711", "pat-123");
+    let env = settings(
+        &ehr,
+        "RS384",
+        &[
+            ("FHIR_SUBMIT_PROFILES", "cgm-sensor-reading"),
+            ("FHIR_SUBMIT_BATCH", "100"),
+            ("FHIR_PATIENT_REFERENCE", "search"),
+        ],
+    );
+    let cfg = stack.config(&env);
+    ehr.behave(|b| {
+        b.no_conditional_create = true;
+        b.decline_test_ids.insert(format!("{sn}-00010"));
+    });
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+    let first = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(first.unfinished, 0, "{first:?}");
+    assert_eq!(first.declined, 1, "the reading the EHR declined is counted: {first:?}");
+    assert_eq!(ehr.token_requests(), 1);
+    let stored = ehr.stored("Observation");
+    let mut expected = valid_ids(sn, 1);
+    expected.retain(|id| !id.ends_with("-00010"));
+    assert_eq!(stored.keys().cloned().collect::<Vec<_>>(), expected);
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+    let reading = ehr.resources("Observation").remove(0);
+    assert_eq!(reading["subject"]["reference"], "Patient/pat-123", "the patient found by search");
+    assert_eq!(ehr.violations(), Vec::<String>::new());
+    // The EHR revokes its tokens (a key rotation): the next call gets 401 and a new token.
+    ehr.revoke_tokens();
+    let again = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(again.bundles, 0, "nothing new, the declined reading not resent: {again:?}");
+    assert_eq!(ehr.token_requests(), 2, "the patient search met the revoked token and got a new one");
+    assert!(twice(&ehr.stored("Observation")).is_empty());
+}
