@@ -46,12 +46,21 @@ fn valid_ids(sn: &str, days: i64) -> Vec<String> {
 /// Pushes the readings and waits until the stream consumer has kept the session with its
 /// patient and the last reading.
 async fn seed(stack: &Stack, sn: &str, days: i64) {
+    let last = DAY0 + (days * 288 - 1) * MIN5;
+    push_and_wait(stack, &bodies(sn, days), |s| s.last.at.ms() == last && s.patient_id.is_some()).await;
+}
+
+/// Pushes `bodies` (of one device) and waits until its session, as the stream consumer
+/// keeps it, is `done`.
+async fn push_and_wait(stack: &Stack, bodies: &[String], done: impl Fn(&cgm_shared::session::Session) -> bool) {
+    let sn: Value = serde_json::from_str(&bodies[0]).unwrap();
+    let sn = sn["data"]["deviceSn"].as_str().unwrap().to_string();
     let cfg = stack.config(&[]);
     let base = serve_locally(&cfg).await;
     let consumer = cgm_local::stream_consumer(&cfg).await.expect("a stream consumer");
     let running = tokio::spawn(consumer.run());
     let http = reqwest::Client::new();
-    for chunk in bodies(sn, days).chunks(48) {
+    for chunk in bodies.chunks(48) {
         let mut set = tokio::task::JoinSet::new();
         for b in chunk {
             set.spawn(http.post(format!("{base}/sinocare/cgm")).body(b.clone()).send());
@@ -64,12 +73,11 @@ async fn seed(stack: &Stack, sn: &str, days: i64) {
         stack.client.clone(),
         stack.table("SENSORS_TABLE").into(),
     );
-    let last = DAY0 + (days * 288 - 1) * MIN5;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         use cgm_shared::store::sensors::SensorStore;
-        let s = sensors.session(&DeviceSn::from(sn)).await.expect("sessions");
-        if s.as_ref().is_some_and(|s| s.last.at.ms() == last && s.patient_id.is_some()) {
+        let s = sensors.session(&DeviceSn::from(sn.as_str())).await.expect("sessions");
+        if s.as_ref().is_some_and(&done) {
             break;
         }
         assert!(Instant::now() < deadline, "the stream consumer kept no whole session in 90 s");
@@ -78,6 +86,15 @@ async fn seed(stack: &Stack, sn: &str, days: i64) {
     // The rollups are written in the same batches as the session.
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.abort();
+}
+
+async fn session_of(stack: &Stack, sn: &str) -> cgm_shared::session::Session {
+    use cgm_shared::store::sensors::SensorStore;
+    let sensors = cgm_shared::store::sensors::dynamodb::DynamoSensorStore::new(
+        stack.client.clone(),
+        stack.table("SENSORS_TABLE").into(),
+    );
+    sensors.session(&DeviceSn::from(sn)).await.expect("sessions").expect("a session")
 }
 
 fn settings<'a>(ehr: &'a FakeEhr, alg: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -160,6 +177,27 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
     let before = ehr.submissions();
     let third = submitter.run(now(), later()).await.expect("a run");
     assert_eq!((third.bundles, ehr.submissions()), (0, before), "{third:?}");
+
+    // A reading that arrives late (Sinocare re-sent a push that failed): measured on the
+    // first day, long before the checkpoint. The session's count of that day grows, so the
+    // day is sent again and the EHR's conditional create takes only the late one.
+    let late_at =
+        chrono::DateTime::from_timestamp_millis(DAY0 + 100 * MIN5 + 120_000).unwrap() + chrono::Duration::hours(8);
+    let late = seed_with(json!({
+        "testId": format!("{sn}-late"), "deviceSn": sn, "serialNo": 9_999,
+        "testTime": late_at.format("%Y-%m-%d %H:%M:%S").to_string(), "testResult": "6.6",
+        "status": "0", "increMinute": 5, "patientId": "MPI-4711",
+    }));
+    let counted = |s: &cgm_shared::session::Session| s.days.values().sum::<u64>();
+    let before = counted(&session_of(&stack, sn).await);
+    push_and_wait(&stack, &[late], |s| counted(s) > before).await;
+    let fourth = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!((fourth.late, fourth.unfinished), (1, 0), "{fourth:?}");
+    let stored = ehr.stored("Observation");
+    assert_eq!(stored.get(&format!("{TEST_ID_SYSTEM}|{sn}-late")), Some(&1), "the late reading, once");
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+    let fifth = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(fifth.bundles, 0, "the day is not sent a third time: {fifth:?}");
 
     // What the EHR was sent is what the IG profiles: every bundle through the validator.
     let bundles = ehr.bundles();

@@ -11,6 +11,10 @@
 //! answer) is sent again next time, the same entry with the same `ifNoneExist`, so nothing
 //! is lost and nothing is stored twice by an EHR with conditional create.
 //!
+//! A reading that arrives late, measured before its device's checkpoint, shows in the
+//! session's reading count of its day (which the readings stream's consumer keeps): that
+//! day is sent again, and conditional create matches what the EHR has.
+//!
 //! An EHR without conditional create answers 400 to every entry with `ifNoneExist` (the
 //! IG's rule): when a bundle got 400s and no entry was taken, the run sends it again
 //! without. Such an EHR can get a duplicate only if a run dies between its answer and the
@@ -35,7 +39,7 @@ use cgm_shared::session::Session;
 use cgm_shared::store::StoreError;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::store::reads::paging::fill_page;
-use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
+use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery};
 use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use cgm_shared::store::sensors::SensorStore;
@@ -70,6 +74,8 @@ pub enum SubmitError {
     NoSuchPatient,
     #[error("the summary's days do not exist in the zone")]
     NoSuchDays,
+    #[error("the EHR has no conditional create, so readings it may have already are not sent again")]
+    NoConditionalCreate,
 }
 
 /// What one run did, for its log line and the invocation's answer.
@@ -83,6 +89,8 @@ pub struct RunReport {
     pub unfinished: usize,
     /// Devices whose session has no patient identifier: nothing can be sent for them.
     pub without_patient: usize,
+    /// Readings that arrived late (measured before their device's checkpoint) and were sent.
+    pub late: u64,
 }
 
 pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSensorStore, C = DynamoCheckpointStore> {
@@ -217,6 +225,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             bundles = report.bundles,
             accepted = report.accepted,
             declined = report.declined,
+            late = report.late,
             unfinished = report.unfinished,
             without_patient = report.without_patient,
             "submission run"
@@ -258,15 +267,20 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     }
 
     /// Sends `entries` (the device's first) and answers each after the device's, retrying
-    /// once without `ifNoneExist` when the EHR shows it has no conditional create.
+    /// once without `ifNoneExist` when the EHR shows it has no conditional create (unless
+    /// `only_conditional`: entries the EHR may have already must not be sent without it).
     async fn send(
         &self,
         mut entries: Vec<Entry>,
+        only_conditional: bool,
         until: Instant,
         report: &mut RunReport,
-    ) -> Result<Vec<Verdict>, SubmitError> {
+    ) -> Result<Vec<u16>, SubmitError> {
         loop {
             let conditional = self.conditional.load(Ordering::Relaxed);
+            if !conditional && only_conditional {
+                return Err(SubmitError::NoConditionalCreate);
+            }
             let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let body = submission_bundle(&mut entries, conditional, &timestamp);
             let statuses = self.ehr.submit(&body, entries.len(), until).await?;
@@ -279,13 +293,16 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                     && !with_condition().any(|(_, s)| matches!(verdict(*s), Verdict::Accepted))
             };
             if conditional_refused {
+                self.conditional.store(false, Ordering::Relaxed);
+                if only_conditional {
+                    return Err(SubmitError::NoConditionalCreate);
+                }
                 tracing::warn!(
                     "the EHR answered 400 to every entry with ifNoneExist: it has no conditional create; sending without it"
                 );
-                self.conditional.store(false, Ordering::Relaxed);
                 continue;
             }
-            return Ok(statuses.into_iter().skip(1).map(verdict).collect());
+            return Ok(statuses.into_iter().skip(1).collect());
         }
     }
 
@@ -323,6 +340,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         Ok(all)
     }
 
+    /// The readings after the checkpoint, oldest first, a bundle at a time. The checkpoint
+    /// passes every stored reading, warm-up ones too (they are not sent), and counts them per
+    /// local day, so its counts compare with the session's ([`Self::late_days`]).
     async fn readings(
         &self,
         session: &Session,
@@ -334,53 +354,159 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let sn = &session.device_sn;
         let device_ref = profiles::device_reference(sn);
         let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
-        let Some(range) = TimeRange::new(session.first.at.min(now), now) else { return Ok(()) };
-        let q = ReadingQuery { device_sn: sn, range, valid_only: true, newest_first: false };
+        let end = now.max(session.last.at);
+        let Some(range) = TimeRange::new(session.first.at.min(end), end) else { return Ok(()) };
+        let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
         loop {
             let start = c.through.as_deref().and_then(Position::from_cursor_text);
-            let page = fill_page(
-                &self.store,
-                &q,
-                start,
-                self.settings.batch,
-                BUNDLE_BUDGET_BYTES,
-                until,
-                |r: &StoredReading| {
-                    let o = profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref);
-                    let size = o.as_ref().map_or(0, |o| o.to_string().len());
-                    ((r.position(), o), size)
-                },
-            )
+            let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
+                let o = r
+                    .valid
+                    .then(|| {
+                        profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref)
+                    })
+                    .flatten();
+                let size = o.as_ref().map_or(0, |o| o.to_string().len());
+                ((r.position(), self.zone.local_date(r.measured_at), o), size)
+            })
             .await?;
             if page.items.is_empty() {
                 break;
             }
-            let mut entries = vec![self.device_entry(session, subject)];
-            let mut places = Vec::new();
-            for (pos, o) in &page.items {
-                // A reading whose instant cannot be written is never sendable: passed over.
-                if let Some(o) = o {
-                    entries.push(Entry::of(o.clone()));
-                    places.push(pos.to_cursor_text());
+            let sendable: Vec<usize> = (0..page.items.len()).filter(|i| page.items[*i].2.is_some()).collect();
+            let statuses = if sendable.is_empty() {
+                Vec::new()
+            } else {
+                let mut entries = vec![self.device_entry(session, subject)];
+                entries.extend(sendable.iter().filter_map(|i| page.items[*i].2.clone()).map(Entry::of));
+                self.send(entries, false, until, report).await?
+            };
+            // The checkpoint passes every reading up to the first entry the EHR did not get to.
+            let mut passed = page.items.len();
+            for (k, i) in sendable.iter().enumerate() {
+                match verdict(statuses[k]) {
+                    Verdict::Accepted => {
+                        c.accepted += 1;
+                        report.accepted += 1;
+                    }
+                    Verdict::Declined => {
+                        c.declined += 1;
+                        report.declined += 1;
+                    }
+                    Verdict::Pending => {
+                        passed = *i;
+                        break;
+                    }
                 }
             }
-            let verdicts = if places.is_empty() { Vec::new() } else { self.send(entries, until, report).await? };
-            if places.is_empty() {
-                if let Some((pos, _)) = page.items.last() {
-                    c.through = Some(pos.to_cursor_text());
-                    if self.checkpoints.put(&c).await? == Saved::Conflict {
-                        return Err(SubmitError::Conflict);
-                    }
-                    c.version += 1;
+            for (_, day, _) in &page.items[..passed] {
+                if let Some(d) = day {
+                    *c.days.entry(*d).or_default() += 1;
                 }
-            } else if !self.advance(&mut c, &verdicts, &places, report).await? {
+            }
+            if passed > 0 {
+                c.through = Some(page.items[passed - 1].0.to_cursor_text());
+                c.updated_at = Timestamp::now();
+                if self.checkpoints.put(&c).await? == Saved::Conflict {
+                    return Err(SubmitError::Conflict);
+                }
+                c.version += 1;
+            }
+            if passed < page.items.len() {
                 return Err(SubmitError::Unfinished);
             }
             if page.next.is_none() {
                 break;
             }
         }
+        self.late_days(session, subject, &mut c, until, report).await?;
         self.close_if_done(c, session, Kind::Readings).await
+    }
+
+    /// Readings that arrived late: a day up to the checkpoint whose reading count in the
+    /// session (read before the readings were sent; the stream consumer keeps it from the
+    /// day's rollup) is above what the checkpoint passed holds readings it never passed,
+    /// measured before it. Such a day is sent again: the EHR's conditional create matches
+    /// what it has (200) and creates the late ones (201). An EHR without conditional create
+    /// is not sent them (that would store the day twice), and the run says so.
+    async fn late_days(
+        &self,
+        session: &Session,
+        subject: &Value,
+        c: &mut Checkpoint,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<(), SubmitError> {
+        let Some(through) = c.through.as_deref().and_then(Position::from_cursor_text) else { return Ok(()) };
+        let Some(through_day) = self.zone.local_date(through.measured_at) else { return Ok(()) };
+        let sn = &session.device_sn;
+        let device_ref = profiles::device_reference(sn);
+        let mut changed = false;
+        for (day, &count) in session.days.range(..=through_day) {
+            let passed = c.days.get(day).copied().unwrap_or(0);
+            if count <= passed {
+                continue;
+            }
+            let range = self
+                .zone
+                .local_day(*day)
+                .and_then(|d| TimeRange::new(d.start(), d.end().minus_ms(1).min(through.measured_at)));
+            let Some(range) = range else { continue };
+            let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
+            let mut start = None;
+            let mut seen = 0u64;
+            loop {
+                let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
+                    let o = r
+                        .valid
+                        .then(|| {
+                            profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref)
+                        })
+                        .flatten();
+                    (o, 1)
+                })
+                .await?;
+                seen += page.items.len() as u64;
+                let mut entries = vec![self.device_entry(session, subject)];
+                entries.extend(page.items.into_iter().flatten().map(Entry::of));
+                if entries.len() > 1 {
+                    match self.send(entries, true, until, report).await {
+                        Ok(statuses) => {
+                            if statuses.iter().any(|s| matches!(verdict(*s), Verdict::Pending)) {
+                                return Err(SubmitError::Unfinished);
+                            }
+                            report.late += statuses.iter().filter(|s| **s == 201).count() as u64;
+                        }
+                        Err(SubmitError::NoConditionalCreate) => {
+                            tracing::warn!(
+                                device_sn = %sn.as_str(),
+                                day = %day,
+                                late = count - passed,
+                                "readings arrived late for a day already sent; the EHR has no conditional create, \
+                                 so they are not sent"
+                            );
+                            seen = count;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                match page.next {
+                    Some(p) => start = Some(p),
+                    None => break,
+                }
+            }
+            c.days.insert(*day, seen.max(passed));
+            changed = true;
+        }
+        if changed {
+            c.updated_at = Timestamp::now();
+            if self.checkpoints.put(c).await? == Saved::Conflict {
+                return Err(SubmitError::Conflict);
+            }
+            c.version += 1;
+        }
+        Ok(())
     }
 
     /// A checkpoint of an ended session that has everything is done: no longer looked at.
@@ -461,7 +587,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let observations = profiles::summary_observations(&f, self.unit, &self.naming, &id, subject, &device_ref);
             let mut entries = vec![self.device_entry(session, subject)];
             entries.extend(observations.into_iter().map(Entry::of));
-            let verdicts = self.send(entries, until, report).await?;
+            let verdicts: Vec<Verdict> =
+                self.send(entries, false, until, report).await?.into_iter().map(verdict).collect();
             // The panel and its members go together: the checkpoint moves when the EHR
             // answered for all seven.
             if verdicts.iter().any(|v| matches!(v, Verdict::Pending)) {

@@ -16,6 +16,8 @@ pub mod submission_attr {
     pub const DECLINED: &str = "declined";
     /// ms since the epoch.
     pub const UPDATED_AT: &str = "updatedAt";
+    /// A map of local day (`YYYY-MM-DD`) to its reading count when last covered.
+    pub const DAYS: &str = "days";
     /// Present (true) once the device's session ended and all of it was sent.
     pub const DONE: &str = "done";
     pub const VERSION: &str = "version";
@@ -42,6 +44,11 @@ fn checkpoint_of(item: &Item) -> Option<Checkpoint> {
         accepted: num(item, sa::ACCEPTED).unwrap_or(0),
         declined: num(item, sa::DECLINED).unwrap_or(0),
         updated_at: Timestamp(num(item, sa::UPDATED_AT).unwrap_or(0)),
+        days: item
+            .get(sa::DAYS)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| m.iter().filter_map(|(d, n)| Some((d.parse().ok()?, n.as_n().ok()?.parse().ok()?))).collect())
+            .unwrap_or_default(),
         done: item.get(sa::DONE).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         version: num(item, sa::VERSION).unwrap_or(0),
     })
@@ -73,6 +80,10 @@ impl CheckpointStore for DynamoCheckpointStore {
         ]);
         if let Some(t) = &c.through {
             item.insert(sa::THROUGH.to_string(), s(t));
+        }
+        if !c.days.is_empty() {
+            let days = c.days.iter().map(|(d, n)| (d.format("%Y-%m-%d").to_string(), n_u(*n))).collect();
+            item.insert(sa::DAYS.to_string(), AttributeValue::M(days));
         }
         if c.done {
             item.insert(sa::DONE.to_string(), AttributeValue::Bool(true));

@@ -12,6 +12,8 @@ pub mod memory;
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::store::StoreError;
 use cgm_shared::time::Timestamp;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// What a checkpoint counts.
@@ -49,6 +51,10 @@ pub struct Checkpoint {
     /// never resent.
     pub declined: u64,
     pub updated_at: Timestamp,
+    /// Readings: each local day's reading count (the session's, from the day's rollup) when
+    /// the checkpoint last covered that day. A day whose count has grown since got readings
+    /// late, measured before the checkpoint: that day is sent again.
+    pub days: BTreeMap<NaiveDate, u64>,
     /// The sensor's session ended and everything of it was sent: no longer looked at.
     pub done: bool,
     /// The store's write counter (0: never written).
@@ -64,6 +70,7 @@ impl Checkpoint {
             accepted: 0,
             declined: 0,
             updated_at: Timestamp(0),
+            days: BTreeMap::new(),
             done: false,
             version: 0,
         }
