@@ -7,13 +7,18 @@ VENV := .tools/venv/bin
 # The SAM CLI, cargo-lambda and zig all come from one venv; no telemetry from CI.
 SAM := PATH="$(CURDIR)/$(VENV):$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/sam
 
-.PHONY: dev test check lint unit template sam-build tools bench fuzz
+.PHONY: dev ehr test check lint unit template sam-build tools bench fuzz
 
 ## Start DynamoDB Local and serve every route on 127.0.0.1:$${PORT:-3000}.
 dev:
 	tools/install.sh dynamodb-local
 	tools/install.sh fonts
 	$(CARGO) run -p cgm-local --bin cgm-dev
+
+## A stand-in EHR on 127.0.0.1:$${EHR_PORT:-3100} for the FHIR submitter of `make dev`; it
+## prints the settings to start `make dev` with.
+ehr:
+	$(CARGO) run -p cgm-ehr
 
 ## Everything CI runs: formatting, clippy, template and OpenAPI checks, the arm64 build of
 ## every function, then the unit and integration tests (the runtime canary test runs those

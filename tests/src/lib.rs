@@ -3,7 +3,8 @@
 //! a prefix of each test's own so tests run in parallel, real API Gateway events, and log
 //! capture.
 
-pub mod fake_ehr;
+/// The stand-in EHR lives in `tools/ehr`, so `make dev` and the benchmarks run it too.
+pub use cgm_ehr as fake_ehr;
 pub mod fake_partner;
 pub mod fake_ssm;
 pub mod fhir_validator;

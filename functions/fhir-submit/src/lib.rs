@@ -233,6 +233,15 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         Ok(report)
     }
 
+    /// One device now, whatever the schedule (the benchmarks; one-time submissions).
+    pub async fn run_device(&self, sn: &DeviceSn, now: Timestamp, until: Instant) -> Result<RunReport, SubmitError> {
+        let mut report = RunReport { devices: 1, ..RunReport::default() };
+        if let Some(session) = self.sensors.session(sn).await? {
+            self.device(&session, now, until, &mut report).await?;
+        }
+        Ok(report)
+    }
+
     async fn device(
         &self,
         session: &Session,

@@ -817,6 +817,7 @@ pub async fn fhir(runs: usize) -> anyhow::Result<String> {
             ms(s.p99)
         ));
     }
+    let submissions = submit_runs(SN, 3).await?;
     let _ = child.kill().await;
     let mut o = String::new();
     writeln!(o, "### 11. FHIR read API: one 15-day sensor, release `cgm-dev`\n")?;
@@ -831,7 +832,76 @@ pub async fn fhir(runs: usize) -> anyhow::Result<String> {
         writeln!(o, "{r}")?;
     }
     writeln!(o)?;
+    writeln!(o, "### 12. FHIR submission: the same sensor to a stand-in EHR, end to end\n")?;
+    writeln!(
+        o,
+        "The submitter (release, in the bench's process) from its cold start: SMART discovery, a token for an ES384 \
+         client assertion, then every valid reading in bundles of 500 with `ifNoneExist`, and the one whole 14-day \
+         summary, to the stand-in EHR (`cgm-ehr`, in-process, conditional create) on loopback; checkpoints in \
+         DynamoDB Local. Each run starts with no checkpoint and an empty EHR.\n"
+    )?;
+    writeln!(o, "| run | readings accepted | bundles | wall time | readings/s |")?;
+    writeln!(o, "|---|---|---|---|---|")?;
+    for r in submissions {
+        writeln!(o, "{r}")?;
+    }
+    writeln!(o)?;
     Ok(o)
+}
+
+/// `runs` submissions of device `sn` (already pushed and rolled up in cgm-dev's tables) to a
+/// fresh stand-in EHR each, from the submitter's cold start: one row each.
+async fn submit_runs(sn: &str, runs: usize) -> anyhow::Result<Vec<String>> {
+    use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
+    let mut rows = Vec::new();
+    for run in 1..=runs {
+        let ehr = cgm_tests::fake_ehr::FakeEhr::start(cgm_tests::fake_ehr::TestKey::es384()).await;
+        let base = ehr.base();
+        let env: std::collections::HashMap<&str, String> = [
+            ("DYNAMODB_ENDPOINT", cgm_tests::endpoint()),
+            ("FHIR_EHR_BASE_URL", base),
+            ("FHIR_CLIENT_ID", cgm_tests::fake_ehr::CLIENT_ID.to_string()),
+            ("FHIR_CLIENT_KEY_ID", cgm_tests::fake_ehr::KEY_ID.to_string()),
+            ("FHIR_CLIENT_SIGNING_ALG", "ES384".to_string()),
+            ("FHIR_CLIENT_PRIVATE_KEY", ehr.private_pem().to_string()),
+            ("FHIR_PATIENT_IDENTIFIER_SYSTEM", "urn:bench:mpi".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let cfg = cgm_shared::Config::from_lookup(|k| env.get(k).cloned())?;
+        let t = Instant::now();
+        let submitter = cgm_fhir_submit::from_config(&cfg).await?;
+        let sn_id = cgm_shared::ids::DeviceSn::from(sn);
+        let until = Instant::now() + Duration::from_secs(600);
+        let report = submitter.run_device(&sn_id, cgm_shared::time::Timestamp::now(), until).await?;
+        let took = t.elapsed();
+        anyhow::ensure!(report.unfinished == 0, "run {run} left work: {report:?}");
+        let readings = report.accepted.saturating_sub(7);
+        rows.push(format!(
+            "| {run} | {readings} | {} | {} | {:.0} |",
+            report.bundles,
+            ms(took),
+            readings as f64 / took.as_secs_f64()
+        ));
+        // The next run starts from nothing.
+        let client = cgm_shared::aws::dynamodb(
+            &cgm_shared::aws::sdk_config(&cfg).await,
+            Some(&cgm_tests::endpoint()),
+            cgm_shared::aws::CallLimits::READ,
+        );
+        for kind in [Kind::Readings, Kind::Summary] {
+            let c = submitter.checkpoints().get(&sn_id, kind).await?;
+            anyhow::ensure!(kind == Kind::Summary || c.accepted > 0, "run {run} moved no readings checkpoint");
+            client
+                .delete_item()
+                .table_name(&cfg.tables.submissions)
+                .key("deviceSn", aws_sdk_dynamodb::types::AttributeValue::S(sn.to_string()))
+                .key("kind", aws_sdk_dynamodb::types::AttributeValue::S(kind.as_str().to_string()))
+                .send()
+                .await?;
+        }
+    }
+    Ok(rows)
 }
 
 /// Runs the release `binary` under a Runtime API stand-in on `events` (API Gateway events

@@ -37,6 +37,8 @@ Environment:
   NIGHTSCOUT_JWT_KEY    the Nightscout feed's JWT key; unset, one is made for each run
   FHIR_PATIENT_IDENTIFIER_SYSTEM  the patient identifier system of the FHIR routes; unset,
                         urn:cgm-bridge:local:patient-id (in AWS, unset means no FHIR routes)
+  FHIR_EHR_BASE_URL     an EHR for the FHIR submitter, run every 60 s (`cgm-ehr` starts a
+                        stand-in and prints the settings); unset, no submitter
   AWS_LAMBDA_LOG_LEVEL  log level or filter (or RUST_LOG; default info)
   AWS_LAMBDA_LOG_FORMAT JSON (default) or Text
 
@@ -151,9 +153,31 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
         CHECK_EVERY.as_secs()
     );
 
+    // The FHIR submitter on its schedule, when an EHR is configured (`cgm-ehr` is a stand-in).
+    let submitter = match &cfg.fhir_submit.ehr_base_url {
+        Some(ehr) => {
+            let s = cgm_fhir_submit::from_config(&cfg).await?;
+            eprintln!("cgm-dev: the FHIR submitter sends to {ehr} every {} s", SUBMIT_EVERY.as_secs());
+            Some(s)
+        }
+        None => None,
+    };
+    let submits = async {
+        let Some(s) = &submitter else { return std::future::pending::<()>().await };
+        let mut every = tokio::time::interval(SUBMIT_EVERY);
+        loop {
+            every.tick().await;
+            let until = std::time::Instant::now() + SUBMIT_EVERY;
+            if let Err(e) = s.run(cgm_shared::time::Timestamp::now(), until).await {
+                eprintln!("cgm-dev: the submission run failed: {e}");
+            }
+        }
+    };
+
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::select! {
         _ = server::serve(listener, router) => bail!("server stopped"),
+        _ = submits => bail!("the submitter stopped"),
         r = consumer.run() => { r?; bail!("the stream consumer stopped") }
         _ = checks => bail!("the sensor check stopped"),
         _ = shutdown_signal() => { eprintln!("\ncgm-dev: stopping"); Ok(()) }
@@ -162,6 +186,8 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
 
 /// How often the local stand-in of the stack's schedule runs the sensor check.
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often the local FHIR submitter runs (the stack's `FhirSubmitSchedule` is minutes).
+const SUBMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The FHIR routes' patient identifier system under `make dev`, unless one is set.
 const LOCAL_PATIENT_IDENTIFIER_SYSTEM: &str = "urn:cgm-bridge:local:patient-id";

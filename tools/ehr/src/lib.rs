@@ -11,7 +11,8 @@
 //!   429 or 503, or to expire its tokens;
 //! - `/Patient?identifier=` finds the patients it was given.
 //!
-//! The checks here are written from the specifications, not from the submitter's code.
+//! The checks here are written from the specifications, not from the submitter's code. The
+//! tests and the benchmarks start it in-process; `cgm-ehr` serves it for `make dev`.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -76,6 +77,8 @@ pub struct Behaviour {
     pub decline_test_ids: HashSet<String>,
     /// Seconds of life of each token issued.
     pub token_seconds: u64,
+    /// Each request it answers is printed to stderr (the `cgm-ehr` binary).
+    pub print: bool,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +257,14 @@ impl Handler {
             };
             out.push(json!({"response": {"status": status}}));
         }
+        if st.behaviour.print {
+            let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+            for e in &out {
+                *by_status.entry(e["response"]["status"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+            }
+            let stored: usize = st.stored.values().map(Vec::len).sum();
+            eprintln!("cgm-ehr: $submit-cgm-bundle of {} entries: {by_status:?}; {stored} resources stored", out.len());
+        }
         ResponseTemplate::new(200)
             .set_body_json(json!({"resourceType": "Bundle", "type": "transaction-response", "entry": out}))
     }
@@ -297,7 +308,15 @@ impl Respond for Handler {
 
 impl FakeEhr {
     pub async fn start(key: TestKey) -> Self {
-        let server = MockServer::start().await;
+        Self::serve(key, MockServer::start().await).await
+    }
+
+    /// The same on a listener of the caller's (a fixed port).
+    pub async fn start_on(key: TestKey, listener: std::net::TcpListener) -> Self {
+        Self::serve(key, MockServer::builder().listener(listener).start().await).await
+    }
+
+    async fn serve(key: TestKey, server: MockServer) -> Self {
         let state = Arc::new(Mutex::new(State {
             behaviour: Behaviour { token_seconds: 300, ..Default::default() },
             ..Default::default()
