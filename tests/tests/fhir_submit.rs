@@ -129,7 +129,12 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
     let sn = "SN-SUBMIT";
     seed(&stack, sn, 2).await;
     let ehr = FakeEhr::start(TestKey::es384()).await;
-    let env = settings(&ehr, "ES384", &[("FHIR_SUBMIT_BATCH", "200"), ("FHIR_SUMMARY_PERIOD_DAYS", "1")]);
+    let fonts = cgm_local::font_dir().display().to_string();
+    let env = settings(
+        &ehr,
+        "ES384",
+        &[("FHIR_SUBMIT_BATCH", "200"), ("FHIR_SUMMARY_PERIOD_DAYS", "1"), ("AGP_FONT_DIR", fonts.as_str())],
+    );
     let cfg = stack.config(&env);
 
     // The first run meets an outage (503), then 429 with Retry-After, then an EHR that
@@ -163,6 +168,28 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
     let summaries = stored.keys().filter(|k| k.starts_with("urn:cgm-bridge:sinocare:summary|")).count();
     assert_eq!(summaries, 14, "{stored:?}");
     assert_eq!(ehr.stored("Device").values().copied().collect::<Vec<_>>(), vec![1], "the sensor once");
+    // Each summary with its ambulatory glucose profile as a one-page PDF report, which a PDF
+    // reader (poppler's pdfinfo) opens.
+    let reports = ehr.resources("DiagnosticReport");
+    assert_eq!(reports.len(), 2, "a PDF report per summary");
+    assert!(reports[0]["result"][0]["reference"].as_str().unwrap().starts_with("urn:uuid:"), "its summary panel");
+    let pdf = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(reports[0]["presentedForm"][0]["data"].as_str().unwrap())
+            .unwrap()
+    };
+    let dir = cgm_tests::TempDir::new("submit-pdf");
+    let file = dir.path().join("summary.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let info = std::process::Command::new("pdfinfo")
+        .arg(&file)
+        .output()
+        .expect("pdfinfo (poppler-utils) reads the PDF: tools/install.sh pdf-tools installs it");
+    let info = String::from_utf8_lossy(&info.stdout);
+    let pages = info.lines().find_map(|l| l.strip_prefix("Pages:")).map(str::trim);
+    assert_eq!(pages, Some("1"), "{info}");
+    assert!(info.contains("(A4)"), "{info}");
     assert_eq!(ehr.violations(), Vec::<String>::new());
 
     // The checkpoints are where the EHR's copy ends.
@@ -212,7 +239,13 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
         .iter()
         .flat_map(|r| r["profiles"].as_array().unwrap().iter().filter_map(Value::as_str))
         .collect();
-    for p in ["cgm-data-submission-bundle", "cgm-sensor-reading-moles-per-volume", "cgm-summary", "cgm-device"] {
+    for p in [
+        "cgm-data-submission-bundle",
+        "cgm-sensor-reading-moles-per-volume",
+        "cgm-summary",
+        "cgm-summary-pdf",
+        "cgm-device",
+    ] {
         assert!(checked.contains(&p), "no {p} was validated");
     }
     // No personal field but the patient identifier the profiles require.

@@ -238,6 +238,7 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
             ("FHIR_CLIENT_KEY_ID", KEY_ID.to_string()),
             ("FHIR_CLIENT_SIGNING_ALG", "ES384".to_string()),
             ("FHIR_CLIENT_PRIVATE_KEY_PARAM", "/canary/fhir-submit-key".to_string()),
+            ("FHIR_SUBMIT_PROFILES", "cgm-sensor-reading".to_string()),
         ]);
         let out = run("FhirSubmitFunction", &submit, &[r#"{"run":"submit"}"#.to_string()]).await;
         check("FhirSubmitFunction", level, &out, "submission run");

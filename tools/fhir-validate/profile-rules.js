@@ -131,6 +131,29 @@ module.exports = {
       what: "every entry is a POST",
     },
   ],
+  "cgm-summary-pdf": [
+    { block: "RuleSet: DiagnosticReportBase", line: "* subject 1..1 MS", expr: "subject.exists()" },
+    { block: "Profile: CGMSummaryPDF", line: "* code = $LNC#107931-8 // \"Continuous glucose monitoring summary panel - Reporting Period\"", expr: has("107931-8") },
+    { block: "Profile: CGMSummaryPDF", line: "* effectivePeriod 1..1 MS", expr: "effective.ofType(Period).exists()" },
+    { block: "Profile: CGMSummaryPDF", line: "* start 1..1 MS", expr: "effective.ofType(Period).start.exists()" },
+    { block: "Profile: CGMSummaryPDF", line: "* end 1..1 MS", expr: "effective.ofType(Period).end.exists()" },
+    {
+      block: "Profile: CGMSummaryPDF",
+      line: "cgmSummaryPDF 1..* MS",
+      expr: "presentedForm.where(contentType = 'application/pdf').count() >= 1",
+    },
+    {
+      block: "Profile: CGMSummaryPDF",
+      line: "* data 1..1 MS",
+      expr: "presentedForm.where(contentType = 'application/pdf').all(data.exists())",
+    },
+    {
+      block: "Profile: CGMSummaryPDF",
+      line: "* data 1..1 MS",
+      expr: "presentedForm.where(contentType = 'application/pdf').all(data.startsWith('JVBERi0'))",
+      what: "the data is a PDF (base64 of %PDF-)",
+    },
+  ],
   "cgm-summary": [
     ...observationBase,
     { block: "Profile: CGMSummaryObservation", line: "* code = CGMSummaryWithLoinc", expr: has("107931-8") },

@@ -273,6 +273,38 @@ pub fn summary_observations(
     out
 }
 
+/// The IG's `cgm-summary-pdf`: a `DiagnosticReport` (LOINC 107931-8, category `LAB`) over
+/// the summary's days, the ambulatory glucose profile's page as its `presentedForm` PDF
+/// (`pdf_base64`), its `result` the summary panel `panel_id`; issued at `issued`.
+pub fn summary_pdf_report(
+    f: &SummaryFigures,
+    naming: &Naming,
+    panel_id: &str,
+    subject: &Value,
+    pdf_base64: &str,
+    issued: &str,
+) -> Value {
+    let id = format!("{panel_id}-pdf");
+    json!({
+        "resourceType": "DiagnosticReport",
+        "id": id,
+        "meta": {"profile": [profile("cgm-summary-pdf")]},
+        "identifier": [{"system": naming.summary_system, "value": id}],
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB"}]}],
+        "code": {"coding": [{"system": LOINC, "code": SUMMARY_CODE}]},
+        "subject": subject,
+        "effectivePeriod": {"start": f.first.format("%Y-%m-%d").to_string(), "end": f.last.format("%Y-%m-%d").to_string()},
+        "issued": issued,
+        "result": [{"reference": format!("Observation/{panel_id}")}],
+        "presentedForm": [{
+            "contentType": "application/pdf",
+            "data": pdf_base64,
+            "title": format!("Ambulatory glucose profile {} to {}", f.first, f.last),
+        }],
+    })
+}
+
 /// A summary's logical id: stable for a device, period and unit, and short whatever the
 /// serial (the members add at most 7 characters).
 pub fn summary_id(sn: &DeviceSn, f: &SummaryFigures, unit: GlucoseUnit) -> String {

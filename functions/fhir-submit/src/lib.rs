@@ -30,6 +30,7 @@ pub mod ehr;
 pub mod smart;
 
 use bundle::{Entry, patient_subject, submission_bundle};
+use cgm_agp::pdf::{self, fontdb};
 use cgm_fhir_profiles::summary::summary_figures;
 use cgm_fhir_profiles::{self as profiles, GlucoseUnit, Naming};
 use cgm_shared::aws::{self, CallLimits};
@@ -52,6 +53,7 @@ use ehr::{Ehr, EhrError};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -76,6 +78,8 @@ pub enum SubmitError {
     NoSuchDays,
     #[error("the EHR has no conditional create, so readings it may have already are not sent again")]
     NoConditionalCreate,
+    #[error("the summary's PDF could not be made: {0}")]
+    Pdf(String),
 }
 
 /// What one run did, for its log line and the invocation's answer.
@@ -104,6 +108,8 @@ pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSenso
     naming: Naming,
     patient_system: String,
     settings: FhirSubmitSettings,
+    /// The fonts of the summary's PDF, when `cgm-summary-pdf` is sent.
+    fonts: Option<Arc<fontdb::Database>>,
     /// Cleared when the EHR shows it has no conditional create.
     conditional: AtomicBool,
 }
@@ -154,6 +160,15 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
         })?;
     let tokens = smart::Tokens::new(http.clone(), base.clone(), client);
     let ehr = Ehr::new(http, base, tokens, ehr::Retry::default());
+    // A PDF whose text silently vanished would be worse than none: no fonts, no start.
+    let fonts = if s.submit_summary_pdf {
+        let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
+        let db = pdf::load_fonts(std::path::Path::new(dir))
+            .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
+        Some(Arc::new(db))
+    } else {
+        None
+    };
     let dynamo = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::EVENTS);
     let t = &cfg.tables;
     Ok(Submitter::new(
@@ -164,8 +179,12 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
         ehr,
         cfg,
         patient_system,
-    ))
+    )
+    .with_fonts(fonts))
 }
+
+/// Where the fonts layer puts its fonts in Lambda.
+const DEFAULT_FONT_DIR: &str = "/opt/fonts";
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
     pub fn new(
@@ -188,8 +207,15 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             naming: Naming::of(&cfg.fhir),
             patient_system,
             settings: cfg.fhir_submit.clone(),
+            fonts: None,
             conditional: AtomicBool::new(true),
         }
+    }
+
+    /// With the fonts the summary's PDF is drawn in (`cgm-summary-pdf`; without, none is sent).
+    pub fn with_fonts(mut self, fonts: Option<Arc<fontdb::Database>>) -> Self {
+        self.fonts = fonts;
+        self
     }
 
     pub fn checkpoints(&self) -> &C {
@@ -518,6 +544,38 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         Ok(())
     }
 
+    /// The ambulatory glucose profile of `first` to `last` as one A4 PDF page, base64: the
+    /// same page `agp.pdf` serves, without the patient's name.
+    async fn agp_pdf(
+        &self,
+        sn: &DeviceSn,
+        first: NaiveDate,
+        last: NaiveDate,
+        fonts: &Arc<fontdb::Database>,
+    ) -> Result<String, SubmitError> {
+        use base64::Engine as _;
+        let range = self
+            .zone
+            .local_day(first)
+            .zip(self.zone.local_day(last))
+            .and_then(|(a, b)| TimeRange::new(a.start(), b.end().minus_ms(1)))
+            .ok_or(SubmitError::NoSuchDays)?;
+        let data =
+            cgm_agp::report::agp_data(&self.store, &self.rollups, &self.zone, sn, range).await.map_err(
+                |e| match e {
+                    cgm_shared::store::reads::paging::ReadAllError::Store(e) => SubmitError::Store(e),
+                    other => SubmitError::Pdf(other.to_string()),
+                },
+            )?;
+        let svg = cgm_agp::report::page_svg(sn, &self.zone, &data, None);
+        let fonts = fonts.clone();
+        let bytes = tokio::task::spawn_blocking(move || pdf::to_pdf(&svg, &fonts))
+            .await
+            .map_err(|_| SubmitError::Pdf("the conversion task ended".into()))?
+            .map_err(|e| SubmitError::Pdf(e.to_string()))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
     /// A checkpoint of an ended session that has everything is done: no longer looked at.
     async fn close_if_done(&self, mut c: Checkpoint, session: &Session, kind: Kind) -> Result<(), SubmitError> {
         let done = match (session.ended_at, kind) {
@@ -596,6 +654,12 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let observations = profiles::summary_observations(&f, self.unit, &self.naming, &id, subject, &device_ref);
             let mut entries = vec![self.device_entry(session, subject)];
             entries.extend(observations.into_iter().map(Entry::of));
+            if let Some(fonts) = &self.fonts {
+                let pdf = self.agp_pdf(sn, first, last, fonts).await?;
+                let issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let report = profiles::summary_pdf_report(&f, &self.naming, &id, subject, &pdf, &issued);
+                entries.push(Entry::of(report));
+            }
             let verdicts: Vec<Verdict> =
                 self.send(entries, false, until, report).await?.into_iter().map(verdict).collect();
             // The panel and its members go together: the checkpoint moves when the EHR

@@ -191,9 +191,13 @@ pub struct FhirSubmitSettings {
     /// `FHIR_PATIENT_REFERENCE`: how an entry names the patient (see [`PatientReference`]).
     pub patient_reference: PatientReference,
     /// `FHIR_SUBMIT_PROFILES`: what is sent, as the IG's profile ids (comma-separated):
-    /// `cgm-sensor-reading` (the readings, in `FHIR_GLUCOSE_UNIT`) and `cgm-summary`.
+    /// `cgm-sensor-reading` (the readings, in `FHIR_GLUCOSE_UNIT`), `cgm-summary`,
+    /// `cgm-summary-pdf`.
     pub submit_readings: bool,
     pub submit_summary: bool,
+    /// `cgm-summary-pdf`: each summary's ambulatory glucose profile as a PDF report (the
+    /// fonts of `AGP_FONT_DIR`); it goes with the summary, so it needs `cgm-summary`.
+    pub submit_summary_pdf: bool,
     /// `FHIR_SUMMARY_PERIOD_DAYS`: the days one summary covers, and how often one is sent.
     pub summary_period_days: u64,
     /// `FHIR_SUBMIT_BATCH`: readings per submission bundle at most.
@@ -225,6 +229,9 @@ pub const DEFAULT_FHIR_SUBMIT_SCOPES: &str = "system/Observation.cu?category=lab
                                               system/DiagnosticReport.cu?category=LAB system/Device.cu \
                                               system/ServiceRequest.rs?code=cgm-data-submission-standing-order";
 pub const DEFAULT_FHIR_SUBMIT_BATCH: usize = 500;
+/// What the submitter sends unless told otherwise: the readings, and for each period the
+/// summary and its PDF (what the IG's example standing order asks for).
+pub const DEFAULT_FHIR_SUBMIT_PROFILES: &str = "cgm-sensor-reading,cgm-summary,cgm-summary-pdf";
 
 pub const DEFAULT_FHIR_IDENTIFIER_PREFIX: &str = "urn:cgm-bridge:sinocare:";
 pub const DEFAULT_FHIR_DEVICE_NAME: &str = "Sinocare CGM sensor";
@@ -427,19 +434,28 @@ fn fhir_submit_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<F
             });
         }
     };
-    let (mut submit_readings, mut submit_summary) = (false, false);
-    let profiles = non_empty("FHIR_SUBMIT_PROFILES").unwrap_or_else(|| "cgm-sensor-reading,cgm-summary".into());
+    let (mut submit_readings, mut submit_summary, mut submit_summary_pdf) = (false, false, false);
+    let profiles = non_empty("FHIR_SUBMIT_PROFILES").unwrap_or_else(|| DEFAULT_FHIR_SUBMIT_PROFILES.into());
     for p in profiles.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match p {
             "cgm-sensor-reading" => submit_readings = true,
             "cgm-summary" => submit_summary = true,
+            "cgm-summary-pdf" => submit_summary_pdf = true,
             other => {
                 return Err(ConfigError::Invalid {
                     var: "FHIR_SUBMIT_PROFILES",
-                    reason: format!("unknown profile {other:?}: expected cgm-sensor-reading or cgm-summary"),
+                    reason: format!(
+                        "unknown profile {other:?}: expected cgm-sensor-reading, cgm-summary or cgm-summary-pdf"
+                    ),
                 });
             }
         }
+    }
+    if submit_summary_pdf && !submit_summary {
+        return Err(ConfigError::Invalid {
+            var: "FHIR_SUBMIT_PROFILES",
+            reason: "cgm-summary-pdf goes with its summary: add cgm-summary".into(),
+        });
     }
     let number =
         |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>, what: &str| match non_empty(var) {
@@ -462,6 +478,7 @@ fn fhir_submit_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<F
         patient_reference,
         submit_readings,
         submit_summary,
+        submit_summary_pdf,
         summary_period_days: number("FHIR_SUMMARY_PERIOD_DAYS", 14, 1..=90, "days")?,
         batch: usize::try_from(number("FHIR_SUBMIT_BATCH", DEFAULT_FHIR_SUBMIT_BATCH as u64, 1..=5_000, "readings")?)
             .unwrap_or(DEFAULT_FHIR_SUBMIT_BATCH),

@@ -156,7 +156,11 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
     // The FHIR submitter on its schedule, when an EHR is configured (`cgm-ehr` is a stand-in).
     let submitter = match &cfg.fhir_submit.ehr_base_url {
         Some(ehr) => {
-            let s = cgm_fhir_submit::from_config(&cfg).await?;
+            let mut submit_cfg = cfg.clone();
+            if submit_cfg.agp_font_dir.is_none() {
+                submit_cfg.agp_font_dir = Some(cgm_local::font_dir().display().to_string());
+            }
+            let s = cgm_fhir_submit::from_config(&submit_cfg).await?;
             eprintln!("cgm-dev: the FHIR submitter sends to {ehr} every {} s", SUBMIT_EVERY.as_secs());
             Some(s)
         }
