@@ -140,8 +140,15 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
     env.push(("NIGHTSCOUT_JWT_KEY_PARAM", "/canary/jwt-key".to_string()));
     env.push(("AWS_ENDPOINT_URL_SSM", ssm.url.clone()));
     env.push(("PARTNER_API_BASE_URL", cgm_tests::net::refused_url()));
+    // A valid reading too (the seed's is a warm-up one), so the FHIR submitter has one to send.
+    let mut valid: Value = serde_json::from_str(&push_body()).unwrap();
+    valid["data"]["testId"] = json!("runtime-canary-2");
+    valid["data"]["status"] = json!("0");
+    valid["data"]["serialNo"] = json!(2);
+    valid["data"]["testTime"] = json!("2021-11-02 12:36:33");
     let push = vec![
         event("POST /sinocare/cgm", "/sinocare/cgm", &[], &format!("key={KEY}"), &push_body()),
+        event("POST /sinocare/cgm", "/sinocare/cgm", &[], &format!("key={KEY}"), &valid.to_string()),
         event("POST /sinocare/cgm", "/sinocare/cgm", &[], "key=CANARY-WRONG-KEY", &push_body()),
     ];
     let partner = vec![
@@ -229,9 +236,34 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         // its id in bodies, never in its output.
         let out = run("FhirFunction", &env, &fhir).await;
         check("FhirFunction", level, &out, "fhir");
-        // The submitter sends that sensor's readings to the stand-in EHR: neither its key
-        // nor the access tokens it gets reach its output.
+    }
+    // The FHIR submitter sends that sensor's readings to the stand-in EHR: neither its key
+    // nor the access tokens it gets reach its output. It needs the sensor's session (naming
+    // the patient), which the events function above could not keep (its bus is unreachable,
+    // so its records stay unfinished): the local stream consumer keeps it, after the events
+    // function's runs, so they meet no session.
+    let consumer = cgm_local::stream_consumer(&stack.config(&[])).await.expect("a stream consumer");
+    let consuming = tokio::spawn(consumer.run());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let sensors = cgm_shared::store::sensors::dynamodb::DynamoSensorStore::new(
+        stack.client.clone(),
+        stack.table("SENSORS_TABLE").to_string(),
+    );
+    while cgm_shared::store::sensors::SensorStore::session(&sensors, &"23xxdrt33".into())
+        .await
+        .expect("the sensors table")
+        .is_none_or(|s| s.patient_id.is_none())
+    {
+        assert!(std::time::Instant::now() < deadline, "the local stream consumer kept no session in 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    consuming.abort();
+    // The first level's run sends the reading (a token, a bundle); the second's finds it sent.
+    let mut submitted = false;
+    let mut submit_out = String::new();
+    for level in &levels {
         let mut submit = env.clone();
+        submit.push((level.0, level.1.clone()));
         submit.extend([
             ("FHIR_EHR_BASE_URL", ehr.base()),
             ("FHIR_CLIENT_ID", CLIENT_ID.to_string()),
@@ -240,13 +272,20 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
             ("FHIR_CLIENT_PRIVATE_KEY_PARAM", "/canary/fhir-submit-key".to_string()),
             ("FHIR_SUBMIT_PROFILES", "cgm-sensor-reading".to_string()),
         ]);
-        let out = run("FhirSubmitFunction", &submit, &[r#"{"run":"submit"}"#.to_string()]).await;
+        let events = [r#"{"run":"submit"}"#.to_string(), r#"{"run":"submit","device_sn":"23xxdrt33"}"#.to_string()];
+        let out = run("FhirSubmitFunction", &submit, &events).await;
         check("FhirSubmitFunction", level, &out, "submission run");
-        assert!(out.contains("new EHR access token"), "the submitter got a token, so it sent something:\n{out}");
+        submitted |= out.contains("new EHR access token");
+        submit_out.push_str(&out);
         for secret in ehr.issued_tokens().iter().map(String::as_str).chain(ehr.private_pem().lines().skip(1).take(2)) {
             if let Some(line) = out.lines().find(|l| l.contains(secret)) {
                 panic!("FhirSubmitFunction: its key or an access token reached the output: {line}");
             }
         }
     }
+    assert!(submitted, "the submitter got a token and sent the stored reading at some level:\n{submit_out}");
+    assert!(
+        !ehr.stored("Observation").is_empty(),
+        "the stand-in EHR got the reading (and its patient identifier, which no output showed)"
+    );
 }

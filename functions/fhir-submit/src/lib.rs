@@ -97,6 +97,21 @@ pub struct RunReport {
     pub late: u64,
 }
 
+impl RunReport {
+    fn log(&self) {
+        tracing::info!(
+            devices = self.devices,
+            bundles = self.bundles,
+            accepted = self.accepted,
+            declined = self.declined,
+            late = self.late,
+            unfinished = self.unfinished,
+            without_patient = self.without_patient,
+            "submission run"
+        );
+    }
+}
+
 pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSensorStore, C = DynamoCheckpointStore> {
     store: S,
     rollups: U,
@@ -246,25 +261,18 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 }
             }
         }
-        tracing::info!(
-            devices = report.devices,
-            bundles = report.bundles,
-            accepted = report.accepted,
-            declined = report.declined,
-            late = report.late,
-            unfinished = report.unfinished,
-            without_patient = report.without_patient,
-            "submission run"
-        );
+        report.log();
         Ok(report)
     }
 
     /// One device now, whatever the schedule (the benchmarks; one-time submissions).
     pub async fn run_device(&self, sn: &DeviceSn, now: Timestamp, until: Instant) -> Result<RunReport, SubmitError> {
         let mut report = RunReport { devices: 1, ..RunReport::default() };
-        if let Some(session) = self.sensors.session(sn).await? {
-            self.device(&session, now, until, &mut report).await?;
+        match self.sensors.session(sn).await? {
+            Some(session) => self.device(&session, now, until, &mut report).await?,
+            None => report.devices = 0,
         }
+        report.log();
         Ok(report)
     }
 

@@ -1,6 +1,8 @@
 //! The FHIR submitter Lambda: configuration, the key and the clients once at cold start, then
-//! each scheduled invocation (`{"run":"submit"}`; anything else is refused by name) to [`cgm_fhir_submit::Submitter::run`], stopping a minute before
-//! the function's deadline so a checkpoint is never left half-written.
+//! each scheduled invocation (`{"run":"submit"}`, or `{"run":"submit","device_sn":…}` for one
+//! device now; anything else is refused by name) to [`cgm_fhir_submit::Submitter::run`],
+//! stopping a minute before the function's deadline so a checkpoint is never left
+//! half-written.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -20,7 +22,12 @@ async fn main() -> Result<(), Error> {
         }
         let left = ev.context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
         let until = Instant::now() + left.saturating_sub(MARGIN).max(Duration::from_secs(5));
-        let report = submitter.run(cgm_shared::time::Timestamp::now(), until).await?;
+        let now = cgm_shared::time::Timestamp::now();
+        // `device_sn` asks for that one device now (an operator's one-time submission).
+        let report = match ev.payload.get("device_sn").and_then(Value::as_str) {
+            Some(sn) => submitter.run_device(&cgm_shared::ids::DeviceSn::from(sn), now, until).await?,
+            None => submitter.run(now, until).await?,
+        };
         Ok::<_, Error>(serde_json::to_value(report)?)
     }))
     .await
