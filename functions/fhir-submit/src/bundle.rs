@@ -60,6 +60,45 @@ impl Entry {
     }
 }
 
+/// `entries` without their `Device`s, each reference to one a logical reference by the
+/// device's identifier instead (for an EHR without conditional create, which would store
+/// the Device once per bundle).
+pub fn without_devices(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut by_ref: HashMap<String, Value> = HashMap::new();
+    let mut rest = Vec::new();
+    for e in entries {
+        if e.resource_type == "Device" {
+            // References to it may already be its fullUrl (a bundle sent before).
+            let to = json!({"type": "Device", "identifier": e.resource["identifier"][0].clone()});
+            if let Some(r) = &e.local_ref {
+                by_ref.insert(r.clone(), to.clone());
+            }
+            by_ref.insert(e.full_url.clone(), to);
+        } else {
+            rest.push(e);
+        }
+    }
+    for e in &mut rest {
+        replace_references(&mut e.resource, &by_ref);
+    }
+    rest
+}
+
+/// Each object `{"reference": r}` with `r` in `by_ref` becomes `by_ref[r]`.
+fn replace_references(v: &mut Value, by_ref: &HashMap<String, Value>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(to) = o.get("reference").and_then(Value::as_str).and_then(|r| by_ref.get(r)) {
+                *v = to.clone();
+                return;
+            }
+            o.values_mut().for_each(|c| replace_references(c, by_ref));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| replace_references(c, by_ref)),
+        _ => {}
+    }
+}
+
 /// The subject of every submitted resource.
 pub fn patient_subject(how: PatientReference, system: &str, patient_id: &str, ehr_id: Option<&str>) -> Value {
     // `type` says what a conditional reference's query finds (validators read a type from
@@ -147,6 +186,21 @@ mod tests {
         let mut one = vec![again];
         let b: Value = serde_json::from_str(&submission_bundle(&mut one, false, "t")).unwrap();
         assert!(b["entry"][0]["request"].get("ifNoneExist").is_none());
+    }
+
+    #[test]
+    fn without_conditional_create_the_device_is_named_not_sent() {
+        let device = json!({"resourceType": "Device", "id": "SN1", "identifier": [{"system": "urn:x:device-sn", "value": "SN1"}]});
+        let obs = json!({"resourceType": "Observation", "id": "t1", "identifier": [{"system": "urn:x:test-id", "value": "t1"}],
+                         "device": {"reference": "Device/SN1"}});
+        let named = json!({"type": "Device", "identifier": {"system": "urn:x:device-sn", "value": "SN1"}});
+        let mut entries = vec![Entry::of(device), Entry::of(obs)];
+        let rest = without_devices(entries.clone());
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].resource["device"], named);
+        // The same after a conditional bundle rewrote the reference to the Device's fullUrl.
+        submission_bundle(&mut entries, true, "t");
+        assert_eq!(without_devices(entries)[0].resource["device"], named);
     }
 
     #[test]

@@ -12,6 +12,10 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 pub const FHIR_JSON: &str = "application/fhir+json";
+/// One request's longest wait for its whole answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A `Retry-After` longer than this is read as this (the run gives up sooner anyway).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
 
 /// How a bundle is retried.
 #[derive(Debug, Clone, Copy)]
@@ -114,8 +118,18 @@ impl Ehr {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // No attempt starts after the run's time, and none outlasts it.
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(EhrError::GaveUp { attempts: attempt - 1, last: "out of time".into() });
+            }
             let token = self.tokens.token().await?;
-            let sent = request(&self.http).header("accept", FHIR_JSON).bearer_auth(token.expose()).send().await;
+            let sent = request(&self.http)
+                .header("accept", FHIR_JSON)
+                .bearer_auth(token.expose())
+                .timeout(left.min(REQUEST_TIMEOUT))
+                .send()
+                .await;
             let outcome = match sent {
                 Err(e) => Attempt::Again { wait: None, why: reqwest_class(&e) },
                 Ok(r) => {
@@ -144,7 +158,7 @@ impl Ehr {
                 Attempt::Again { wait, why } => {
                     let wait = wait.unwrap_or_else(|| jitter(backoff));
                     backoff = (backoff * 2).min(self.retry.max_backoff);
-                    if attempt >= self.retry.attempts || Instant::now() + wait >= until {
+                    if attempt >= self.retry.attempts || wait >= until.saturating_duration_since(Instant::now()) {
                         return Err(EhrError::GaveUp { attempts: attempt, last: why });
                     }
                     tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, why = %why, "the EHR did not take the request; trying again");
@@ -158,11 +172,11 @@ impl Ehr {
 /// A `Retry-After` value: delta-seconds or an HTTP-date.
 fn retry_after(v: &str) -> Option<Duration> {
     if let Ok(s) = v.trim().parse::<u64>() {
-        return Some(Duration::from_secs(s));
+        return Some(Duration::from_secs(s).min(MAX_RETRY_AFTER));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    let ms = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    let ms = at.timestamp_millis().saturating_sub(chrono::Utc::now().timestamp_millis());
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_RETRY_AFTER))
 }
 
 /// A wait between half of `d` and `d` (so retries from many runs spread out).

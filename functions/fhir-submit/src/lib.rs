@@ -17,8 +17,9 @@
 //!
 //! An EHR without conditional create answers 400 to every entry with `ifNoneExist` (the
 //! IG's rule): when a bundle got 400s and no entry was taken, the run sends it again
-//! without. Such an EHR can get a duplicate only if a run dies between its answer and the
-//! checkpoint's write.
+//! without, and without the sensor's `Device` (named by its identifier instead). Such an
+//! EHR cannot tell a resent entry from a new one: a lost answer, entries taken after one it
+//! did not take, or a run that dies before the checkpoint's write can store a reading twice.
 //!
 //! [`smart`] gets the access tokens, [`ehr`] talks to the EHR, [`bundle`] builds the
 //! `cgm-data-submission-bundle`; the resources come from `cgm-fhir-profiles`, as the FHIR
@@ -136,10 +137,13 @@ enum Verdict {
     Pending,
 }
 
+/// An entry's status: taken (or matched), declined by the EHR's rules, or not taken yet.
+/// 401, 403 (a token or scope the EHR may yet grant), 408, 409 (a conflict that passes) and
+/// 429 are not a decision about the entry: it is sent again.
 fn verdict(status: u16) -> Verdict {
     match status {
         200..=299 | 412 => Verdict::Accepted,
-        408 | 429 => Verdict::Pending,
+        401 | 403 | 408 | 409 | 429 => Verdict::Pending,
         400..=499 => Verdict::Declined,
         _ => Verdict::Pending,
     }
@@ -239,8 +243,19 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
 
     /// One scheduled run at `now`, until `until`.
     pub async fn run(&self, now: Timestamp, until: Instant) -> Result<RunReport, StoreError> {
-        let mut devices: BTreeSet<DeviceSn> = self.sensors.active().await?.into_iter().map(|s| s.device_sn).collect();
-        devices.extend(self.checkpoints.open().await?.into_iter().map(|c| c.device_sn));
+        let active: BTreeSet<DeviceSn> = self.sensors.active().await?.into_iter().map(|s| s.device_sn).collect();
+        let open: BTreeSet<DeviceSn> = self.checkpoints.open().await?.into_iter().map(|c| c.device_sn).collect();
+        // A running sensor gets its (empty) checkpoint before anything is sent, so it stays
+        // in the open ones when its session ends before its readings reach the EHR.
+        for sn in active.difference(&open) {
+            let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
+            if c.version == 0 {
+                c.updated_at = now;
+                self.checkpoints.put(&c).await?;
+            }
+        }
+        let mut devices = active;
+        devices.extend(open);
         let mut report = RunReport { devices: devices.len(), ..RunReport::default() };
         let mut outage = false;
         for sn in &devices {
@@ -324,7 +339,19 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             if !conditional && only_conditional {
                 return Err(SubmitError::NoConditionalCreate);
             }
+            if Instant::now() >= until {
+                return Err(SubmitError::Unfinished);
+            }
             let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            if !conditional {
+                // Without conditional create the sensor's Device would be stored once per
+                // bundle: the entries name it by its identifier instead.
+                let mut rest = bundle::without_devices(entries.clone());
+                let body = submission_bundle(&mut rest, false, &timestamp);
+                let statuses = self.ehr.submit(&body, rest.len(), until).await?;
+                report.bundles += 1;
+                return Ok(statuses);
+            }
             let body = submission_bundle(&mut entries, conditional, &timestamp);
             let statuses = self.ehr.submit(&body, entries.len(), until).await?;
             report.bundles += 1;
@@ -401,6 +428,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let Some(range) = TimeRange::new(session.first.at.min(end), end) else { return Ok(()) };
         let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
         loop {
+            if Instant::now() >= until {
+                return Err(SubmitError::Unfinished);
+            }
             let start = c.through.as_deref().and_then(Position::from_cursor_text);
             let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
                 let o = r
@@ -490,6 +520,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             if count <= passed {
                 continue;
             }
+            if Instant::now() >= until {
+                return Err(SubmitError::Unfinished);
+            }
             let range = self
                 .zone
                 .local_day(*day)
@@ -506,7 +539,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                             profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref)
                         })
                         .flatten();
-                    (o, 1)
+                    let size = o.as_ref().map_or(0, |o| o.to_string().len());
+                    (o, size)
                 })
                 .await?;
                 seen += page.items.len() as u64;
@@ -628,6 +662,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let last_day = self.zone.local_date(session.last.at).unwrap_or(today);
         let mut c = self.checkpoints.get(sn, Kind::Summary).await?;
         for _ in 0..MAX_SUMMARIES_PER_RUN {
+            if Instant::now() >= until {
+                return Err(SubmitError::Unfinished);
+            }
             let first = match c.through.as_deref().and_then(|d| d.parse::<NaiveDate>().ok()) {
                 Some(t) => t + chrono::Duration::days(1),
                 None => first_day,

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// How long a client assertion is valid: SMART allows at most five minutes.
-const ASSERTION_SECONDS: i64 = 300;
+/// How long a client assertion is valid: SMART allows at most five minutes; four leave room
+/// for an EHR whose clock runs behind.
+const ASSERTION_SECONDS: i64 = 240;
 /// A token this close to its expiry is renewed before use.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
 /// A token without `expires_in` is kept this long (SMART recommends at most 5 minutes).
@@ -181,7 +182,8 @@ impl Tokens {
         }
         let t: TokenReply =
             serde_json::from_slice(&body).map_err(|_| SmartError::Malformed { what, expected: "a token reply" })?;
-        let secs = t.expires_in.unwrap_or(DEFAULT_TOKEN_SECONDS);
+        // A day at most, whatever the EHR says (and no overflow).
+        let secs = t.expires_in.unwrap_or(DEFAULT_TOKEN_SECONDS).min(86_400);
         let value = Sensitive::new(t.access_token);
         *kept = Some(Token { value: value.clone(), until: Instant::now() + Duration::from_secs(secs) });
         tracing::info!(expires_in = secs, "new EHR access token");
@@ -232,10 +234,11 @@ fn is_code(e: &str) -> bool {
 
 /// `http://` to this machine: a stand-in EHR in tests and `make dev`.
 pub fn is_loopback(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+    let Ok(u) = reqwest::Url::parse(url) else { return false };
+    u.scheme() == "http"
+        && u.username().is_empty()
+        && u.password().is_none()
+        && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
 /// What kind of transport failure it was, without the URL (which names the EHR's host only,
@@ -249,5 +252,19 @@ pub fn reqwest_class(e: &reqwest::Error) -> String {
         "reply cut short".into()
     } else {
         "request failed".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_loopback_urls_are_loopback() {
+        assert!(is_loopback("http://127.0.0.1:3100/token"));
+        assert!(is_loopback("http://localhost/token"));
+        assert!(!is_loopback("http://localhost:1@evil.example/token"));
+        assert!(!is_loopback("http://evil.example/?localhost"));
+        assert!(!is_loopback("https://127.0.0.1/token"));
     }
 }
