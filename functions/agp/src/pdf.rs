@@ -5,6 +5,12 @@
 //! vanishes; so the fonts are loaded from one folder (the fonts layer) at cold start, and a
 //! folder without a font stops the cold start instead.
 
+use crate::report::{AgpPage, agp_data, agp_page};
+use cgm_shared::ids::DeviceSn;
+use cgm_shared::store::reads::ReadStore;
+use cgm_shared::store::reads::paging::ReadAllError;
+use cgm_shared::store::rollups::RollupStore;
+use cgm_shared::time::{Included, SourceZone, TimeRange};
 use std::path::Path;
 use std::sync::Arc;
 use svg2pdf::usvg;
@@ -72,4 +78,34 @@ pub fn to_pdf(svg: &str, fonts: &Arc<fontdb::Database>) -> Result<Vec<u8>, PdfEr
     let tree = usvg::Tree::from_str(svg, &options).map_err(|e| PdfError::Svg(e.to_string()))?;
     svg2pdf::to_pdf(&tree, ConversionOptions::default(), PageOptions { dpi: DPI })
         .map_err(|e| PdfError::Convert(e.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgpPdfError {
+    #[error(transparent)]
+    Read(#[from] ReadAllError),
+    #[error(transparent)]
+    Pdf(#[from] PdfError),
+}
+
+/// The ambulatory glucose profile of `sn` over `range` as one A4 PDF page, with `patient`
+/// as a header line when given: the page (whose `svg` it was made from) and the PDF. What
+/// `agp.pdf` serves and a FHIR `cgm-summary-pdf` carries, so they cannot drift apart. The
+/// typesetting, CPU work of tens of milliseconds, runs off the async workers.
+pub async fn agp_pdf<S: ReadStore, U: RollupStore>(
+    store: &S,
+    rollups: &U,
+    zone: &SourceZone,
+    sn: &DeviceSn,
+    range: TimeRange<Included>,
+    patient: Option<&str>,
+    fonts: &Arc<fontdb::Database>,
+) -> Result<(AgpPage, Vec<u8>), AgpPdfError> {
+    let data = agp_data(store, rollups, zone, sn, range).await?;
+    let page = agp_page(sn, zone, &data, patient);
+    let (svg, fonts) = (page.svg.clone(), fonts.clone());
+    let pdf = tokio::task::spawn_blocking(move || to_pdf(&svg, &fonts))
+        .await
+        .map_err(|_| PdfError::Convert("the conversion task ended".into()))??;
+    Ok((page, pdf))
 }

@@ -9,7 +9,7 @@ use cgm_shared::rollup::{self, Period};
 use cgm_shared::store::reads::ReadStore;
 use cgm_shared::store::reads::paging::ReadAllError;
 use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
-use cgm_shared::time::{SourceZone, TimeRange};
+use cgm_shared::time::SourceZone;
 use chrono::NaiveDate;
 
 /// A backstop far above what 90 days of readings without rollups can hold.
@@ -34,11 +34,7 @@ pub async fn summary_figures<S: ReadStore, U: RollupStore>(
     first: NaiveDate,
     last: NaiveDate,
 ) -> Result<Option<SummaryFigures>, SummaryError> {
-    let range = zone
-        .local_day(first)
-        .zip(zone.local_day(last))
-        .and_then(|(a, b)| TimeRange::new(a.start(), b.end().minus_ms(1)))
-        .ok_or(SummaryError::NoSuchDays)?;
+    let range = zone.local_days(first, last).ok_or(SummaryError::NoSuchDays)?;
     let pieces = read_range(store, rollups, zone, sn, range, Bins::Without, MAX_READINGS).await?;
     let period = Period::of(zone, &pieces);
     Ok(period.summary().and_then(|sum| {

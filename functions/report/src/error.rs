@@ -2,7 +2,7 @@
 //! side answers (`agp.svg` refuses the same requests the same way), and a page that could
 //! not become a PDF.
 
-use cgm_agp::pdf::PdfError;
+use cgm_agp::pdf::{AgpPdfError, PdfError};
 use cgm_edge::{Api, BadRequest, reply};
 use cgm_shared::store::StoreError;
 use cgm_shared::store::reads::paging::ReadAllError;
@@ -22,6 +22,15 @@ pub enum ReportError {
     /// The message names the library's failure, never the page's text.
     #[error(transparent)]
     Pdf(#[from] PdfError),
+}
+
+impl From<AgpPdfError> for ReportError {
+    fn from(e: AgpPdfError) -> Self {
+        match e {
+            AgpPdfError::Read(e) => e.into(),
+            AgpPdfError::Pdf(e) => ReportError::Pdf(e),
+        }
+    }
 }
 
 impl From<ReadAllError> for ReportError {

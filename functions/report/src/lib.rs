@@ -77,14 +77,8 @@ impl<S: ReadStore, U: RollupStore, P: PatientStore> ReportService<S, U, P> {
             Some(store) => store.patient_of(&sn).await?.and_then(|who| patient_line(&who)),
             None => None,
         };
-        let data = cgm_agp::report::agp_data(&self.store, &self.rollups, &self.zone, &sn, range).await?;
-        let page = cgm_agp::report::agp_page(&sn, &self.zone, &data, patient.as_deref());
-        let fonts = self.fonts.clone();
-        let svg = page.svg;
-        // Typesetting is CPU work of tens of milliseconds: off the async workers.
-        let pdf = tokio::task::spawn_blocking(move || pdf::to_pdf(&svg, &fonts))
-            .await
-            .map_err(|_| pdf::PdfError::Convert("the conversion task ended".into()))??;
+        let (page, pdf) =
+            pdf::agp_pdf(&self.store, &self.rollups, &self.zone, &sn, range, patient.as_deref(), &self.fonts).await?;
         let mut resp = reply::binary(StatusCode::OK, "application/pdf", pdf);
         let name = format!("agp-{}-{}-{}.pdf", file_safe(sn.as_str()), page.first_day, page.last_day);
         if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {

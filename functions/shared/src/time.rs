@@ -258,6 +258,13 @@ impl SourceZone {
         TimeRange::new(Timestamp(start.timestamp_millis()), Timestamp(end.timestamp_millis()))
     }
 
+    /// The instants of the local days `first` to `last`, both whole, the end included (ms
+    /// resolution): a summary's or a report's period. `None` when a day does not exist or
+    /// `first` is after `last`.
+    pub fn local_days(&self, first: NaiveDate, last: NaiveDate) -> Option<TimeRange<Included>> {
+        TimeRange::new(self.local_day(first)?.start(), self.local_day(last)?.end().minus_ms(1))
+    }
+
     fn day_start(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
         let midnight = day.and_hms_opt(0, 0, 0)?;
         // No zone skips more than a few hours: step forward until a local time exists.
