@@ -310,4 +310,105 @@ async fn an_ehr_without_conditional_create_gets_each_reading_once_and_a_401_gets
     assert_eq!(again.bundles, 0, "nothing new, the declined reading not resent: {again:?}");
     assert_eq!(ehr.token_requests(), 2, "the patient search met the revoked token and got a new one");
     assert!(twice(&ehr.stored("Observation")).is_empty());
+    // The patient's identifier travels in a search's body, never in a URL.
+    assert!(ehr.searches().iter().all(|s| s == "POST /Patient/_search"), "{:?}", ehr.searches());
+}
+
+/// A `cgm-data-submission-standing-order` as an EHR holds it (examples.fsh,
+/// `cgmDataSubmissionStandingOrderExample`): one `data-submission-schedule`.
+fn standing_order(
+    id: &str,
+    status: &str,
+    every: (u32, &str),
+    lookback: Option<(u32, &str)>,
+    profiles: &[&str],
+) -> Value {
+    let quantity =
+        |(value, code): (u32, &str)| json!({"value": value, "system": "http://unitsofmeasure.org", "code": code});
+    let mut parts = vec![json!({"url": "submissionPeriod", "valueQuantity": quantity(every)})];
+    if let Some(l) = lookback {
+        parts.push(json!({"url": "lookbackPeriod", "valueQuantity": quantity(l)}));
+    }
+    for p in profiles {
+        parts.push(json!({"url": "submissionDataProfile", "valueCanonical": format!("http://hl7.org/fhir/uv/cgm/StructureDefinition/{p}")}));
+    }
+    json!({
+        "resourceType": "ServiceRequest", "id": id, "status": status, "intent": "order",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/uv/cgm/CodeSystem/cgm", "code": "cgm-data-submission-standing-order"}]},
+        "subject": {"reference": "Patient/pat-9"},
+        "extension": [{"url": "http://hl7.org/fhir/uv/cgm/StructureDefinition/data-submission-schedule", "extension": parts}],
+    })
+}
+
+#[tokio::test]
+async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it_asks() {
+    let stack = Stack::new().await;
+    let sn = "SN-ORDERS";
+    seed(&stack, sn, 3).await;
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    ehr.add_patient(MPI, "MPI-4711", "pat-9");
+    let fonts = cgm_local::font_dir().display().to_string();
+    // The configured profiles would send everything daily; the standing orders win.
+    let env = settings(
+        &ehr,
+        "ES384",
+        &[("FHIR_READ_STANDING_ORDERS", "true"), ("FHIR_SUMMARY_PERIOD_DAYS", "1"), ("AGP_FONT_DIR", fonts.as_str())],
+    );
+    let cfg = stack.config(&env);
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+
+    // No order for the patient: nothing is sent.
+    let first = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!((first.without_order, first.bundles), (1, 0), "{first:?}");
+    assert_eq!(ehr.searches(), vec!["POST /ServiceRequest/_search"]);
+
+    // A summary and its PDF every day, each over the last two days; a revoked order for
+    // the readings is not followed.
+    ehr.add_order(standing_order("so-1", "active", (1, "d"), Some((2, "d")), &["cgm-summary", "cgm-summary-pdf"]));
+    ehr.add_order(standing_order("so-0", "revoked", (1, "h"), None, &["cgm-sensor-reading-moles-per-volume"]));
+    let second = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!((second.without_order, second.unfinished), (0, 0), "{second:?}");
+    let stored = ehr.stored("Observation");
+    assert!(!stored.keys().any(|k| k.starts_with(TEST_ID_SYSTEM)), "no reading was asked for: {stored:?}");
+    let panels: Vec<Value> =
+        ehr.resources("Observation").into_iter().filter(|o| o["code"]["coding"][0]["code"] == "107931-8").collect();
+    let mut periods: Vec<(String, String)> = panels
+        .iter()
+        .map(|p| {
+            (
+                p["effectivePeriod"]["start"].as_str().unwrap().into(),
+                p["effectivePeriod"]["end"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    periods.sort();
+    assert_eq!(
+        periods,
+        [("2024-04-30", "2024-05-01"), ("2024-05-01", "2024-05-02"), ("2024-05-02", "2024-05-03")]
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+        "one summary a day, each over two days"
+    );
+    assert_eq!(ehr.resources("DiagnosticReport").len(), 3, "each with its PDF");
+
+    // A second order asks for the readings, in mg/dL, every hour.
+    ehr.add_order(standing_order("so-2", "active", (1, "h"), None, &["cgm-sensor-reading-mass-per-volume"]));
+    let third = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(third.unfinished, 0, "{third:?}");
+    let stored = ehr.stored("Observation");
+    let readings: Vec<String> = stored.keys().filter(|k| k.starts_with(TEST_ID_SYSTEM)).cloned().collect();
+    assert_eq!(readings, valid_ids(sn, 3));
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+    let reading =
+        ehr.resources("Observation").into_iter().find(|o| o["identifier"][0]["system"] == TEST_ID_SYSTEM).unwrap();
+    assert_eq!(reading["code"]["coding"][0]["code"], "99504-3", "the mass profile the order asks for");
+    assert_eq!(reading["valueQuantity"]["code"], "mg/dL");
+
+    // Within the hour nothing is due.
+    let before = ehr.submissions();
+    let fourth = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!((fourth.bundles, ehr.submissions()), (0, before), "{fourth:?}");
+
+    let report = validate(&ehr.bundles());
+    assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());
+    assert_eq!(ehr.violations(), Vec::<String>::new());
 }

@@ -35,11 +35,11 @@ impl Default for Retry {
 pub enum EhrError {
     #[error(transparent)]
     Auth(#[from] SmartError),
-    #[error("the EHR refused the bundle with {status}{}", if issues.is_empty() { String::new() } else { format!(" (issues: {})", issues.join(", ")) })]
+    #[error("the EHR refused the request with {status}{}", if issues.is_empty() { String::new() } else { format!(" (issues: {})", issues.join(", ")) })]
     Refused { status: u16, issues: Vec<String> },
-    #[error("the EHR did not take the bundle after {attempts} tries (last: {last})")]
+    #[error("the EHR did not take the request after {attempts} tries (last: {last})")]
     GaveUp { attempts: u32, last: String },
-    #[error("the EHR's reply is not a transaction-response for the bundle ({0})")]
+    #[error("the EHR's reply is not what was asked for ({0})")]
     Malformed(&'static str),
     #[error("the EHR found {0} patients with the patient's identifier")]
     AmbiguousPatient(usize),
@@ -84,14 +84,33 @@ impl Ehr {
         entry_statuses(&body, entries)
     }
 
-    /// The EHR's logical id of the patient with this identifier (`None`: no such patient).
-    pub async fn find_patient(&self, search: &str, until: Instant) -> Result<Option<String>, EhrError> {
-        let url = format!("{}/Patient?{search}&_elements=id", self.base);
-        let (status, body) = self.send(|http| http.get(&url), until).await?;
+    /// A search of `resource` with the parameters of `form` (URL-encoded), sent as FHIR's
+    /// `POST [type]/_search` so the patient's identifier never sits in a URL (where access
+    /// logs keep it): the searchset Bundle.
+    pub async fn search(&self, resource: &str, form: &str, until: Instant) -> Result<Value, EhrError> {
+        let url = format!("{}/{resource}/_search", self.base);
+        let (status, body) = self
+            .send(
+                |http| {
+                    http.post(&url).header("content-type", "application/x-www-form-urlencoded").body(form.to_string())
+                },
+                until,
+            )
+            .await?;
         if !status.is_success() {
             return Err(EhrError::Refused { status: status.as_u16(), issues: issue_codes(&body) });
         }
         let v: Value = serde_json::from_slice(&body).map_err(|_| EhrError::Malformed("not JSON"))?;
+        if v["resourceType"] != "Bundle" {
+            return Err(EhrError::Malformed("a search answered something other than a Bundle"));
+        }
+        Ok(v)
+    }
+
+    /// The EHR's logical id of the patient with this identifier (`search`:
+    /// `identifier=system|value`; `None`: no such patient).
+    pub async fn find_patient(&self, search: &str, until: Instant) -> Result<Option<String>, EhrError> {
+        let v = self.search("Patient", &format!("{search}&_elements=id"), until).await?;
         let ids: Vec<&str> = v["entry"]
             .as_array()
             .map(|e| {

@@ -28,6 +28,7 @@
 pub mod bundle;
 pub mod checkpoints;
 pub mod ehr;
+pub mod orders;
 pub mod smart;
 
 use bundle::{Entry, patient_subject, submission_bundle};
@@ -40,8 +41,8 @@ use cgm_shared::ids::DeviceSn;
 use cgm_shared::session::Session;
 use cgm_shared::store::StoreError;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
-use cgm_shared::store::reads::paging::fill_page;
-use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery};
+use cgm_shared::store::reads::paging::{ReadAllError, fill_page};
+use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
 use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use cgm_shared::store::sensors::SensorStore;
@@ -51,6 +52,7 @@ use checkpoints::dynamodb::DynamoCheckpointStore;
 use checkpoints::{Checkpoint, CheckpointStore, Kind, Saved};
 use chrono::NaiveDate;
 use ehr::{Ehr, EhrError};
+use orders::{OrderError, Plan, ReadingsPlan, SummaryPlan};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -81,6 +83,8 @@ pub enum SubmitError {
     NoConditionalCreate,
     #[error("the summary's PDF could not be made: {0}")]
     Pdf(String),
+    #[error(transparent)]
+    Order(#[from] OrderError),
 }
 
 /// What one run did, for its log line and the invocation's answer.
@@ -94,6 +98,8 @@ pub struct RunReport {
     pub unfinished: usize,
     /// Devices whose session has no patient identifier: nothing can be sent for them.
     pub without_patient: usize,
+    /// Devices whose patient has no active standing order (`FHIR_READ_STANDING_ORDERS`).
+    pub without_order: usize,
     /// Readings that arrived late (measured before their device's checkpoint) and were sent.
     pub late: u64,
 }
@@ -108,6 +114,7 @@ impl RunReport {
             late = self.late,
             unfinished = self.unfinished,
             without_patient = self.without_patient,
+            without_order = self.without_order,
             "submission run"
         );
     }
@@ -180,7 +187,8 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
     let tokens = smart::Tokens::new(http.clone(), base.clone(), client);
     let ehr = Ehr::new(http, base, tokens, ehr::Retry::default());
     // A PDF whose text silently vanished would be worse than none: no fonts, no start.
-    let fonts = if s.submit_summary_pdf {
+    // Standing orders may ask for the PDF (the IG's example does).
+    let fonts = if s.submit_summary_pdf || s.read_standing_orders {
         let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
         let db = pdf::load_fonts(std::path::Path::new(dir))
             .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
@@ -311,17 +319,74 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         };
         let subject =
             patient_subject(self.settings.patient_reference, &self.patient_system, patient_id, ehr_id.as_deref());
-        if self.settings.submit_readings {
-            self.readings(session, &subject, now, until, report).await?;
+        let plan = if self.settings.read_standing_orders {
+            self.standing_orders(patient_id, ehr_id.as_deref(), until).await?
+        } else {
+            Plan::configured(&self.settings, self.unit)
+        };
+        if plan.is_empty() {
+            report.without_order += 1;
+            tracing::info!(device_sn = %session.device_sn.as_str(), "the patient has no active standing order: nothing is sent");
+            return Ok(());
         }
-        if self.settings.submit_summary {
-            self.summaries(session, &subject, now, until, report).await?;
+        if let Some(p) = plan.readings {
+            self.readings(session, &subject, p, now, until, report).await?;
+        }
+        if let Some(p) = plan.summary {
+            self.summaries(session, &subject, p, now, until, report).await?;
         }
         Ok(())
     }
 
+    /// What the EHR's active `cgm-data-submission-standing-order`s for the patient ask for:
+    /// searched by the patient's logical id when it is known, else by its identifier
+    /// (chained, `subject:Patient.identifier`).
+    async fn standing_orders(
+        &self,
+        patient_id: &str,
+        ehr_id: Option<&str>,
+        until: Instant,
+    ) -> Result<Plan, SubmitError> {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let subject = match ehr_id {
+            Some(id) => format!("subject={}", enc(&format!("Patient/{id}"))),
+            None => format!("subject:Patient.{}", bundle::identifier_search(&self.patient_system, patient_id)),
+        };
+        let form = format!(
+            "code={}&status=active&_count=50&{subject}",
+            enc(&format!("{}|{}", orders::CGM_CODES, orders::STANDING_ORDER))
+        );
+        let found = self.ehr.search("ServiceRequest", &form, until).await?;
+        if found["link"].as_array().is_some_and(|l| l.iter().any(|l| l["relation"] == "next")) {
+            tracing::warn!("more than 50 standing orders for one patient: only the first 50 are followed");
+        }
+        let (plan, ignored) = Plan::from_orders(&found, self.unit)?;
+        for p in ignored {
+            tracing::warn!(profile = %p, "a standing order asks for a profile this submitter does not make; it is left out");
+        }
+        Ok(plan)
+    }
+
     fn device_entry(&self, session: &Session, subject: &Value) -> Entry {
         Entry::of(profiles::device(&session.device_sn, Some(session), &self.naming, Some(subject)))
+    }
+
+    /// A stored reading as the Observation sent for it, with its size in the bundle; `None`
+    /// for a warm-up reading (the IG has no status for it) or one without a value.
+    fn observation(
+        &self,
+        r: &StoredReading,
+        unit: GlucoseUnit,
+        subject: &Value,
+        device_ref: &Value,
+    ) -> (Option<Value>, usize) {
+        let o = r
+            .valid
+            .then(|| profiles::reading_observation(r, unit, &self.naming, &self.zone, subject, device_ref))
+            .flatten();
+        let size = o.as_ref().map_or(0, |o| o.to_string().len());
+        (o, size)
     }
 
     /// Sends `entries` (the device's first) and answers each after the device's, retrying
@@ -401,11 +466,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         }
         let all = verdicts.iter().all(|v| !matches!(v, Verdict::Pending));
         if moved {
-            c.updated_at = Timestamp::now();
-            if self.checkpoints.put(c).await? == Saved::Conflict {
-                return Err(SubmitError::Conflict);
-            }
-            c.version += 1;
+            self.save(c).await?;
         }
         Ok(all)
     }
@@ -417,6 +478,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         &self,
         session: &Session,
         subject: &Value,
+        plan: ReadingsPlan,
         now: Timestamp,
         until: Instant,
         report: &mut RunReport,
@@ -424,8 +486,17 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let sn = &session.device_sn;
         let device_ref = profiles::device_reference(sn);
         let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
+        // Not yet due: the last submission was less than the order's period ago.
+        if plan.every_ms > 0 && c.through.is_some() && now.since(c.updated_at) < plan.every_ms {
+            return Ok(());
+        }
         let end = now.max(session.last.at);
-        let Some(range) = TimeRange::new(session.first.at.min(end), end) else { return Ok(()) };
+        // The first submission goes back no further than the order's lookback.
+        let start = match (plan.lookback_ms, &c.through) {
+            (Some(back), None) => session.first.at.max(Timestamp(now.ms().saturating_sub(back))),
+            _ => session.first.at,
+        };
+        let Some(range) = TimeRange::new(start.min(end), end) else { return Ok(()) };
         let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
         loop {
             if Instant::now() >= until {
@@ -433,13 +504,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             }
             let start = c.through.as_deref().and_then(Position::from_cursor_text);
             let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
-                let o = r
-                    .valid
-                    .then(|| {
-                        profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref)
-                    })
-                    .flatten();
-                let size = o.as_ref().map_or(0, |o| o.to_string().len());
+                let (o, size) = self.observation(r, plan.unit, subject, &device_ref);
                 ((r.position(), self.zone.local_date(r.measured_at), o), size)
             })
             .await?;
@@ -479,11 +544,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             }
             if passed > 0 {
                 c.through = Some(page.items[passed - 1].0.to_cursor_text());
-                c.updated_at = Timestamp::now();
-                if self.checkpoints.put(&c).await? == Saved::Conflict {
-                    return Err(SubmitError::Conflict);
-                }
-                c.version += 1;
+                self.save(&mut c).await?;
             }
             if passed < page.items.len() {
                 return Err(SubmitError::Unfinished);
@@ -492,7 +553,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 break;
             }
         }
-        self.late_days(session, subject, &mut c, until, report).await?;
+        self.late_days(session, subject, plan, &mut c, until, report).await?;
         self.close_if_done(c, session, Kind::Readings).await
     }
 
@@ -506,6 +567,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         &self,
         session: &Session,
         subject: &Value,
+        plan: ReadingsPlan,
         c: &mut Checkpoint,
         until: Instant,
         report: &mut RunReport,
@@ -533,14 +595,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let mut seen = 0u64;
             loop {
                 let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
-                    let o = r
-                        .valid
-                        .then(|| {
-                            profiles::reading_observation(r, self.unit, &self.naming, &self.zone, subject, &device_ref)
-                        })
-                        .flatten();
-                    let size = o.as_ref().map_or(0, |o| o.to_string().len());
-                    (o, size)
+                    self.observation(r, plan.unit, subject, &device_ref)
                 })
                 .await?;
                 seen += page.items.len() as u64;
@@ -577,11 +632,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             changed = true;
         }
         if changed {
-            c.updated_at = Timestamp::now();
-            if self.checkpoints.put(c).await? == Saved::Conflict {
-                return Err(SubmitError::Conflict);
-            }
-            c.version += 1;
+            self.save(c).await?;
         }
         Ok(())
     }
@@ -596,26 +647,25 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         fonts: &Arc<fontdb::Database>,
     ) -> Result<String, SubmitError> {
         use base64::Engine as _;
-        let range = self
-            .zone
-            .local_day(first)
-            .zip(self.zone.local_day(last))
-            .and_then(|(a, b)| TimeRange::new(a.start(), b.end().minus_ms(1)))
-            .ok_or(SubmitError::NoSuchDays)?;
-        let data =
-            cgm_agp::report::agp_data(&self.store, &self.rollups, &self.zone, sn, range).await.map_err(
-                |e| match e {
-                    cgm_shared::store::reads::paging::ReadAllError::Store(e) => SubmitError::Store(e),
-                    other => SubmitError::Pdf(other.to_string()),
-                },
-            )?;
-        let svg = cgm_agp::report::page_svg(sn, &self.zone, &data, None);
-        let fonts = fonts.clone();
-        let bytes = tokio::task::spawn_blocking(move || pdf::to_pdf(&svg, &fonts))
-            .await
-            .map_err(|_| SubmitError::Pdf("the conversion task ended".into()))?
-            .map_err(|e| SubmitError::Pdf(e.to_string()))?;
+        let range = self.zone.local_days(first, last).ok_or(SubmitError::NoSuchDays)?;
+        let (_, bytes) = pdf::agp_pdf(&self.store, &self.rollups, &self.zone, sn, range, None, fonts).await.map_err(
+            |e| match e {
+                pdf::AgpPdfError::Read(ReadAllError::Store(e)) => SubmitError::Store(e),
+                other => SubmitError::Pdf(other.to_string()),
+            },
+        )?;
         Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Writes `c` as it now stands, over the version it was read as: another run's write in
+    /// between is a conflict (this run stops for the device; the next reads it again).
+    async fn save(&self, c: &mut Checkpoint) -> Result<(), SubmitError> {
+        c.updated_at = Timestamp::now();
+        if self.checkpoints.put(c).await? == Saved::Conflict {
+            return Err(SubmitError::Conflict);
+        }
+        c.version += 1;
+        Ok(())
     }
 
     /// A checkpoint of an ended session that has everything is done: no longer looked at.
@@ -638,24 +688,24 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         };
         if done || c.version == 0 {
             c.done = done;
-            c.updated_at = Timestamp::now();
-            if self.checkpoints.put(&c).await? == Saved::Conflict {
-                return Err(SubmitError::Conflict);
-            }
+            self.save(&mut c).await?;
         }
         Ok(())
     }
 
+    /// The summaries due: one every `plan.every_days` local days from the sensor's first
+    /// day, each over the `plan.lookback_days` that end with its period, once the period's
+    /// last day has passed.
     async fn summaries(
         &self,
         session: &Session,
         subject: &Value,
+        plan: SummaryPlan,
         now: Timestamp,
         until: Instant,
         report: &mut RunReport,
     ) -> Result<(), SubmitError> {
         let sn = &session.device_sn;
-        let days = i64::try_from(self.settings.summary_period_days).unwrap_or(14);
         let (Some(today), Some(first_day)) = (self.zone.local_date(now), self.zone.local_date(session.first.at)) else {
             return Err(SubmitError::NoSuchDays);
         };
@@ -665,20 +715,20 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             if Instant::now() >= until {
                 return Err(SubmitError::Unfinished);
             }
-            let first = match c.through.as_deref().and_then(|d| d.parse::<NaiveDate>().ok()) {
-                Some(t) => t + chrono::Duration::days(1),
-                None => first_day,
+            let last = match c.through.as_deref().and_then(|d| d.parse::<NaiveDate>().ok()) {
+                Some(t) => t + chrono::Duration::days(plan.every_days),
+                None => first_day + chrono::Duration::days(plan.every_days - 1),
             };
-            let last = first + chrono::Duration::days(days - 1);
+            let first = last - chrono::Duration::days(plan.lookback_days - 1);
             // Only whole periods that have ended, and none after the sensor's last reading.
-            if last >= today || first > last_day {
+            if last >= today || last - chrono::Duration::days(plan.every_days - 1) > last_day {
                 break;
             }
             let figures = summary_figures(&self.store, &self.rollups, &self.zone, sn, first, last).await.map_err(
                 |e| match e {
                     profiles::summary::SummaryError::NoSuchDays => SubmitError::NoSuchDays,
                     profiles::summary::SummaryError::Read(e) => SubmitError::Store(match e {
-                        cgm_shared::store::reads::paging::ReadAllError::Store(e) => e,
+                        ReadAllError::Store(e) => e,
                         other => StoreError::Failed { kind: "TooMany".into(), source: other.to_string().into() },
                     }),
                 },
@@ -687,11 +737,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let Some(f) = figures else {
                 // Fewer than two valid readings: nothing to summarise, the period is passed.
                 c.through = Some(place);
-                c.updated_at = Timestamp::now();
-                if self.checkpoints.put(&c).await? == Saved::Conflict {
-                    return Err(SubmitError::Conflict);
-                }
-                c.version += 1;
+                self.save(&mut c).await?;
                 continue;
             };
             let id = profiles::summary_id(sn, &f, self.unit);
@@ -699,11 +745,15 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let observations = profiles::summary_observations(&f, self.unit, &self.naming, &id, subject, &device_ref);
             let mut entries = vec![self.device_entry(session, subject)];
             entries.extend(observations.into_iter().map(Entry::of));
-            if let Some(fonts) = &self.fonts {
+            if let Some(fonts) = self.fonts.as_ref().filter(|_| plan.pdf) {
                 let pdf = self.agp_pdf(sn, first, last, fonts).await?;
                 let issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 let report = profiles::summary_pdf_report(&f, &self.naming, &id, subject, &pdf, &issued);
                 entries.push(Entry::of(report));
+            } else if plan.pdf {
+                tracing::warn!(
+                    "the summary's PDF is asked for, but no fonts are loaded (AGP_FONT_DIR): it is not sent"
+                );
             }
             let verdicts: Vec<Verdict> =
                 self.send(entries, false, until, report).await?.into_iter().map(verdict).collect();

@@ -202,6 +202,11 @@ pub struct FhirSubmitSettings {
     pub summary_period_days: u64,
     /// `FHIR_SUBMIT_BATCH`: readings per submission bundle at most.
     pub batch: usize,
+    /// `FHIR_READ_STANDING_ORDERS`: `true` to send, for each patient, what the EHR's active
+    /// `cgm-data-submission-standing-order`s ask for, as often as they ask (the IG's
+    /// `data-submission-schedule`), instead of `FHIR_SUBMIT_PROFILES` and
+    /// `FHIR_SUMMARY_PERIOD_DAYS`; a patient without one gets nothing sent.
+    pub read_standing_orders: bool,
 }
 
 /// The algorithm of the submitter's client assertion.
@@ -482,6 +487,7 @@ fn fhir_submit_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<F
         summary_period_days: number("FHIR_SUMMARY_PERIOD_DAYS", 14, 1..=90, "days")?,
         batch: usize::try_from(number("FHIR_SUBMIT_BATCH", DEFAULT_FHIR_SUBMIT_BATCH as u64, 1..=5_000, "readings")?)
             .unwrap_or(DEFAULT_FHIR_SUBMIT_BATCH),
+        read_standing_orders: flag(non_empty, "FHIR_READ_STANDING_ORDERS")?,
     })
 }
 

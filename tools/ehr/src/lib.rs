@@ -9,7 +9,9 @@
 //!   (201 created, 200 one match, 412 several), or 400 for every such entry when told it
 //!   has no conditional create; it can be told to take only part of a bundle, to answer
 //!   429 or 503, or to expire its tokens;
-//! - `/Patient?identifier=` finds the patients it was given.
+//! - `/Patient?identifier=` and `POST /Patient/_search` find the patients it was given;
+//! - `POST /ServiceRequest/_search` finds the standing orders it was given, by `code`,
+//!   `status` and `subject` (`Patient/<id>`, or chained `subject:Patient.identifier`).
 //!
 //! The checks here are written from the specifications, not from the submitter's code. The
 //! tests and the benchmarks start it in-process; `cgm-ehr` serves it for `make dev`.
@@ -89,6 +91,8 @@ struct State {
     tokens: Vec<(String, i64)>,
     jtis: HashSet<String>,
     patients: Vec<(String, String, String)>,
+    orders: Vec<Value>,
+    searches: Vec<String>,
     violations: Vec<String>,
     submissions: u64,
     token_requests: u64,
@@ -269,12 +273,18 @@ impl Handler {
             .set_body_json(json!({"resourceType": "Bundle", "type": "transaction-response", "entry": out}))
     }
 
+    /// A search's parameters: the query of a GET, the form body of a `POST …/_search`.
+    fn search_params(req: &Request) -> BTreeMap<String, String> {
+        if req.method.as_str() == "POST" { form(&req.body) } else { url_decode_pairs(req.url.query().unwrap_or("")) }
+    }
+
     fn patient(&self, req: &Request) -> ResponseTemplate {
-        let st = self.state.lock().expect("lock");
+        let mut st = self.state.lock().expect("lock");
         if !self.authorized(req, &st) {
             return outcome(401, "login", "no valid bearer token");
         }
-        let q = url_decode_pairs(req.url.query().unwrap_or(""));
+        let q = Self::search_params(req);
+        st.searches.push(format!("{} {}", req.method, req.url.path()));
         let want = q.get("identifier").cloned().unwrap_or_default();
         let entries: Vec<Value> = st
             .patients
@@ -282,10 +292,55 @@ impl Handler {
             .filter(|(sys, val, _)| format!("{sys}|{val}") == want)
             .map(|(_, _, id)| json!({"resource": {"resourceType": "Patient", "id": id}, "search": {"mode": "match"}}))
             .collect();
-        ResponseTemplate::new(200).set_body_json(
-            json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
-        )
+        searchset(entries)
     }
+
+    fn service_requests(&self, req: &Request) -> ResponseTemplate {
+        let mut st = self.state.lock().expect("lock");
+        if !self.authorized(req, &st) {
+            return outcome(401, "login", "no valid bearer token");
+        }
+        st.searches.push(format!("{} {}", req.method, req.url.path()));
+        let q = Self::search_params(req);
+        for k in q.keys() {
+            if !["code", "status", "subject", "subject:Patient.identifier", "_count"].contains(&k.as_str()) {
+                st.violations.push(format!("ServiceRequest search parameter {k:?} is not one it knows"));
+            }
+        }
+        // The patient the search names: by logical id, or by identifier through the patients it has.
+        let subject = match (q.get("subject"), q.get("subject:Patient.identifier")) {
+            (Some(r), _) => Some(r.clone()),
+            (None, Some(ident)) => st
+                .patients
+                .iter()
+                .find(|(sys, val, _)| format!("{sys}|{val}") == *ident)
+                .map(|(_, _, id)| format!("Patient/{id}")),
+            (None, None) => {
+                st.violations.push("a ServiceRequest search without a subject".into());
+                None
+            }
+        };
+        let code = q.get("code").cloned().unwrap_or_default();
+        let entries: Vec<Value> = st
+            .orders
+            .iter()
+            .filter(|o| subject.as_deref().is_some_and(|s| o["subject"]["reference"] == s))
+            .filter(|o| q.get("status").is_none_or(|s| o["status"] == s.as_str()))
+            .filter(|o| {
+                o["code"]["coding"].as_array().into_iter().flatten().any(|c| {
+                    let (sys, val) = (c["system"].as_str().unwrap_or(""), c["code"].as_str().unwrap_or(""));
+                    code == format!("{sys}|{val}") || code == val
+                })
+            })
+            .map(|o| json!({"resource": o, "search": {"mode": "match"}}))
+            .collect();
+        searchset(entries)
+    }
+}
+
+fn searchset(entries: Vec<Value>) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}))
 }
 
 impl Respond for Handler {
@@ -300,7 +355,8 @@ impl Respond for Handler {
             })),
             ("POST", "/token") => self.token(req),
             ("POST", "/$submit-cgm-bundle") => self.submit(req),
-            ("GET", "/Patient") => self.patient(req),
+            ("GET", "/Patient") | ("POST", "/Patient/_search") => self.patient(req),
+            ("POST", "/ServiceRequest/_search") => self.service_requests(req),
             _ => outcome(404, "not-found", "no such route"),
         }
     }
@@ -343,6 +399,16 @@ impl FakeEhr {
 
     pub fn add_patient(&self, system: &str, value: &str, id: &str) {
         self.state.lock().expect("lock").patients.push((system.into(), value.into(), id.into()));
+    }
+
+    /// A `ServiceRequest` (a standing order) it holds, as the EHR's clinicians would enter it.
+    pub fn add_order(&self, order: Value) {
+        self.state.lock().expect("lock").orders.push(order);
+    }
+
+    /// Each search it answered, as `METHOD /path`.
+    pub fn searches(&self) -> Vec<String> {
+        self.state.lock().expect("lock").searches.clone()
     }
 
     /// How many copies of each identifier of this type it stored.
