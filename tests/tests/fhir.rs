@@ -141,6 +141,40 @@ async fn a_pushed_day_reads_as_cgm_ig_resources_that_a_fhir_validator_accepts() 
         .find(|o| o["code"]["coding"][0]["code"] == "104636-6");
     assert_eq!(wear.unwrap()["valueQuantity"]["value"], 1);
 
+    // The same summary's PDF report (cgm-summary-pdf): the AGP page as a PDF a reader
+    // opens (poppler's pdfinfo), its result the panel, which is included with its members.
+    let (status, reports) =
+        fhir.get(&format!("{base}/fhir/DiagnosticReport?device={SN}&date=ge2024-05-01&date=le2024-05-01")).await;
+    assert_eq!(status, 200, "{reports}");
+    let entries = reports["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 8, "the report and the panel with its six members");
+    assert_eq!(
+        (entries[0]["search"]["mode"].as_str(), entries[1]["search"]["mode"].as_str()),
+        (Some("match"), Some("include"))
+    );
+    let report = &entries[0]["resource"];
+    assert_eq!(report["effectivePeriod"], json!({"start": "2024-05-01", "end": "2024-05-01"}));
+    let panel = report["result"][0]["reference"].as_str().unwrap();
+    assert!(entries[1]["fullUrl"].as_str().unwrap().ends_with(panel), "{panel} is the included panel");
+    let pdf = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(report["presentedForm"][0]["data"].as_str().unwrap()).unwrap()
+    };
+    let dir = cgm_tests::TempDir::new("fhir-pdf");
+    let file = dir.path().join("summary.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let info = std::process::Command::new("pdfinfo")
+        .arg(&file)
+        .output()
+        .expect("pdfinfo (poppler-utils) reads the PDF: tools/install.sh pdf-tools installs it");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("Pages:           1") && info.contains("(A4)"), "{info}");
+    let (status, none) = fhir.get(&format!("{base}/fhir/DiagnosticReport?device={SN}&code=12345-6")).await;
+    assert_eq!(status, 200, "{none}");
+    assert!(none["entry"].as_array().is_none_or(Vec::is_empty), "a code it never makes matches nothing: {none}");
+    let (status, outcome) = fhir.get(&format!("{base}/fhir/DiagnosticReport?device={SN}&status=final")).await;
+    assert_eq!((status, outcome["resourceType"].as_str()), (400, Some("OperationOutcome")), "{outcome}");
+
     let (status, metadata) = fhir.get(&format!("{base}/fhir/metadata")).await;
     assert_eq!(status, 200);
     let (status, outcome) = fhir.get(&format!("{base}/fhir/Observation?device={SN}&patient=MPI-4711")).await;
@@ -171,8 +205,9 @@ async fn a_pushed_day_reads_as_cgm_ig_resources_that_a_fhir_validator_accepts() 
         "cgm-summary-days-of-wear",
         "cgm-summary-sensor-active-percentage",
     ] {
-        assert_eq!(checked(profile), 1, "{profile} was checked once");
+        assert_eq!(checked(profile), 2, "{profile} was checked in the summary and with its report");
     }
+    assert_eq!(checked("cgm-summary-pdf"), 1);
     assert!(
         report
             .resources

@@ -181,9 +181,18 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         "",
     )];
     env.push(("FHIR_PATIENT_IDENTIFIER_SYSTEM", "urn:canary:patient-id".to_string()));
+    // The FHIR function typesets the summary's PDF in the fonts layer's fonts.
+    env.push(("AGP_FONT_DIR", cgm_local::font_dir().display().to_string()));
     let fhir = vec![
         event("GET /fhir/Observation", "/fhir/Observation", &[], "device=23xxdrt33&include-warm-up=true", ""),
         event("GET /fhir/Device/{id}", "/fhir/Device/23xxdrt33", &[("id", "23xxdrt33")], "", ""),
+        event(
+            "GET /fhir/DiagnosticReport",
+            "/fhir/DiagnosticReport",
+            &[],
+            "device=23xxdrt33&date=ge2021-11-01&date=le2021-11-02",
+            "",
+        ),
     ];
     let levels = [
         ("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_string()),

@@ -26,6 +26,10 @@ pub enum FhirError {
     /// The profiles require a subject, and the device's pushes carried no `patientId`.
     #[error("the device's patient is not known")]
     NoPatient,
+    /// The summary's page could not become a PDF; the message names the library's failure,
+    /// never the page's text.
+    #[error(transparent)]
+    Pdf(#[from] cgm_agp::pdf::PdfError),
 }
 
 pub fn bad(msg: impl Into<String>) -> FhirError {
@@ -59,6 +63,7 @@ impl Api for FhirApi {
                 outcome(StatusCode::SERVICE_UNAVAILABLE, IssueType::Transient, "storage unavailable, retry later")
             }
             FhirError::Disabled(why) => outcome(StatusCode::FORBIDDEN, IssueType::Forbidden, why),
+            FhirError::Pdf(e) => outcome(StatusCode::INTERNAL_SERVER_ERROR, IssueType::Exception, &e.to_string()),
             FhirError::NoPatient => outcome(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 IssueType::Processing,

@@ -6,7 +6,10 @@
 //! - `GET /fhir/metadata`: the `CapabilityStatement`;
 //! - `GET /fhir/Device/{id}`: a sensor as a `cgm-device`;
 //! - `GET /fhir/Observation?device=…&date=ge…&date=le…&code=…&_count=…`: its readings as a
-//!   `searchset` Bundle, paged by the bundle's `next` link.
+//!   `searchset` Bundle, paged by the bundle's `next` link, or (`code=107931-8`) a summary;
+//! - `GET /fhir/DiagnosticReport?device=…&date=ge…&date=le…`: the summary's `cgm-summary-pdf`,
+//!   the ambulatory glucose profile's page as a PDF (the one `agp.pdf` serves), with the
+//!   summary it reports on included.
 //!
 //! Readings come from the device/time index (measurement fields only), summaries from the
 //! daily rollups (and the readings of days without one), the patient from the sensor's
@@ -16,9 +19,10 @@ pub mod error;
 pub mod resources;
 pub mod search;
 
+use cgm_agp::pdf::{self as agp_pdf, fontdb};
 use cgm_edge::{Answer, Frame, HttpService, Params};
 use cgm_shared::aws::{self, CallLimits};
-use cgm_shared::config::Config;
+use cgm_shared::config::{Config, ConfigError};
 use cgm_shared::cursor::{self, CursorPayload, QueryHash};
 use cgm_shared::ids::DeviceSn;
 
@@ -40,6 +44,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Every route answers inside API Gateway's 30 s and the function's timeout.
@@ -54,7 +59,7 @@ pub const SEARCH_MAX_COUNT: usize = 1_000;
 const SUMMARY_DEFAULT_DAYS: i64 = 14;
 const SUMMARY_MAX_DAYS: i64 = 90;
 /// When this server's CapabilityStatement last changed.
-const CAPABILITY_DATE: &str = "2026-12-03";
+const CAPABILITY_DATE: &str = "2026-12-04";
 const DISABLED: &str = "the FHIR routes return the patient's identifier, so they stay off until \
                         FHIR_PATIENT_IDENTIFIER_SYSTEM names the hospital's patient identifier system";
 
@@ -71,6 +76,8 @@ pub struct FhirService<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSen
     unit: GlucoseUnit,
     /// `FHIR_BASE_URL`; otherwise from the request's Host.
     base_url: Option<String>,
+    /// The fonts the summary's PDF is typeset in (`AGP_FONT_DIR`).
+    fonts: Option<Arc<fontdb::Database>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +85,7 @@ enum Route {
     Metadata,
     Device,
     Observations,
+    Reports,
 }
 
 impl Route {
@@ -86,6 +94,7 @@ impl Route {
             ("GET", "/fhir/metadata") => Route::Metadata,
             ("GET", "/fhir/Device/{id}") => Route::Device,
             ("GET", "/fhir/Observation") => Route::Observations,
+            ("GET", "/fhir/DiagnosticReport") => Route::Reports,
             _ => return None,
         })
     }
@@ -95,6 +104,7 @@ impl Route {
             Route::Metadata => "fhir_metadata",
             Route::Device => "fhir_device",
             Route::Observations => "fhir_observations",
+            Route::Reports => "fhir_reports",
         }
     }
 }
@@ -138,7 +148,14 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         unit: GlucoseUnit,
         base_url: Option<String>,
     ) -> Self {
-        Self { store, rollups, sensors, zone, naming, unit, base_url }
+        Self { store, rollups, sensors, zone, naming, unit, base_url, fonts: None }
+    }
+
+    /// With the fonts the summary's PDF is typeset in (without, `DiagnosticReport` searches
+    /// are refused as not supported).
+    pub fn with_fonts(mut self, fonts: Option<Arc<fontdb::Database>>) -> Self {
+        self.fonts = fonts;
+        self
     }
 
     async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, FhirError> {
@@ -153,6 +170,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
             }
             Route::Device => self.device(p).await,
             Route::Observations => self.observations(p, &base, started).await,
+            Route::Reports => self.reports(p, &base).await,
         }
     }
 
@@ -234,7 +252,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
                 }
             }
         };
-        let self_url = search_url(base, &p.pairs_all(), None);
+        let self_url = search_url(base, "Observation", &p.pairs_all(), None);
         let empty = || Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
         // An id that names no serial (a hashed one) matches nothing, as does an unknown code.
         let Some(sn) = profiles::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
@@ -306,7 +324,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         let entries: Vec<String> = page.items.into_iter().flatten().collect();
         let next = page.next.map(|pos| {
             let token = cursor::encode(&SearchCursor(pos), qh);
-            search_url(base, &p.pairs_all(), Some(&token))
+            search_url(base, "Observation", &p.pairs_all(), Some(&token))
         });
         let body = resources::searchset(s.self_url, next.as_deref(), &entries);
         Ok(Answer::new(fhir_reply(StatusCode::OK, body)).items(entries.len()).device_sn(sn.as_str()))
@@ -316,21 +334,11 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
     /// (and the readings of days without one): the panel as the match, its six members as
     /// included entries. No valid readings (or one, which has no CV) match nothing.
     async fn summary(&self, s: &Search<'_>) -> Result<Answer, FhirError> {
-        let (first, last) = self.summary_days(&s.p.all("date"))?;
-        let figures =
-            summary_figures(&self.store, &self.rollups, &self.zone, s.sn, first, last).await.map_err(|e| match e {
-                SummaryError::NoSuchDays => bad(format!("date: {e}")),
-                SummaryError::Read(ReadAllError::Store(e)) => FhirError::Store(e),
-                SummaryError::Read(e @ ReadAllError::TooMany(_)) => bad(format!("{e}; ask for a shorter period")),
-            })?;
-        let Some(figures) = figures else {
+        let Some(summary) = self.summary_of(s).await? else {
             return Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(s.self_url, None, &[]))));
         };
-        let id = profiles::summary_id(s.sn, &figures, self.unit);
-        let device_ref = profiles::device_reference(s.sn);
-        let observations =
-            profiles::summary_observations(&figures, self.unit, &self.naming, &id, s.subject, &device_ref);
-        let entries: Vec<String> = observations
+        let entries: Vec<String> = summary
+            .observations
             .iter()
             .enumerate()
             .map(|(i, o)| {
@@ -340,6 +348,81 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
             .collect();
         let body = resources::searchset(s.self_url, None, &entries);
         Ok(Answer::new(fhir_reply(StatusCode::OK, body)).items(1).device_sn(s.sn.as_str()))
+    }
+
+    /// The summary a search's `date` values ask for; `None` without two valid readings.
+    async fn summary_of(&self, s: &Search<'_>) -> Result<Option<Summary>, FhirError> {
+        let (first, last) = self.summary_days(&s.p.all("date"))?;
+        let figures =
+            summary_figures(&self.store, &self.rollups, &self.zone, s.sn, first, last).await.map_err(|e| match e {
+                SummaryError::NoSuchDays => bad(format!("date: {e}")),
+                SummaryError::Read(e) => read_error(e),
+            })?;
+        Ok(figures.map(|figures| {
+            let id = profiles::summary_id(s.sn, &figures, self.unit);
+            let device_ref = profiles::device_reference(s.sn);
+            let observations =
+                profiles::summary_observations(&figures, self.unit, &self.naming, &id, s.subject, &device_ref);
+            Summary { figures, id, observations }
+        }))
+    }
+
+    /// `DiagnosticReport?device=…&date=…`: the `cgm-summary-pdf` of the summary the same
+    /// `Observation` search computes, its PDF the page `agp.pdf` serves (without the
+    /// patient's name), the summary's panel and members included.
+    async fn reports(&self, p: Params<'_>, base: &str) -> Result<Answer, FhirError> {
+        p.only(&["device", "date", "code", "_format"])?;
+        if self.naming.patient_system.is_none() {
+            return Err(FhirError::Disabled(DISABLED));
+        }
+        let device = p.query("device").ok_or_else(|| bad("device is required: search a sensor's reports by device"))?;
+        let device_id = search::reference_id(device, "device", "Device")?;
+        let wanted = match p.query("code") {
+            None => true,
+            Some(v) => search::codes(v, "code", LOINC)?.contains(&SUMMARY_CODE),
+        };
+        let self_url = search_url(base, "DiagnosticReport", &p.pairs_all(), None);
+        let empty = || Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
+        let Some(sn) = profiles::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
+        if !wanted {
+            return empty();
+        }
+        let fonts = self.fonts.as_ref().ok_or(FhirError::NotSupported(
+            "DiagnosticReport: this server has no fonts to typeset the PDF in (AGP_FONT_DIR)",
+        ))?;
+        let session = self.sensors.session(&sn).await?;
+        if session.is_none() && !self.has_readings(&sn).await? {
+            return empty();
+        }
+        let subject = self.subject(session.as_ref())?;
+        let search = Search { p, base, self_url: &self_url, sn: &sn, subject: &subject };
+        let Some(summary) = self.summary_of(&search).await? else { return empty() };
+        let range = self
+            .zone
+            .local_days(summary.figures.first, summary.figures.last)
+            .ok_or_else(|| bad("date: no such days"))?;
+        let (_, pdf) = agp_pdf::agp_pdf(&self.store, &self.rollups, &self.zone, &sn, range, None, fonts)
+            .await
+            .map_err(|e| match e {
+                agp_pdf::AgpPdfError::Read(e) => read_error(e),
+                agp_pdf::AgpPdfError::Pdf(e) => FhirError::Pdf(e),
+            })?;
+        let pdf = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(pdf)
+        };
+        let issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let report = profiles::summary_pdf_report(&summary.figures, &self.naming, &summary.id, &subject, &pdf, &issued);
+        let report_url = format!("{base}/DiagnosticReport/{}", report["id"].as_str().unwrap_or_default());
+        let mut entries = vec![resources::search_entry(&report_url, &report, resources::SearchMode::Match)];
+        entries.extend(
+            summary
+                .observations
+                .iter()
+                .map(|o| resources::search_entry(&full_url(base, o), o, resources::SearchMode::Include)),
+        );
+        let body = resources::searchset(&self_url, None, &entries);
+        Ok(Answer::new(fhir_reply(StatusCode::OK, body)).items(1).device_sn(sn.as_str()))
     }
 
     /// The local days a summary covers: from `date` values that fall on whole days
@@ -356,9 +439,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
             let (Some(first), Some(last)) = (zone.local_date(range.start()), zone.local_date(range.end())) else {
                 return Err(bad(whole));
             };
-            let starts = zone.local_day(first).map(|d| d.start());
-            let ends = zone.local_day(last).map(|d| d.end().minus_ms(1));
-            if starts != Some(range.start()) || ends != Some(range.end()) {
+            if zone.local_days(first, last) != Some(range) {
                 return Err(bad(whole));
             }
             (first, last)
@@ -378,7 +459,22 @@ enum Wanted {
     Nothing,
 }
 
-/// One Observation search, once its device and patient are known.
+/// A summary computed for a search: its figures, its panel's id, the panel and members.
+struct Summary {
+    figures: profiles::SummaryFigures,
+    id: String,
+    observations: Vec<Value>,
+}
+
+/// Reading a period failed: the store, or more readings than one answer holds.
+fn read_error(e: ReadAllError) -> FhirError {
+    match e {
+        ReadAllError::Store(e) => FhirError::Store(e),
+        e @ ReadAllError::TooMany(_) => bad(format!("{e}; ask for a shorter period")),
+    }
+}
+
+/// One search, once its device and patient are known.
 struct Search<'a> {
     p: Params<'a>,
     base: &'a str,
@@ -392,8 +488,8 @@ fn full_url(base: &str, o: &Value) -> String {
     format!("{base}/Observation/{}", o["id"].as_str().unwrap_or_default())
 }
 
-/// `[base]/Observation?` and the caller's own search, re-encoded, with `_cursor` replaced.
-fn search_url(base: &str, pairs: &[(&str, &str)], cursor: Option<&str>) -> String {
+/// `[base]/<type>?` and the caller's own search, re-encoded, with `_cursor` replaced.
+fn search_url(base: &str, resource: &str, pairs: &[(&str, &str)], cursor: Option<&str>) -> String {
     let mut parts: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| *k != "_cursor")
@@ -402,14 +498,22 @@ fn search_url(base: &str, pairs: &[(&str, &str)], cursor: Option<&str>) -> Strin
     if let Some(c) = cursor {
         parts.push(format!("_cursor={}", utf8_percent_encode(c, QUERY_VALUE)));
     }
-    format!("{base}/Observation?{}", parts.join("&"))
+    format!("{base}/{resource}?{}", parts.join("&"))
 }
 
-/// Builds the service the way a cold start does: one DynamoDB client for the process.
-pub async fn from_config(cfg: &Config) -> FhirService {
+/// Where the fonts layer puts its fonts in Lambda.
+const DEFAULT_FONT_DIR: &str = "/opt/fonts";
+
+/// Builds the service the way a cold start does: one DynamoDB client for the process, and
+/// the fonts of `AGP_FONT_DIR` (a folder without a font stops the cold start: a PDF whose
+/// text silently vanished would be worse than none).
+pub async fn from_config(cfg: &Config) -> Result<FhirService, ConfigError> {
+    let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
+    let fonts = agp_pdf::load_fonts(std::path::Path::new(dir))
+        .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
     let sdk = aws::sdk_config(cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
-    FhirService::new(
+    Ok(FhirService::new(
         DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone()),
         DynamoRollupStore::new(client.clone(), cfg.tables.rollups.clone()),
         DynamoSensorStore::new(client, cfg.tables.sensors.clone()),
@@ -418,6 +522,7 @@ pub async fn from_config(cfg: &Config) -> FhirService {
         GlucoseUnit::of(&cfg.fhir),
         cfg.fhir.base_url.clone(),
     )
+    .with_fonts(Some(Arc::new(fonts))))
 }
 
 #[cfg(test)]

@@ -97,6 +97,13 @@ pub const OBSERVATION_SEARCH: [(&str, &str, &str); 5] = [
     ("_count", "number", "readings per page, 1 to 1000 (default 100); the next page is the bundle's next link"),
 ];
 
+/// Search parameters of `DiagnosticReport` this server takes.
+pub const REPORT_SEARCH: [(&str, &str, &str); 3] = [
+    ("device", "reference", "The sensor: Device/<id> or <id>. Required."),
+    ("date", "date", "the summary's whole local days: ge<YYYY-MM-DD> and le<YYYY-MM-DD> (default the last 14)"),
+    ("code", "token", "107931-8 (the CGM summary's PDF report), with or without http://loinc.org|"),
+];
+
 /// The server's `CapabilityStatement` (`GET [base]/metadata`).
 pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
     let observation_profiles: Vec<String> = [
@@ -114,10 +121,9 @@ pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
     .iter()
     .map(|id| profile(id))
     .collect();
-    let search: Vec<Value> = OBSERVATION_SEARCH
-        .iter()
-        .map(|(name, kind, doc)| json!({"name": name, "type": kind, "documentation": doc}))
-        .collect();
+    let params = |list: &[(&str, &str, &str)]| -> Vec<Value> {
+        list.iter().map(|(name, kind, doc)| json!({"name": name, "type": kind, "documentation": doc})).collect()
+    };
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -141,7 +147,13 @@ pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
                     "type": "Observation",
                     "supportedProfile": observation_profiles,
                     "interaction": [{"code": "search-type"}],
-                    "searchParam": search,
+                    "searchParam": params(&OBSERVATION_SEARCH),
+                },
+                {
+                    "type": "DiagnosticReport",
+                    "supportedProfile": [profile("cgm-summary-pdf")],
+                    "interaction": [{"code": "search-type"}],
+                    "searchParam": params(&REPORT_SEARCH),
                 },
             ],
         }],

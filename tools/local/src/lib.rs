@@ -23,8 +23,8 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Where `tools/install.sh fonts` puts the fonts layer's fonts: the report function's fonts
-/// when `AGP_FONT_DIR` is not set.
+/// Where `tools/install.sh fonts` puts the fonts layer's fonts: the report and FHIR
+/// functions' fonts when `AGP_FONT_DIR` is not set.
 pub fn font_dir() -> PathBuf {
     repo_root().join(".tools/fonts-layer/fonts")
 }
@@ -42,7 +42,7 @@ pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shar
         report_cfg.agp_font_dir = Some(font_dir().display().to_string());
     }
     map.insert("ReportFunction".into(), handler(cgm_report::from_config(&report_cfg).await?));
-    map.insert("FhirFunction".into(), handler(cgm_fhir::from_config(cfg).await));
+    map.insert("FhirFunction".into(), handler(cgm_fhir::from_config(&report_cfg).await?));
     Ok(map)
 }
 
