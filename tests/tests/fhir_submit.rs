@@ -412,3 +412,99 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());
     assert_eq!(ehr.violations(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_one_time_submission_sends_its_period_again_and_the_ehr_matches_what_it_has() {
+    let stack = Stack::new().await;
+    let sn = "SN-ONCE";
+    seed(&stack, sn, 2).await;
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    let fonts = cgm_local::font_dir().display().to_string();
+    // The schedule sends only daily summaries; the readings come from the request.
+    let env = settings(
+        &ehr,
+        "ES384",
+        &[("FHIR_SUBMIT_PROFILES", "cgm-summary"), ("FHIR_SUMMARY_PERIOD_DAYS", "1"), ("AGP_FONT_DIR", fonts.as_str())],
+    );
+    let cfg = stack.config(&env);
+    let base = serve_locally(&cfg).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), format!("{base}/fhir-submissions"));
+        async move {
+            let r = http.post(url).json(&body).send().await.expect("POST /fhir-submissions");
+            let (status, location) = (r.status().as_u16(), r.headers().get("location").cloned());
+            (status, location, r.json::<Value>().await.expect("JSON"))
+        }
+    };
+
+    // What cannot be sent is refused, naming why.
+    for (body, why) in [
+        (json!({"device": sn, "start": "2024-05-02", "end": "2024-05-01"}), "start is after end"),
+        (json!({"device": sn, "start": "2024-05-01", "end": "2024-05-01", "patientId": "MPI-4711"}), "unknown field"),
+        (json!({"device": sn, "start": "2024-05-01"}), "end is required"),
+        (json!({"device": sn, "start": "2024-01-01", "end": "2024-05-01"}), "at most 90 days"),
+        (
+            json!({"device": sn, "start": "2024-05-01", "end": "2024-05-01", "profiles": ["cgm-summary-pdf"]}),
+            "add cgm-summary",
+        ),
+        (
+            json!({"device": sn, "start": "2024-05-01", "end": "2024-05-01", "profiles": ["cgm-glucose"]}),
+            "unknown profile",
+        ),
+        (json!({"device": sn, "start": "2024-05-01", "end": "2099-01-01"}), "end is in the future"),
+    ] {
+        let (status, _, b) = post(body).await;
+        assert_eq!(status, 400, "{b}");
+        assert!(b["message"].as_str().unwrap().contains(why), "{why}: {b}");
+        assert!(!b.to_string().contains("MPI-4711"), "no value is echoed: {b}");
+    }
+    let (status, _, b) = post(json!({"device": "SN-NEVER", "start": "2024-05-01", "end": "2024-05-01"})).await;
+    assert_eq!(status, 404, "{b}");
+
+    // The first day, everything: queued, then sent by the submitter's next run.
+    let (status, location, queued) =
+        post(json!({"device": format!("Device/{sn}"), "start": "2024-05-01", "end": "2024-05-01"})).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["profiles"], json!(["cgm-sensor-reading", "cgm-summary", "cgm-summary-pdf"]));
+    let location = location.expect("a Location").to_str().unwrap().to_string();
+    assert_eq!(location, format!("/fhir-submissions/{}", queued["id"].as_str().unwrap()));
+    let get = |location: String| {
+        let (http, url) = (http.clone(), format!("{base}{location}"));
+        async move { http.get(url).send().await.expect("GET").json::<Value>().await.expect("JSON") }
+    };
+    assert_eq!(get(location.clone()).await["status"], "queued");
+    assert_eq!(get("/fhir-submissions/0123456789abcdef0123456789abcdef".into()).await["status"], 404);
+
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+    let run = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!((run.requests, run.unfinished), (1, 0), "{run:?}");
+    let done = get(location.clone()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    // 285 valid readings of the day, the summary's seven and its PDF report.
+    assert_eq!((done["accepted"].as_u64(), done["attempts"].as_u64()), (Some(293), Some(1)), "{done}");
+    let stored = ehr.stored("Observation");
+    let readings: Vec<String> = stored.keys().filter(|k| k.starts_with(TEST_ID_SYSTEM)).cloned().collect();
+    assert_eq!(readings, valid_ids(sn, 1), "the day's valid readings");
+    // The schedule's summary of that day is the request's: one copy, beside the next day's.
+    let panels = stored.keys().filter(|k| k.starts_with("urn:cgm-bridge:sinocare:summary|")).count();
+    assert_eq!(panels, 14, "{stored:?}");
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+    assert_eq!(ehr.resources("DiagnosticReport").len(), 1, "the request's PDF report");
+
+    // The same day's readings again: the EHR matches every one, and stores none twice.
+    let (status, location, _) =
+        post(json!({"device": sn, "start": "2024-05-01", "end": "2024-05-01", "profiles": ["cgm-sensor-reading"]}))
+            .await;
+    assert_eq!(status, 202);
+    let again = submitter.run(now(), later()).await.expect("a run");
+    assert_eq!(again.requests, 1, "{again:?}");
+    let done = get(location.unwrap().to_str().unwrap().to_string()).await;
+    assert_eq!((done["status"].as_str(), done["accepted"].as_u64()), (Some("done"), Some(285)), "{done}");
+    assert!(twice(&ehr.stored("Observation")).is_empty(), "stored more than once");
+
+    let report = validate(&ehr.bundles());
+    assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());
+    assert_eq!(ehr.violations(), Vec::<String>::new());
+}

@@ -47,6 +47,8 @@ use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use cgm_shared::store::submissions::dynamodb::DynamoSubmissionRequests;
+use cgm_shared::store::submissions::{RequestStatus, SubmissionRequest, SubmissionRequests};
 use cgm_shared::time::{SourceZone, TimeRange, Timestamp};
 use checkpoints::dynamodb::DynamoCheckpointStore;
 use checkpoints::{Checkpoint, CheckpointStore, Kind, Saved};
@@ -64,6 +66,8 @@ use std::time::{Duration, Instant};
 const BUNDLE_BUDGET_BYTES: usize = 3_000_000;
 /// At most this many summaries per device in one run (a sensor that started long ago).
 const MAX_SUMMARIES_PER_RUN: usize = 8;
+/// Runs that try one one-time submission before it is written `failed`.
+pub const MAX_REQUEST_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -83,6 +87,10 @@ pub enum SubmitError {
     NoConditionalCreate,
     #[error("the summary's PDF could not be made: {0}")]
     Pdf(String),
+    #[error("the device has no sensor session (it never pushed, or its session is not kept yet)")]
+    NoSession,
+    #[error("the device's pushes carry no patientId, and every resource names its patient")]
+    NoPatientId,
     #[error(transparent)]
     Order(#[from] OrderError),
 }
@@ -102,6 +110,8 @@ pub struct RunReport {
     pub without_order: usize,
     /// Readings that arrived late (measured before their device's checkpoint) and were sent.
     pub late: u64,
+    /// One-time submissions tried (`POST /fhir-submissions`).
+    pub requests: usize,
 }
 
 impl RunReport {
@@ -112,6 +122,7 @@ impl RunReport {
             accepted = self.accepted,
             declined = self.declined,
             late = self.late,
+            requests = self.requests,
             unfinished = self.unfinished,
             without_patient = self.without_patient,
             without_order = self.without_order,
@@ -135,6 +146,26 @@ pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSenso
     fonts: Option<Arc<fontdb::Database>>,
     /// Cleared when the EHR shows it has no conditional create.
     conditional: AtomicBool,
+    /// The one-time submissions (`POST /fhir-submissions`), in the submissions table.
+    requests: Option<DynamoSubmissionRequests>,
+}
+
+/// A device's patient, as a run names it.
+struct Patient<'s> {
+    /// The hospital's identifier (Sinocare's `patientId`).
+    id: &'s str,
+    /// The EHR's logical id, when found by search.
+    ehr_id: Option<String>,
+    subject: Value,
+}
+
+/// What [`Submitter::resend`] did: the stored readings it read, and the EHR's answers.
+#[derive(Debug, Default, Clone, Copy)]
+struct Resent {
+    seen: u64,
+    created: u64,
+    accepted: u64,
+    declined: u64,
 }
 
 /// What the EHR said to one bundle, entry by entry after the device's.
@@ -187,8 +218,9 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
     let tokens = smart::Tokens::new(http.clone(), base.clone(), client);
     let ehr = Ehr::new(http, base, tokens, ehr::Retry::default());
     // A PDF whose text silently vanished would be worse than none: no fonts, no start.
-    // Standing orders may ask for the PDF (the IG's example does).
-    let fonts = if s.submit_summary_pdf || s.read_standing_orders {
+    // Standing orders may ask for the PDF (the IG's example does), and so may a one-time
+    // submission: the fonts are loaded whenever AGP_FONT_DIR names them (the stack's does).
+    let fonts = if s.submit_summary_pdf || s.read_standing_orders || cfg.agp_font_dir.is_some() {
         let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
         let db = pdf::load_fonts(std::path::Path::new(dir))
             .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
@@ -202,12 +234,13 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
         DynamoReadStore::new(dynamo.clone(), t.readings.clone(), t.follow_tokens.clone()),
         DynamoRollupStore::new(dynamo.clone(), t.rollups.clone()),
         DynamoSensorStore::new(dynamo.clone(), t.sensors.clone()),
-        DynamoCheckpointStore::new(dynamo, t.submissions.clone()),
+        DynamoCheckpointStore::new(dynamo.clone(), t.submissions.clone()),
         ehr,
         cfg,
         patient_system,
     )
-    .with_fonts(fonts))
+    .with_fonts(fonts)
+    .with_requests(Some(DynamoSubmissionRequests::new(dynamo, t.submissions.clone()))))
 }
 
 /// Where the fonts layer puts its fonts in Lambda.
@@ -236,12 +269,19 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             settings: cfg.fhir_submit.clone(),
             fonts: None,
             conditional: AtomicBool::new(true),
+            requests: None,
         }
     }
 
     /// With the fonts the summary's PDF is drawn in (`cgm-summary-pdf`; without, none is sent).
     pub fn with_fonts(mut self, fonts: Option<Arc<fontdb::Database>>) -> Self {
         self.fonts = fonts;
+        self
+    }
+
+    /// With the one-time submissions to send first in each run.
+    pub fn with_requests(mut self, requests: Option<DynamoSubmissionRequests>) -> Self {
+        self.requests = requests;
         self
     }
 
@@ -265,6 +305,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let mut devices = active;
         devices.extend(open);
         let mut report = RunReport { devices: devices.len(), ..RunReport::default() };
+        self.requests(until, &mut report).await?;
         let mut outage = false;
         for sn in &devices {
             if outage || Instant::now() >= until {
@@ -306,19 +347,10 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         until: Instant,
         report: &mut RunReport,
     ) -> Result<(), SubmitError> {
-        let Some(patient_id) = session.patient_id.as_deref().filter(|p| !p.is_empty()) else {
+        let Some(Patient { id: patient_id, ehr_id, subject }) = self.patient(session, until).await? else {
             report.without_patient += 1;
             return Ok(());
         };
-        let ehr_id = match self.settings.patient_reference {
-            PatientReference::Search => {
-                let q = bundle::identifier_search(&self.patient_system, patient_id);
-                Some(self.ehr.find_patient(&q, until).await?.ok_or(SubmitError::NoSuchPatient)?)
-            }
-            _ => None,
-        };
-        let subject =
-            patient_subject(self.settings.patient_reference, &self.patient_system, patient_id, ehr_id.as_deref());
         let plan = if self.settings.read_standing_orders {
             self.standing_orders(patient_id, ehr_id.as_deref(), until).await?
         } else {
@@ -366,6 +398,86 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             tracing::warn!(profile = %p, "a standing order asks for a profile this submitter does not make; it is left out");
         }
         Ok(plan)
+    }
+
+    /// The session's patient as the entries name it (found by search when so configured);
+    /// `None` when its pushes carry no `patientId`.
+    async fn patient<'s>(&self, session: &'s Session, until: Instant) -> Result<Option<Patient<'s>>, SubmitError> {
+        let Some(id) = session.patient_id.as_deref().filter(|p| !p.is_empty()) else { return Ok(None) };
+        let ehr_id = match self.settings.patient_reference {
+            PatientReference::Search => {
+                let q = bundle::identifier_search(&self.patient_system, id);
+                Some(self.ehr.find_patient(&q, until).await?.ok_or(SubmitError::NoSuchPatient)?)
+            }
+            _ => None,
+        };
+        let subject = patient_subject(self.settings.patient_reference, &self.patient_system, id, ehr_id.as_deref());
+        Ok(Some(Patient { id, ehr_id, subject }))
+    }
+
+    /// The one-time submissions queued by `POST /fhir-submissions`, oldest first: each sends
+    /// its period's readings and summary again (with `ifNoneExist` only, so the EHR matches
+    /// what it has), whatever the checkpoints say, and is written `done` or `failed`. One the
+    /// EHR did not answer for entirely stays queued for the next run, up to
+    /// [`MAX_REQUEST_ATTEMPTS`].
+    async fn requests(&self, until: Instant, report: &mut RunReport) -> Result<(), StoreError> {
+        let Some(store) = &self.requests else { return Ok(()) };
+        for mut r in store.queued().await? {
+            if Instant::now() >= until {
+                break;
+            }
+            r.attempts += 1;
+            match self.fulfil(&r, until, report).await {
+                Ok(sent) => {
+                    (r.status, r.accepted, r.declined, r.reason) =
+                        (RequestStatus::Done, sent.accepted, sent.declined, None);
+                }
+                Err(SubmitError::Store(e)) => return Err(e),
+                Err(e @ (SubmitError::Unfinished | SubmitError::Ehr(_) | SubmitError::Conflict))
+                    if r.attempts < MAX_REQUEST_ATTEMPTS =>
+                {
+                    r.reason = Some(format!("left for the next run: {e}"));
+                }
+                Err(e) => (r.status, r.reason) = (RequestStatus::Failed, Some(e.to_string())),
+            }
+            r.updated_at = Timestamp::now();
+            report.requests += 1;
+            tracing::info!(request = %r.id, status = r.status.as_str(), attempts = r.attempts, "one-time submission");
+            if !store.put(&r).await? {
+                tracing::warn!(request = %r.id, "another run wrote the one-time submission first");
+            }
+        }
+        Ok(())
+    }
+
+    async fn fulfil(
+        &self,
+        r: &SubmissionRequest,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<Resent, SubmitError> {
+        let session = self.sensors.session(&r.device_sn).await?.ok_or(SubmitError::NoSession)?;
+        let patient = self.patient(&session, until).await?.ok_or(SubmitError::NoPatientId)?;
+        let mut sent = Resent::default();
+        if r.profiles.readings {
+            let range = self.zone.local_days(r.first, r.last).ok_or(SubmitError::NoSuchDays)?;
+            sent = self.resend(&session, &patient.subject, self.unit, range, until, report).await?;
+        }
+        if r.profiles.summary {
+            let verdicts = self
+                .send_summary(&session, &patient.subject, r.first, r.last, r.profiles.summary_pdf, true, until, report)
+                .await?;
+            for v in verdicts.unwrap_or_default() {
+                match v {
+                    Verdict::Pending => return Err(SubmitError::Unfinished),
+                    Verdict::Accepted => sent.accepted += 1,
+                    Verdict::Declined => sent.declined += 1,
+                }
+            }
+        }
+        report.accepted += sent.accepted;
+        report.declined += sent.declined;
+        Ok(sent)
     }
 
     fn device_entry(&self, session: &Session, subject: &Value) -> Entry {
@@ -575,7 +687,6 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let Some(through) = c.through.as_deref().and_then(Position::from_cursor_text) else { return Ok(()) };
         let Some(through_day) = self.zone.local_date(through.measured_at) else { return Ok(()) };
         let sn = &session.device_sn;
-        let device_ref = profiles::device_reference(sn);
         let mut changed = false;
         for (day, &count) in session.days.range(..=through_day) {
             let passed = c.days.get(day).copied().unwrap_or(0);
@@ -590,44 +701,23 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 .local_day(*day)
                 .and_then(|d| TimeRange::new(d.start(), d.end().minus_ms(1).min(through.measured_at)));
             let Some(range) = range else { continue };
-            let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
-            let mut start = None;
-            let mut seen = 0u64;
-            loop {
-                let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
-                    self.observation(r, plan.unit, subject, &device_ref)
-                })
-                .await?;
-                seen += page.items.len() as u64;
-                let mut entries = vec![self.device_entry(session, subject)];
-                entries.extend(page.items.into_iter().flatten().map(Entry::of));
-                if entries.len() > 1 {
-                    match self.send(entries, true, until, report).await {
-                        Ok(statuses) => {
-                            if statuses.iter().any(|s| matches!(verdict(*s), Verdict::Pending)) {
-                                return Err(SubmitError::Unfinished);
-                            }
-                            report.late += statuses.iter().filter(|s| **s == 201).count() as u64;
-                        }
-                        Err(SubmitError::NoConditionalCreate) => {
-                            tracing::warn!(
-                                device_sn = %sn.as_str(),
-                                day = %day,
-                                late = count - passed,
-                                "readings arrived late for a day already sent; the EHR has no conditional create, \
-                                 so they are not sent"
-                            );
-                            seen = count;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
+            let seen = match self.resend(session, subject, plan.unit, range, until, report).await {
+                Ok(r) => {
+                    report.late += r.created;
+                    r.seen
                 }
-                match page.next {
-                    Some(p) => start = Some(p),
-                    None => break,
+                Err(SubmitError::NoConditionalCreate) => {
+                    tracing::warn!(
+                        device_sn = %sn.as_str(),
+                        day = %day,
+                        late = count - passed,
+                        "readings arrived late for a day already sent; the EHR has no conditional create, \
+                         so they are not sent"
+                    );
+                    count
                 }
-            }
+                Err(e) => return Err(e),
+            };
             c.days.insert(*day, seen.max(passed));
             changed = true;
         }
@@ -635,6 +725,51 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             self.save(c).await?;
         }
         Ok(())
+    }
+
+    /// Sends the valid readings of `range` again, a bundle at a time, each entry with its
+    /// `ifNoneExist` (never without: the EHR may have them): it matches what it has and
+    /// creates what it lacks. Any entry it did not answer for leaves the whole for next time.
+    async fn resend(
+        &self,
+        session: &Session,
+        subject: &Value,
+        unit: GlucoseUnit,
+        range: TimeRange,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<Resent, SubmitError> {
+        let device_ref = profiles::device_reference(&session.device_sn);
+        let q = ReadingQuery { device_sn: &session.device_sn, range, valid_only: false, newest_first: false };
+        let mut start = None;
+        let mut out = Resent::default();
+        loop {
+            if Instant::now() >= until {
+                return Err(SubmitError::Unfinished);
+            }
+            let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
+                self.observation(r, unit, subject, &device_ref)
+            })
+            .await?;
+            out.seen += page.items.len() as u64;
+            let mut entries = vec![self.device_entry(session, subject)];
+            entries.extend(page.items.into_iter().flatten().map(Entry::of));
+            if entries.len() > 1 {
+                let statuses = self.send(entries, true, until, report).await?;
+                for s in &statuses {
+                    match verdict(*s) {
+                        Verdict::Pending => return Err(SubmitError::Unfinished),
+                        Verdict::Accepted => out.accepted += 1,
+                        Verdict::Declined => out.declined += 1,
+                    }
+                }
+                out.created += statuses.iter().filter(|s| **s == 201).count() as u64;
+            }
+            match page.next {
+                Some(p) => start = Some(p),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// The ambulatory glucose profile of `first` to `last` as one A4 PDF page, base64: the
@@ -693,6 +828,48 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         Ok(())
     }
 
+    /// The summary of the local days `first` to `last` (and its PDF when `pdf`), sent as one
+    /// bundle: what the EHR said to each of its entries; `None` when there is nothing to
+    /// summarise (fewer than two valid readings).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_summary(
+        &self,
+        session: &Session,
+        subject: &Value,
+        first: NaiveDate,
+        last: NaiveDate,
+        pdf: bool,
+        only_conditional: bool,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<Option<Vec<Verdict>>, SubmitError> {
+        let sn = &session.device_sn;
+        let figures =
+            summary_figures(&self.store, &self.rollups, &self.zone, sn, first, last).await.map_err(|e| match e {
+                profiles::summary::SummaryError::NoSuchDays => SubmitError::NoSuchDays,
+                profiles::summary::SummaryError::Read(e) => SubmitError::Store(match e {
+                    ReadAllError::Store(e) => e,
+                    other => StoreError::Failed { kind: "TooMany".into(), source: other.to_string().into() },
+                }),
+            })?;
+        let Some(f) = figures else { return Ok(None) };
+        let id = profiles::summary_id(sn, &f, self.unit);
+        let device_ref = profiles::device_reference(sn);
+        let observations = profiles::summary_observations(&f, self.unit, &self.naming, &id, subject, &device_ref);
+        let mut entries = vec![self.device_entry(session, subject)];
+        entries.extend(observations.into_iter().map(Entry::of));
+        if let Some(fonts) = self.fonts.as_ref().filter(|_| pdf) {
+            let pdf = self.agp_pdf(sn, first, last, fonts).await?;
+            let issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let report = profiles::summary_pdf_report(&f, &self.naming, &id, subject, &pdf, &issued);
+            entries.push(Entry::of(report));
+        } else if pdf {
+            tracing::warn!("the summary's PDF is asked for, but no fonts are loaded (AGP_FONT_DIR): it is not sent");
+        }
+        let verdicts = self.send(entries, only_conditional, until, report).await?.into_iter().map(verdict).collect();
+        Ok(Some(verdicts))
+    }
+
     /// The summaries due: one every `plan.every_days` local days from the sensor's first
     /// day, each over the `plan.lookback_days` that end with its period, once the period's
     /// last day has passed.
@@ -724,39 +901,15 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             if last >= today || last - chrono::Duration::days(plan.every_days - 1) > last_day {
                 break;
             }
-            let figures = summary_figures(&self.store, &self.rollups, &self.zone, sn, first, last).await.map_err(
-                |e| match e {
-                    profiles::summary::SummaryError::NoSuchDays => SubmitError::NoSuchDays,
-                    profiles::summary::SummaryError::Read(e) => SubmitError::Store(match e {
-                        ReadAllError::Store(e) => e,
-                        other => StoreError::Failed { kind: "TooMany".into(), source: other.to_string().into() },
-                    }),
-                },
-            )?;
             let place = last.format("%Y-%m-%d").to_string();
-            let Some(f) = figures else {
+            let Some(verdicts) =
+                self.send_summary(session, subject, first, last, plan.pdf, false, until, report).await?
+            else {
                 // Fewer than two valid readings: nothing to summarise, the period is passed.
                 c.through = Some(place);
                 self.save(&mut c).await?;
                 continue;
             };
-            let id = profiles::summary_id(sn, &f, self.unit);
-            let device_ref = profiles::device_reference(sn);
-            let observations = profiles::summary_observations(&f, self.unit, &self.naming, &id, subject, &device_ref);
-            let mut entries = vec![self.device_entry(session, subject)];
-            entries.extend(observations.into_iter().map(Entry::of));
-            if let Some(fonts) = self.fonts.as_ref().filter(|_| plan.pdf) {
-                let pdf = self.agp_pdf(sn, first, last, fonts).await?;
-                let issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                let report = profiles::summary_pdf_report(&f, &self.naming, &id, subject, &pdf, &issued);
-                entries.push(Entry::of(report));
-            } else if plan.pdf {
-                tracing::warn!(
-                    "the summary's PDF is asked for, but no fonts are loaded (AGP_FONT_DIR): it is not sent"
-                );
-            }
-            let verdicts: Vec<Verdict> =
-                self.send(entries, false, until, report).await?.into_iter().map(verdict).collect();
             // The panel and its members go together: the checkpoint moves when the EHR
             // answered for all seven.
             if verdicts.iter().any(|v| matches!(v, Verdict::Pending)) {

@@ -9,7 +9,9 @@
 //!   `searchset` Bundle, paged by the bundle's `next` link, or (`code=107931-8`) a summary;
 //! - `GET /fhir/DiagnosticReport?device=…&date=ge…&date=le…`: the summary's `cgm-summary-pdf`,
 //!   the ambulatory glucose profile's page as a PDF (the one `agp.pdf` serves), with the
-//!   summary it reports on included.
+//!   summary it reports on included;
+//! - `POST /fhir-submissions`, `GET /fhir-submissions/{id}`: a one-time submission to the
+//!   EHR, which the FHIR submitter sends ([`submissions`]).
 //!
 //! Readings come from the device/time index (measurement fields only), summaries from the
 //! daily rollups (and the readings of days without one), the patient from the sensor's
@@ -18,6 +20,7 @@
 pub mod error;
 pub mod resources;
 pub mod search;
+pub mod submissions;
 
 use cgm_agp::pdf::{self as agp_pdf, fontdb};
 use cgm_edge::{Answer, Frame, HttpService, Params};
@@ -36,6 +39,7 @@ use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use cgm_shared::store::submissions::dynamodb::DynamoSubmissionRequests;
 use cgm_shared::time::SourceZone;
 use cgm_shared::time::Timestamp;
 use chrono::NaiveDate;
@@ -78,6 +82,8 @@ pub struct FhirService<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSen
     base_url: Option<String>,
     /// The fonts the summary's PDF is typeset in (`AGP_FONT_DIR`).
     fonts: Option<Arc<fontdb::Database>>,
+    /// One-time submissions, when the stack runs the FHIR submitter.
+    requests: Option<DynamoSubmissionRequests>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +92,8 @@ enum Route {
     Device,
     Observations,
     Reports,
+    SubmissionCreate,
+    SubmissionGet,
 }
 
 impl Route {
@@ -95,6 +103,8 @@ impl Route {
             ("GET", "/fhir/Device/{id}") => Route::Device,
             ("GET", "/fhir/Observation") => Route::Observations,
             ("GET", "/fhir/DiagnosticReport") => Route::Reports,
+            ("POST", "/fhir-submissions") => Route::SubmissionCreate,
+            ("GET", "/fhir-submissions/{id}") => Route::SubmissionGet,
             _ => return None,
         })
     }
@@ -105,6 +115,8 @@ impl Route {
             Route::Device => "fhir_device",
             Route::Observations => "fhir_observations",
             Route::Reports => "fhir_reports",
+            Route::SubmissionCreate => "fhir_submission_create",
+            Route::SubmissionGet => "fhir_submission_get",
         }
     }
 }
@@ -117,8 +129,20 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> HttpService for FhirService<S
             return frame.finish::<FhirApi>("unknown", Err(FhirError::NotFound("route").into()));
         };
         let started = frame.started();
-        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
-        frame.finish::<FhirApi>(route.name(), result)
+        match route {
+            Route::SubmissionCreate => {
+                let result = frame.within(ROUTE_DEADLINE, self.create_submission(&req)).await;
+                frame.finish::<submissions::SubmissionsApi>(route.name(), result)
+            }
+            Route::SubmissionGet => {
+                let result = frame.within(ROUTE_DEADLINE, self.get_submission(&req)).await;
+                frame.finish::<submissions::SubmissionsApi>(route.name(), result)
+            }
+            _ => {
+                let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
+                frame.finish::<FhirApi>(route.name(), result)
+            }
+        }
     }
 }
 
@@ -148,7 +172,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         unit: GlucoseUnit,
         base_url: Option<String>,
     ) -> Self {
-        Self { store, rollups, sensors, zone, naming, unit, base_url, fonts: None }
+        Self { store, rollups, sensors, zone, naming, unit, base_url, fonts: None, requests: None }
+    }
+
+    /// With the one-time submissions' store (without, those routes answer 403).
+    pub fn with_requests(mut self, requests: Option<DynamoSubmissionRequests>) -> Self {
+        self.requests = requests;
+        self
     }
 
     /// With the fonts the summary's PDF is typeset in (without, `DiagnosticReport` searches
@@ -171,6 +201,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
             Route::Device => self.device(p).await,
             Route::Observations => self.observations(p, &base, started).await,
             Route::Reports => self.reports(p, &base).await,
+            Route::SubmissionCreate | Route::SubmissionGet => Err(FhirError::NotFound("route")),
         }
     }
 
@@ -516,13 +547,20 @@ pub async fn from_config(cfg: &Config) -> Result<FhirService, ConfigError> {
     Ok(FhirService::new(
         DynamoReadStore::new(client.clone(), cfg.tables.readings.clone(), cfg.tables.follow_tokens.clone()),
         DynamoRollupStore::new(client.clone(), cfg.tables.rollups.clone()),
-        DynamoSensorStore::new(client, cfg.tables.sensors.clone()),
+        DynamoSensorStore::new(client.clone(), cfg.tables.sensors.clone()),
         cfg.source_timezone,
         Naming::of(&cfg.fhir),
         GlucoseUnit::of(&cfg.fhir),
         cfg.fhir.base_url.clone(),
     )
-    .with_fonts(Some(Arc::new(fonts))))
+    .with_fonts(Some(Arc::new(fonts)))
+    // The submitter, when the stack runs one, sends what these routes queue.
+    .with_requests(
+        cfg.fhir_submit
+            .ehr_base_url
+            .is_some()
+            .then(|| DynamoSubmissionRequests::new(client, cfg.tables.submissions.clone())),
+    ))
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! - [`reads`]: a device's readings through the device/time index, and follower tokens;
 //! - [`rollups`]: daily rollups, written by the readings-stream consumer;
 //! - [`sensors`]: sensor sessions and their alerts, written by the same consumer;
-//! - [`patients`]: who wore a device, for the AGP PDF's header when a setting allows it.
+//! - [`patients`]: who wore a device, for the AGP PDF's header when a setting allows it;
+//! - [`submissions`]: one-time FHIR submissions, asked for by the FHIR function and sent by
+//!   the FHIR submitter.
 //!
 //! The partner proxy's token store has the same shape in the partner crate. [`attr`] holds
 //! the attribute and index names and the DynamoDB value helpers every implementation uses:
@@ -18,6 +20,7 @@ pub mod push;
 pub mod reads;
 pub mod rollups;
 pub mod sensors;
+pub mod submissions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
