@@ -149,9 +149,11 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
     let cfg = stack.config(&env);
 
     // The first run meets an outage (503), then 429 with Retry-After, then an EHR that
-    // takes only the first 100 entries of each bundle.
+    // stores the bundle but whose answer is lost (504), then one that takes only the first
+    // 100 entries of each bundle.
     ehr.behave(|b| {
         b.fail_next.extend([(503, None), (429, Some(1))]);
+        b.lose_answers = 1;
         b.take_at_most = Some(100);
     });
     let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
@@ -283,14 +285,20 @@ async fn an_ehr_without_conditional_create_gets_each_reading_once_and_a_401_gets
         ],
     );
     let cfg = stack.config(&env);
+    // It also refuses bundles of over 60 entries whole (413): the submitter halves them.
     ehr.behave(|b| {
         b.no_conditional_create = true;
+        b.max_entries = Some(60);
         b.decline_test_ids.insert(format!("{sn}-00010"));
     });
     let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
     let first = submitter.run(now(), later()).await.expect("a run");
     assert_eq!(first.unfinished, 0, "{first:?}");
     assert_eq!(first.declined, 1, "the reading the EHR declined is counted: {first:?}");
+    assert!(
+        ehr.bundles().iter().all(|b| b["entry"].as_array().unwrap().len() <= 60),
+        "bundles were halved after the 413"
+    );
     assert_eq!(ehr.token_requests(), 1);
     let stored = ehr.stored("Observation");
     let mut expected = valid_ids(sn, 1);
@@ -503,6 +511,22 @@ async fn a_one_time_submission_sends_its_period_again_and_the_ehr_matches_what_i
     let done = get(location.unwrap().to_str().unwrap().to_string()).await;
     assert_eq!((done["status"].as_str(), done["accepted"].as_u64()), (Some("done"), Some(285)), "{done}");
     assert!(twice(&ehr.stored("Observation")).is_empty(), "stored more than once");
+
+    // An EHR that declares in its CapabilityStatement that it has no conditional create
+    // cannot take a one-time submission (it would store what it has twice): the request
+    // fails saying so, and nothing is sent.
+    ehr.behave(|b| {
+        b.no_conditional_create = true;
+        b.declares_conditional_create = Some(false);
+    });
+    let before = ehr.submissions();
+    let (status, location, _) = post(json!({"device": sn, "start": "2024-05-02", "end": "2024-05-02"})).await;
+    assert_eq!(status, 202);
+    submitter.run(now(), later()).await.expect("a run");
+    let failed = get(location.unwrap().to_str().unwrap().to_string()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("conditional create"), "{failed}");
+    assert_eq!(ehr.submissions(), before, "nothing was sent");
 
     let report = validate(&ehr.bundles());
     assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());

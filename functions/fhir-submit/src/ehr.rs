@@ -84,6 +84,21 @@ impl Ehr {
         entry_statuses(&body, entries)
     }
 
+    /// What the EHR's CapabilityStatement (`[base]/metadata`) declares of conditional create
+    /// on Observation: `None` when it says nothing (or cannot be read; the submitter then
+    /// finds out from the first bundle's answers).
+    pub async fn declares_conditional_create(&self, until: Instant) -> Option<bool> {
+        let url = format!("{}/metadata", self.base);
+        let (status, body) = self.send(|http| http.get(&url), until).await.ok()?;
+        if !status.is_success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&body).ok()?;
+        v["rest"].as_array()?.iter().filter(|r| r["mode"] == "server").find_map(|r| {
+            r["resource"].as_array()?.iter().find(|t| t["type"] == "Observation")?["conditionalCreate"].as_bool()
+        })
+    }
+
     /// A search of `resource` with the parameters of `form` (URL-encoded), sent as FHIR's
     /// `POST [type]/_search` so the patient's identifier never sits in a URL (where access
     /// logs keep it): the searchset Bundle.

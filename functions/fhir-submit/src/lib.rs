@@ -187,6 +187,18 @@ fn verdict(status: u16) -> Verdict {
     }
 }
 
+/// The EHR refused a whole bundle as too large (413): the same entries go in smaller ones.
+fn too_large(e: &SubmitError) -> bool {
+    matches!(e, SubmitError::Ehr(EhrError::Refused { status: 413, .. }))
+}
+
+/// Half the bundle size (at least one reading), logged.
+fn smaller(batch: usize) -> usize {
+    let half = (batch / 2).max(1);
+    tracing::warn!(batch = half, "the EHR refused a bundle as too large (413): sending smaller ones");
+    half
+}
+
 /// Builds the submitter from the configuration: the EHR's base, the client and its key
 /// (from SSM when `FHIR_CLIENT_PRIVATE_KEY_PARAM` names it), the tables. A missing setting
 /// stops the cold start and is named.
@@ -305,6 +317,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let mut devices = active;
         devices.extend(open);
         let mut report = RunReport { devices: devices.len(), ..RunReport::default() };
+        self.learn_conditional_create(until).await;
         self.requests(until, &mut report).await?;
         let mut outage = false;
         for sn in &devices {
@@ -332,6 +345,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     /// One device now, whatever the schedule (the benchmarks; one-time submissions).
     pub async fn run_device(&self, sn: &DeviceSn, now: Timestamp, until: Instant) -> Result<RunReport, SubmitError> {
         let mut report = RunReport { devices: 1, ..RunReport::default() };
+        self.learn_conditional_create(until).await;
         match self.sensors.session(sn).await? {
             Some(session) => self.device(&session, now, until, &mut report).await?,
             None => report.devices = 0,
@@ -398,6 +412,18 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             tracing::warn!(profile = %p, "a standing order asks for a profile this submitter does not make; it is left out");
         }
         Ok(plan)
+    }
+
+    /// Each run starts from what the EHR's CapabilityStatement declares of conditional
+    /// create; when it declares nothing, from "it has it" (the IG recommends it), corrected
+    /// by the first bundle's answers ([`Self::send`]). So an EHR that gains (or loses) it is
+    /// followed from the next run, not only after a cold start.
+    async fn learn_conditional_create(&self, until: Instant) {
+        let declared = self.ehr.declares_conditional_create(until).await;
+        if declared == Some(false) {
+            tracing::info!("the EHR declares no conditional create: entries go without ifNoneExist");
+        }
+        self.conditional.store(declared.unwrap_or(true), Ordering::Relaxed);
     }
 
     /// The session's patient as the entries name it (found by search when so configured);
@@ -610,12 +636,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         };
         let Some(range) = TimeRange::new(start.min(end), end) else { return Ok(()) };
         let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
+        let mut batch = self.settings.batch;
         loop {
             if Instant::now() >= until {
                 return Err(SubmitError::Unfinished);
             }
             let start = c.through.as_deref().and_then(Position::from_cursor_text);
-            let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
+            let page = fill_page(&self.store, &q, start, batch, BUNDLE_BUDGET_BYTES, until, |r| {
                 let (o, size) = self.observation(r, plan.unit, subject, &device_ref);
                 ((r.position(), self.zone.local_date(r.measured_at), o), size)
             })
@@ -629,7 +656,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             } else {
                 let mut entries = vec![self.device_entry(session, subject)];
                 entries.extend(sendable.iter().filter_map(|i| page.items[*i].2.clone()).map(Entry::of));
-                self.send(entries, false, until, report).await?
+                match self.send(entries, false, until, report).await {
+                    Err(e) if too_large(&e) && batch > 1 => {
+                        batch = smaller(batch);
+                        continue;
+                    }
+                    other => other?,
+                }
             };
             // The checkpoint passes every reading up to the first entry the EHR did not get to.
             let mut passed = page.items.len();
@@ -743,19 +776,26 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let q = ReadingQuery { device_sn: &session.device_sn, range, valid_only: false, newest_first: false };
         let mut start = None;
         let mut out = Resent::default();
+        let mut batch = self.settings.batch;
         loop {
             if Instant::now() >= until {
                 return Err(SubmitError::Unfinished);
             }
-            let page = fill_page(&self.store, &q, start, self.settings.batch, BUNDLE_BUDGET_BYTES, until, |r| {
+            let page = fill_page(&self.store, &q, start.clone(), batch, BUNDLE_BUDGET_BYTES, until, |r| {
                 self.observation(r, unit, subject, &device_ref)
             })
             .await?;
-            out.seen += page.items.len() as u64;
+            let seen = page.items.len() as u64;
             let mut entries = vec![self.device_entry(session, subject)];
             entries.extend(page.items.into_iter().flatten().map(Entry::of));
             if entries.len() > 1 {
-                let statuses = self.send(entries, true, until, report).await?;
+                let statuses = match self.send(entries, true, until, report).await {
+                    Err(e) if too_large(&e) && batch > 1 => {
+                        batch = smaller(batch);
+                        continue;
+                    }
+                    other => other?,
+                };
                 for s in &statuses {
                     match verdict(*s) {
                         Verdict::Pending => return Err(SubmitError::Unfinished),
@@ -765,6 +805,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 }
                 out.created += statuses.iter().filter(|s| **s == 201).count() as u64;
             }
+            out.seen += seen;
             match page.next {
                 Some(p) => start = Some(p),
                 None => return Ok(out),

@@ -8,7 +8,9 @@
 //!   with one status per entry: `ifNoneExist` by identifier as FHIR's conditional create
 //!   (201 created, 200 one match, 412 several), or 400 for every such entry when told it
 //!   has no conditional create; it can be told to take only part of a bundle, to answer
-//!   429 or 503, or to expire its tokens;
+//!   429 or 503, to store a bundle and lose its answer (504), to refuse a bundle over a size
+//!   (413), or to expire its tokens;
+//! - `/metadata`, a CapabilityStatement that may declare `conditionalCreate`;
 //! - `/Patient?identifier=` and `POST /Patient/_search` find the patients it was given;
 //! - `POST /ServiceRequest/_search` finds the standing orders it was given, by `code`,
 //!   `status` and `subject` (`Patient/<id>`, or chained `subject:Patient.identifier`).
@@ -75,6 +77,13 @@ pub struct Behaviour {
     pub fail_next: VecDeque<(u16, Option<u64>)>,
     /// Only this many entries of each bundle are taken; the rest answer 503.
     pub take_at_most: Option<usize>,
+    /// The next bundles are stored, but their answer is lost (a 504 from a gateway in
+    /// front of it, as when the EHR took longer than the gateway waits).
+    pub lose_answers: usize,
+    /// A bundle of more entries than this is refused whole with 413.
+    pub max_entries: Option<usize>,
+    /// What `GET /metadata` says of conditional create on Observation (`None`: nothing).
+    pub declares_conditional_create: Option<bool>,
     /// Readings with these test ids are declined with 422.
     pub decline_test_ids: HashSet<String>,
     /// Seconds of life of each token issued.
@@ -213,6 +222,10 @@ impl Handler {
             st.violations.push("not a transaction bundle with a timestamp".into());
             return outcome(400, "invalid", "a cgm-data-submission-bundle is a transaction with a timestamp");
         }
+        let entries = bundle["entry"].as_array().map_or(0, Vec::len);
+        if st.behaviour.max_entries.is_some_and(|m| entries > m) {
+            return outcome(413, "too-costly", "the bundle has too many entries");
+        }
         st.bundles.push(bundle.clone());
         let mut out = Vec::new();
         for (i, e) in bundle["entry"].as_array().cloned().unwrap_or_default().iter().enumerate() {
@@ -269,8 +282,24 @@ impl Handler {
             let stored: usize = st.stored.values().map(Vec::len).sum();
             eprintln!("cgm-ehr: $submit-cgm-bundle of {} entries: {by_status:?}; {stored} resources stored", out.len());
         }
+        if st.behaviour.lose_answers > 0 {
+            st.behaviour.lose_answers -= 1;
+            return outcome(504, "timeout", "the gateway gave up waiting (the bundle was stored)");
+        }
         ResponseTemplate::new(200)
             .set_body_json(json!({"resourceType": "Bundle", "type": "transaction-response", "entry": out}))
+    }
+
+    fn metadata(&self) -> ResponseTemplate {
+        let st = self.state.lock().expect("lock");
+        let mut observation = json!({"type": "Observation", "interaction": [{"code": "create"}]});
+        if let Some(c) = st.behaviour.declares_conditional_create {
+            observation["conditionalCreate"] = json!(c);
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
+            "format": ["json"], "rest": [{"mode": "server", "resource": [observation]}],
+        }))
     }
 
     /// A search's parameters: the query of a GET, the form body of a `POST …/_search`.
@@ -355,6 +384,7 @@ impl Respond for Handler {
             })),
             ("POST", "/token") => self.token(req),
             ("POST", "/$submit-cgm-bundle") => self.submit(req),
+            ("GET", "/metadata") => self.metadata(),
             ("GET", "/Patient") | ("POST", "/Patient/_search") => self.patient(req),
             ("POST", "/ServiceRequest/_search") => self.service_requests(req),
             _ => outcome(404, "not-found", "no such route"),
