@@ -177,6 +177,26 @@ pub async fn serve_locally(cfg: &Config) -> String {
     base
 }
 
+/// A poppler tool (`pdfinfo`, `pdftotext`, `pdffonts`, `pdftoppm`) run on `pdf`: what it
+/// printed. A missing tool or a PDF it refuses fails the test, saying which.
+pub fn poppler(tool: &str, args: &[&str], pdf: &std::path::Path, tail: &[&str]) -> String {
+    let out = std::process::Command::new(tool).args(args).arg(pdf).args(tail).output().unwrap_or_else(|e| {
+        panic!("{tool} (poppler-utils) is needed to read the PDF: run tools/install.sh pdf-tools ({e})")
+    });
+    assert!(out.status.success(), "{tool} refused the PDF: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What `pdfinfo` says of a base64 PDF (a FHIR `presentedForm`'s `data`).
+pub fn pdfinfo_of_base64(data: &str) -> String {
+    use base64::Engine as _;
+    let pdf = base64::engine::general_purpose::STANDARD.decode(data).expect("base64 PDF data");
+    let dir = TempDir::new("pdf");
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, pdf).expect("writing the PDF");
+    poppler("pdfinfo", &[], &file, &[])
+}
+
 /// A folder under the system's temporary directory, removed when dropped.
 pub struct TempDir(std::path::PathBuf);
 

@@ -156,18 +156,7 @@ async fn a_pushed_day_reads_as_cgm_ig_resources_that_a_fhir_validator_accepts() 
     assert_eq!(report["effectivePeriod"], json!({"start": "2024-05-01", "end": "2024-05-01"}));
     let panel = report["result"][0]["reference"].as_str().unwrap();
     assert!(entries[1]["fullUrl"].as_str().unwrap().ends_with(panel), "{panel} is the included panel");
-    let pdf = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(report["presentedForm"][0]["data"].as_str().unwrap()).unwrap()
-    };
-    let dir = cgm_tests::TempDir::new("fhir-pdf");
-    let file = dir.path().join("summary.pdf");
-    std::fs::write(&file, &pdf).unwrap();
-    let info = std::process::Command::new("pdfinfo")
-        .arg(&file)
-        .output()
-        .expect("pdfinfo (poppler-utils) reads the PDF: tools/install.sh pdf-tools installs it");
-    let info = String::from_utf8_lossy(&info.stdout);
+    let info = cgm_tests::pdfinfo_of_base64(report["presentedForm"][0]["data"].as_str().unwrap());
     assert!(info.contains("Pages:           1") && info.contains("(A4)"), "{info}");
     let (status, none) = fhir.get(&format!("{base}/fhir/DiagnosticReport?device={SN}&code=12345-6")).await;
     assert_eq!(status, 200, "{none}");

@@ -186,20 +186,7 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
     let reports = ehr.resources("DiagnosticReport");
     assert_eq!(reports.len(), 2, "a PDF report per summary");
     assert!(reports[0]["result"][0]["reference"].as_str().unwrap().starts_with("urn:uuid:"), "its summary panel");
-    let pdf = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(reports[0]["presentedForm"][0]["data"].as_str().unwrap())
-            .unwrap()
-    };
-    let dir = cgm_tests::TempDir::new("submit-pdf");
-    let file = dir.path().join("summary.pdf");
-    std::fs::write(&file, &pdf).unwrap();
-    let info = std::process::Command::new("pdfinfo")
-        .arg(&file)
-        .output()
-        .expect("pdfinfo (poppler-utils) reads the PDF: tools/install.sh pdf-tools installs it");
-    let info = String::from_utf8_lossy(&info.stdout);
+    let info = cgm_tests::pdfinfo_of_base64(reports[0]["presentedForm"][0]["data"].as_str().unwrap());
     let pages = info.lines().find_map(|l| l.strip_prefix("Pages:")).map(str::trim);
     assert_eq!(pages, Some("1"), "{info}");
     assert!(info.contains("(A4)"), "{info}");
@@ -398,13 +385,17 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     );
     assert_eq!(ehr.resources("DiagnosticReport").len(), 3, "each with its PDF");
 
-    // A second order asks for the readings, in mg/dL, every hour.
-    ehr.add_order(standing_order("so-2", "active", (1, "h"), None, &["cgm-sensor-reading-mass-per-volume"]));
-    let third = submitter.run(now(), later()).await.expect("a run");
-    assert_eq!(third.unfinished, 0, "{third:?}");
+    // A second order asks for the readings, in mg/dL, every hour, going back a day. The run
+    // is at 01:00 on the day after the sensor's last: the first submission starts at the
+    // start of the sensor's last day, and the days before it are not taken for late ones.
+    ehr.add_order(standing_order("so-2", "active", (1, "h"), Some((1, "d")), &["cgm-sensor-reading-mass-per-volume"]));
+    let at = cgm_shared::time::Timestamp(DAY0 + 3 * 86_400_000 + 3_600_000);
+    let third = submitter.run(at, later()).await.expect("a run");
+    assert_eq!((third.unfinished, third.late), (0, 0), "{third:?}");
     let stored = ehr.stored("Observation");
     let readings: Vec<String> = stored.keys().filter(|k| k.starts_with(TEST_ID_SYSTEM)).cloned().collect();
-    assert_eq!(readings, valid_ids(sn, 3));
+    let last_day: Vec<String> = valid_ids(sn, 3).into_iter().skip(2 * 288 - 3).collect();
+    assert_eq!(readings, last_day, "the last day's readings only");
     assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
     let reading =
         ehr.resources("Observation").into_iter().find(|o| o["identifier"][0]["system"] == TEST_ID_SYSTEM).unwrap();
@@ -413,8 +404,20 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
 
     // Within the hour nothing is due.
     let before = ehr.submissions();
-    let fourth = submitter.run(now(), later()).await.expect("a run");
+    let fourth = submitter.run(cgm_shared::time::Timestamp(at.ms() + 1_800_000), later()).await.expect("a run");
     assert_eq!((fourth.bundles, ehr.submissions()), (0, before), "{fourth:?}");
+
+    // The searches named the patient as the IG's Data Receiver declares (patient, code),
+    // with strict handling, so none was refused.
+    assert_eq!(ehr.violations(), Vec::<String>::new());
+    // An EHR that ignores the patient parameter answers another patient's order too: the
+    // device waits, rather than follow an order that may not be its patient's.
+    ehr.behave(|b| b.lenient_patient = true);
+    let mut other = standing_order("so-3", "active", (1, "h"), None, &["cgm-sensor-reading-moles-per-volume"]);
+    other["subject"]["reference"] = json!("Patient/pat-other");
+    ehr.add_order(other);
+    let fifth = submitter.run(cgm_shared::time::Timestamp(at.ms() + 7_200_000), later()).await.expect("a run");
+    assert_eq!((fifth.unfinished, fifth.bundles, ehr.submissions()), (1, 0, before), "{fifth:?}");
 
     let report = validate(&ehr.bundles());
     assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());
@@ -460,7 +463,7 @@ async fn a_one_time_submission_sends_its_period_again_and_the_ehr_matches_what_i
             json!({"device": sn, "start": "2024-05-01", "end": "2024-05-01", "profiles": ["cgm-glucose"]}),
             "unknown profile",
         ),
-        (json!({"device": sn, "start": "2024-05-01", "end": "2099-01-01"}), "end is in the future"),
+        (json!({"device": sn, "start": "2024-05-01", "end": "2099-01-01"}), "a local day that has ended"),
     ] {
         let (status, _, b) = post(body).await;
         assert_eq!(status, 400, "{b}");

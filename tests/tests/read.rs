@@ -815,16 +815,6 @@ async fn agp_json_over_fourteen_pushed_days_from_readings_then_from_rollups() {
     );
 }
 
-/// Runs one of poppler's tools (Debian's `poppler-utils`: `tools/install.sh pdf-tools`) on
-/// `pdf` and returns what it printed.
-fn poppler(tool: &str, args: &[&str], pdf: &std::path::Path, tail: &[&str]) -> String {
-    let out = std::process::Command::new(tool).args(args).arg(pdf).args(tail).output().unwrap_or_else(|e| {
-        panic!("{tool} (poppler-utils) is needed to read the PDF: run tools/install.sh pdf-tools ({e})")
-    });
-    assert!(out.status.success(), "{tool} refused the PDF: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn agp_pdf_over_fourteen_pushed_days_is_one_a4_page_a_pdf_reader_opens_with_the_patient_only_when_allowed() {
     let env = Env::new().await;

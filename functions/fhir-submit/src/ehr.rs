@@ -107,7 +107,12 @@ impl Ehr {
         let (status, body) = self
             .send(
                 |http| {
-                    http.post(&url).header("content-type", "application/x-www-form-urlencoded").body(form.to_string())
+                    // Strict handling: a parameter the EHR does not support is an error, not
+                    // silently dropped (which would widen the search).
+                    http.post(&url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("prefer", "handling=strict")
+                        .body(form.to_string())
                 },
                 until,
             )

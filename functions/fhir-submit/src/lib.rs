@@ -83,8 +83,13 @@ pub enum SubmitError {
     NoSuchPatient,
     #[error("the summary's days do not exist in the zone")]
     NoSuchDays,
-    #[error("the EHR has no conditional create, so readings it may have already are not sent again")]
+    #[error(
+        "the EHR refused every entry with ifNoneExist (400): it has no conditional create (or refused them for \
+         another reason), so what it may have already is not sent again"
+    )]
     NoConditionalCreate,
+    #[error("the period holds more readings than one summary reads ({0})")]
+    TooManyReadings(String),
     #[error("the summary's PDF could not be made: {0}")]
     Pdf(String),
     #[error("the device has no sensor session (it never pushed, or its session is not kept yet)")]
@@ -395,18 +400,18 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     ) -> Result<Plan, SubmitError> {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
-        let subject = match ehr_id {
-            Some(id) => format!("subject={}", enc(&format!("Patient/{id}"))),
-            None => format!("subject:Patient.{}", bundle::identifier_search(&self.patient_system, patient_id)),
+        // The two parameters the IG's cgm-data-receiver declares for ServiceRequest.
+        let patient = match ehr_id {
+            Some(id) => format!("patient={}", enc(&format!("Patient/{id}"))),
+            None => format!("patient.{}", bundle::identifier_search(&self.patient_system, patient_id)),
         };
-        let form = format!(
-            "code={}&status=active&_count=50&{subject}",
-            enc(&format!("{}|{}", orders::CGM_CODES, orders::STANDING_ORDER))
-        );
+        let form =
+            format!("code={}&_count=50&{patient}", enc(&format!("{}|{}", orders::CGM_CODES, orders::STANDING_ORDER)));
         let found = self.ehr.search("ServiceRequest", &form, until).await?;
         if found["link"].as_array().is_some_and(|l| l.iter().any(|l| l["relation"] == "next")) {
             tracing::warn!("more than 50 standing orders for one patient: only the first 50 are followed");
         }
+        let found = orders::of_one_patient(found, ehr_id)?;
         let (plan, ignored) = Plan::from_orders(&found, self.unit)?;
         for p in ignored {
             tracing::warn!(profile = %p, "a standing order asks for a profile this submitter does not make; it is left out");
@@ -448,20 +453,28 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     /// [`MAX_REQUEST_ATTEMPTS`].
     async fn requests(&self, until: Instant, report: &mut RunReport) -> Result<(), StoreError> {
         let Some(store) = &self.requests else { return Ok(()) };
+        // Half the run's time at most: the schedule's devices get the rest.
+        let until = Instant::now() + until.saturating_duration_since(Instant::now()) / 2;
         for mut r in store.queued().await? {
             if Instant::now() >= until {
                 break;
             }
+            // Claimed (its attempt counted) before anything is sent: another run that read
+            // it queued cannot take it too, and a run that dies still counts the attempt.
             r.attempts += 1;
+            r.updated_at = Timestamp::now();
+            if !store.put(&r).await? {
+                continue;
+            }
+            r.version += 1;
             match self.fulfil(&r, until, report).await {
                 Ok(sent) => {
                     (r.status, r.accepted, r.declined, r.reason) =
                         (RequestStatus::Done, sent.accepted, sent.declined, None);
                 }
-                Err(SubmitError::Store(e)) => return Err(e),
-                Err(e @ (SubmitError::Unfinished | SubmitError::Ehr(_) | SubmitError::Conflict))
-                    if r.attempts < MAX_REQUEST_ATTEMPTS =>
-                {
+                Err(
+                    e @ (SubmitError::Unfinished | SubmitError::Ehr(_) | SubmitError::Conflict | SubmitError::Store(_)),
+                ) if r.attempts < MAX_REQUEST_ATTEMPTS => {
                     r.reason = Some(format!("left for the next run: {e}"));
                 }
                 Err(e) => (r.status, r.reason) = (RequestStatus::Failed, Some(e.to_string())),
@@ -566,10 +579,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                     && !with_condition().any(|(_, s)| matches!(verdict(*s), Verdict::Accepted))
             };
             if conditional_refused {
-                self.conditional.store(false, Ordering::Relaxed);
+                // A bundle that must keep its ifNoneExist (a resend, a one-time submission)
+                // may have been refused for another reason (a patient the EHR does not
+                // know): it does not decide for the rest of the run.
                 if only_conditional {
                     return Err(SubmitError::NoConditionalCreate);
                 }
+                self.conditional.store(false, Ordering::Relaxed);
                 tracing::warn!(
                     "the EHR answered 400 to every entry with ifNoneExist: it has no conditional create; sending without it"
                 );
@@ -624,14 +640,27 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let sn = &session.device_sn;
         let device_ref = profiles::device_reference(sn);
         let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
-        // Not yet due: the last submission was less than the order's period ago.
-        if plan.every_ms > 0 && c.through.is_some() && now.since(c.updated_at) < plan.every_ms {
+        // Not yet due: the last submission that reached the newest reading was less than
+        // the order's period ago (one cut short goes on at the next run).
+        if plan.every_ms > 0 && c.completed_at.ms() > 0 && now.since(c.completed_at) < plan.every_ms {
             return Ok(());
         }
         let end = now.max(session.last.at);
-        // The first submission goes back no further than the order's lookback.
+        // The first submission goes back no further than the order's lookback, from the
+        // start of that local day; the days before count as passed, so they are not taken
+        // for days whose readings came late.
         let start = match (plan.lookback_ms, &c.through) {
-            (Some(back), None) => session.first.at.max(Timestamp(now.ms().saturating_sub(back))),
+            (Some(back), None) => {
+                let back = Timestamp(now.ms().saturating_sub(back));
+                let day = self.zone.local_date(back);
+                let from = day.and_then(|d| self.zone.local_day(d)).map_or(back, |d| d.start());
+                if let Some(day) = day {
+                    for (d, n) in session.days.range(..day) {
+                        c.days.insert(*d, *n);
+                    }
+                }
+                session.first.at.max(from)
+            }
             _ => session.first.at,
         };
         let Some(range) = TimeRange::new(start.min(end), end) else { return Ok(()) };
@@ -697,6 +726,10 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             if page.next.is_none() {
                 break;
             }
+        }
+        if plan.every_ms > 0 {
+            c.completed_at = now;
+            self.save(&mut c).await?;
         }
         self.late_days(session, subject, plan, &mut c, until, report).await?;
         self.close_if_done(c, session, Kind::Readings).await
@@ -888,10 +921,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let figures =
             summary_figures(&self.store, &self.rollups, &self.zone, sn, first, last).await.map_err(|e| match e {
                 profiles::summary::SummaryError::NoSuchDays => SubmitError::NoSuchDays,
-                profiles::summary::SummaryError::Read(e) => SubmitError::Store(match e {
-                    ReadAllError::Store(e) => e,
-                    other => StoreError::Failed { kind: "TooMany".into(), source: other.to_string().into() },
-                }),
+                profiles::summary::SummaryError::Read(ReadAllError::Store(e)) => SubmitError::Store(e),
+                profiles::summary::SummaryError::Read(other) => SubmitError::TooManyReadings(other.to_string()),
             })?;
         let Some(f) = figures else { return Ok(None) };
         let id = profiles::summary_id(sn, &f, self.unit);
@@ -937,15 +968,18 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 Some(t) => t + chrono::Duration::days(plan.every_days),
                 None => first_day + chrono::Duration::days(plan.every_days - 1),
             };
-            let first = last - chrono::Duration::days(plan.lookback_days - 1);
             // Only whole periods that have ended, and none after the sensor's last reading.
             if last >= today || last - chrono::Duration::days(plan.every_days - 1) > last_day {
                 break;
             }
+            // The lookback ends with the period, or with the sensor's last day when it ended
+            // within the period (a lookback shorter than the period would miss it otherwise).
+            let window_end = last.min(last_day);
+            let first = window_end - chrono::Duration::days(plan.lookback_days - 1);
             let place = last.format("%Y-%m-%d").to_string();
-            let Some(verdicts) =
-                self.send_summary(session, subject, first, last, plan.pdf, false, until, report).await?
-            else {
+            let sent = self.send_summary(session, subject, first, window_end, plan.pdf, false, until, report).await?;
+            let Some(verdicts) = sent else {
+                tracing::info!(device_sn = %sn.as_str(), %first, last = %window_end, "fewer than two valid readings: no summary for the period");
                 // Fewer than two valid readings: nothing to summarise, the period is passed.
                 c.through = Some(place);
                 self.save(&mut c).await?;

@@ -141,7 +141,14 @@ impl Plan {
                         Some(s) if s == "cgm-summary-pdf" || s.starts_with("cgm-summary") => {
                             let pdf = s == "cgm-summary-pdf";
                             let every_days = days(every);
-                            let lookback_days = lookback.map_or(every_days, days).min(MAX_SUMMARY_DAYS);
+                            let asked = lookback.map_or(every_days, days);
+                            if asked > MAX_SUMMARY_DAYS {
+                                tracing::warn!(
+                                    days = asked,
+                                    "a standing order's lookback is longer than a summary covers: 90 days are sent"
+                                );
+                            }
+                            let lookback_days = asked.min(MAX_SUMMARY_DAYS);
                             plan.summary = Some(match plan.summary {
                                 Some(p) if p.every_days < every_days => SummaryPlan { pdf: p.pdf || pdf, ..p },
                                 Some(p) if p.every_days == every_days => SummaryPlan {
@@ -159,6 +166,40 @@ impl Plan {
         }
         Ok((plan, ignored))
     }
+}
+
+/// The searchset's orders of the one patient searched for. An EHR that ignored the patient
+/// parameter would answer every patient's orders: with the patient's logical id known, the
+/// others are dropped; without it (the search named the patient by identifier), orders of
+/// more than one subject are refused, since none can be told to be this patient's.
+pub fn of_one_patient(mut searchset: Value, ehr_id: Option<&str>) -> Result<Value, OrderError> {
+    let entries = searchset["entry"].as_array().cloned().unwrap_or_default();
+    let subject = |e: &Value| e["resource"]["subject"]["reference"].as_str().map(str::to_string);
+    let kept: Vec<Value> = match ehr_id {
+        Some(id) => {
+            let want = format!("Patient/{id}");
+            entries
+                .into_iter()
+                .filter(|e| subject(e).is_some_and(|s| s == want || s.ends_with(&format!("/{want}"))))
+                .collect()
+        }
+        None => {
+            let subjects: std::collections::BTreeSet<Option<String>> = entries.iter().map(subject).collect();
+            if subjects.len() > 1 {
+                return Err(OrderError {
+                    order: "(search)".into(),
+                    what: format!(
+                        "the EHR answered standing orders of {} patients to a search for one (it may not support \
+                         the patient parameter); set FhirPatientReference=search so orders can be matched by id",
+                        subjects.len()
+                    ),
+                });
+            }
+            entries
+        }
+    };
+    searchset["entry"] = Value::Array(kept);
+    Ok(searchset)
 }
 
 fn is_standing_order(order: &Value) -> bool {
@@ -274,6 +315,21 @@ mod tests {
         let mut revoked = order("y", json!([schedule(ucum(1.0, "d"), None, &["cgm-summary"])]));
         revoked["resource"]["status"] = json!("revoked");
         assert!(Plan::from_orders(&bundle(vec![other, revoked]), GlucoseUnit::MmolPerL).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn only_the_patients_own_orders_are_followed() {
+        let mut theirs = order("b", json!([schedule(ucum(1.0, "d"), None, &["cgm-summary"])]));
+        theirs["resource"]["subject"]["reference"] = json!("Patient/p2");
+        let mine = order("a", json!([schedule(ucum(1.0, "h"), None, &["cgm-sensor-reading-moles-per-volume"])]));
+        let both = bundle(vec![mine, theirs]);
+        // By id: the other patient's order is dropped.
+        let kept = of_one_patient(both.clone(), Some("p1")).unwrap();
+        assert_eq!(kept["entry"].as_array().unwrap().len(), 1);
+        assert_eq!(kept["entry"][0]["resource"]["id"], "a");
+        // By identifier: which one is this patient's cannot be told, so neither is followed.
+        let e = of_one_patient(both, None).unwrap_err();
+        assert!(e.what.contains("standing orders of 2 patients"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One-time submissions to the EHR, asked for here and sent by the FHIR submitter:
 //!
 //! - `POST /fhir-submissions` with `{"device", "start", "end", "profiles"?}` (local days
-//!   `YYYY-MM-DD`, at most 90; profiles as `FHIR_SUBMIT_PROFILES` names them, all three by
+//!   `YYYY-MM-DD` that have ended, at most 90; profiles as `FHIR_SUBMIT_PROFILES` names them, all three by
 //!   default) queues one: `202` with the request and its `Location`;
 //! - `GET /fhir-submissions/{id}`: how it went (`queued`, `done` with the EHR's counts, or
 //!   `failed` with the reason).
@@ -111,8 +111,10 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
             return Err(bad("start is after end"));
         }
         let today = self.zone.local_date(Timestamp::now()).ok_or_else(|| bad("the current time has no local day"))?;
-        if last > today {
-            return Err(bad("end is in the future"));
+        // A day still going would pin partial figures in the EHR: its conditional create
+        // matches the same summary later and keeps the first.
+        if last >= today {
+            return Err(bad("end must be a local day that has ended (before today)"));
         }
         if (last - first).num_days() + 1 > MAX_DAYS {
             return Err(bad(format!("a one-time submission covers at most {MAX_DAYS} days; send several")));
@@ -123,12 +125,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
                 let names: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
                 let names =
                     names.filter(|n| !n.is_empty()).ok_or_else(|| bad("profiles: a non-empty list of names"))?;
-                RequestProfiles::of(names).map_err(|other| {
-                    bad(format!(
-                        "profiles: unknown profile {:?}; expected {}",
-                        cgm_shared::ids::clip_for_log(other),
-                        RequestProfiles::NAMES.join(", ")
-                    ))
+                RequestProfiles::of(names).map_err(|_| {
+                    bad(format!("profiles: an unknown profile; expected {}", RequestProfiles::NAMES.join(", ")))
                 })?
             }
             _ => return Err(bad("profiles: a non-empty list of names")),

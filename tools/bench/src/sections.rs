@@ -791,6 +791,10 @@ pub async fn fhir(runs: usize) -> anyhow::Result<String> {
             format!("{base}/fhir/Observation?device={SN}&date=gt{hour_ago}"),
         ),
         ("`Observation?code=107931-8` over 14 whole days (summary and members)", format!("{base}{summary}")),
+        (
+            "`DiagnosticReport?…` over the same 14 days (the summary's PDF report and the summary)",
+            format!("{base}/fhir/DiagnosticReport?device={SN}&date=ge{first}&date=le{last}"),
+        ),
         ("`Device/{id}`", format!("{base}/fhir/Device/{SN}")),
     ];
     let mut rows = Vec::new();
@@ -854,6 +858,13 @@ pub async fn fhir(runs: usize) -> anyhow::Result<String> {
 async fn submit_runs(sn: &str, runs: usize) -> anyhow::Result<Vec<String>> {
     use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
     let mut rows = Vec::new();
+    // Between runs the checkpoints are deleted with one client, made once.
+    let local = cgm_shared::Config::from_lookup(|k| (k == "DYNAMODB_ENDPOINT").then(cgm_tests::endpoint))?;
+    let client = cgm_shared::aws::dynamodb(
+        &cgm_shared::aws::sdk_config(&local).await,
+        Some(&cgm_tests::endpoint()),
+        cgm_shared::aws::CallLimits::READ,
+    );
     for run in 1..=runs {
         let ehr = cgm_tests::fake_ehr::FakeEhr::start(cgm_tests::fake_ehr::TestKey::es384()).await;
         let base = ehr.base();
@@ -885,11 +896,6 @@ async fn submit_runs(sn: &str, runs: usize) -> anyhow::Result<Vec<String>> {
             readings as f64 / took.as_secs_f64()
         ));
         // The next run starts from nothing.
-        let client = cgm_shared::aws::dynamodb(
-            &cgm_shared::aws::sdk_config(&cfg).await,
-            Some(&cgm_tests::endpoint()),
-            cgm_shared::aws::CallLimits::READ,
-        );
         for kind in [Kind::Readings, Kind::Summary] {
             let c = submitter.checkpoints().get(&sn_id, kind).await?;
             anyhow::ensure!(kind == Kind::Summary || c.accepted > 0, "run {run} moved no readings checkpoint");

@@ -12,8 +12,9 @@
 //!   (413), or to expire its tokens;
 //! - `/metadata`, a CapabilityStatement that may declare `conditionalCreate`;
 //! - `/Patient?identifier=` and `POST /Patient/_search` find the patients it was given;
-//! - `POST /ServiceRequest/_search` finds the standing orders it was given, by `code`,
-//!   `status` and `subject` (`Patient/<id>`, or chained `subject:Patient.identifier`).
+//! - `POST /ServiceRequest/_search` finds the standing orders it was given by the
+//!   parameters the IG's `cgm-data-receiver` declares: `code` and `patient` (`Patient/<id>`,
+//!   or chained `patient.identifier`).
 //!
 //! The checks here are written from the specifications, not from the submitter's code. The
 //! tests and the benchmarks start it in-process; `cgm-ehr` serves it for `make dev`.
@@ -84,6 +85,9 @@ pub struct Behaviour {
     pub max_entries: Option<usize>,
     /// What `GET /metadata` says of conditional create on Observation (`None`: nothing).
     pub declares_conditional_create: Option<bool>,
+    /// A `ServiceRequest` search ignores `patient` (a server without it) and answers every
+    /// patient's standing orders.
+    pub lenient_patient: bool,
     /// Readings with these test ids are declined with 422.
     pub decline_test_ids: HashSet<String>,
     /// Seconds of life of each token issued.
@@ -298,6 +302,8 @@ impl Handler {
         }
         ResponseTemplate::new(200).set_body_json(json!({
             "resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
+            // The IG's rule for every Data Receiver (profiles.fsh, Instance: cgm-data-receiver).
+            "instantiates": ["http://hl7.org/fhir/uv/cgm/CapabilityStatement/cgm-data-receiver"],
             "format": ["json"], "rest": [{"mode": "server", "resource": [observation]}],
         }))
     }
@@ -324,6 +330,11 @@ impl Handler {
         searchset(entries)
     }
 
+    /// `ServiceRequest` search with the parameters the IG's `cgm-data-receiver` declares,
+    /// `patient` (`Patient/<id>`, or chained `patient.identifier`) and `code`. Another
+    /// parameter is refused (400) under `Prefer: handling=strict` and otherwise ignored, as
+    /// FHIR's lenient handling does; told it is `lenient_patient`, it ignores `patient` too
+    /// (a server without that parameter) and answers every patient's orders.
     fn service_requests(&self, req: &Request) -> ResponseTemplate {
         let mut st = self.state.lock().expect("lock");
         if !self.authorized(req, &st) {
@@ -331,35 +342,48 @@ impl Handler {
         }
         st.searches.push(format!("{} {}", req.method, req.url.path()));
         let q = Self::search_params(req);
-        for k in q.keys() {
-            if !["code", "status", "subject", "subject:Patient.identifier", "_count"].contains(&k.as_str()) {
-                st.violations.push(format!("ServiceRequest search parameter {k:?} is not one it knows"));
+        let strict =
+            req.headers.get("prefer").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("handling=strict"));
+        let known = if st.behaviour.lenient_patient {
+            vec!["code", "_count"]
+        } else {
+            vec!["patient", "patient.identifier", "code", "_count"]
+        };
+        if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+            if strict && !st.behaviour.lenient_patient {
+                st.violations.push(format!("ServiceRequest search parameter {k:?} is not one the IG declares"));
+                return outcome(400, "not-supported", "unknown search parameter");
             }
         }
         // The patient the search names: by logical id, or by identifier through the patients it has.
-        let subject = match (q.get("subject"), q.get("subject:Patient.identifier")) {
-            (Some(r), _) => Some(r.clone()),
-            (None, Some(ident)) => st
-                .patients
-                .iter()
-                .find(|(sys, val, _)| format!("{sys}|{val}") == *ident)
-                .map(|(_, _, id)| format!("Patient/{id}")),
-            (None, None) => {
-                st.violations.push("a ServiceRequest search without a subject".into());
-                None
+        let subject = if st.behaviour.lenient_patient {
+            None
+        } else {
+            match (q.get("patient"), q.get("patient.identifier")) {
+                (Some(r), _) => Some(Some(if r.contains('/') { r.clone() } else { format!("Patient/{r}") })),
+                (None, Some(ident)) => Some(
+                    st.patients
+                        .iter()
+                        .find(|(sys, val, _)| format!("{sys}|{val}") == *ident)
+                        .map(|(_, _, id)| format!("Patient/{id}")),
+                ),
+                (None, None) => None,
             }
         };
         let code = q.get("code").cloned().unwrap_or_default();
         let entries: Vec<Value> = st
             .orders
             .iter()
-            .filter(|o| subject.as_deref().is_some_and(|s| o["subject"]["reference"] == s))
-            .filter(|o| q.get("status").is_none_or(|s| o["status"] == s.as_str()))
+            .filter(|o| match &subject {
+                None => true,
+                Some(s) => s.as_deref().is_some_and(|s| o["subject"]["reference"] == s),
+            })
             .filter(|o| {
-                o["code"]["coding"].as_array().into_iter().flatten().any(|c| {
-                    let (sys, val) = (c["system"].as_str().unwrap_or(""), c["code"].as_str().unwrap_or(""));
-                    code == format!("{sys}|{val}") || code == val
-                })
+                code.is_empty()
+                    || o["code"]["coding"].as_array().into_iter().flatten().any(|c| {
+                        let (sys, val) = (c["system"].as_str().unwrap_or(""), c["code"].as_str().unwrap_or(""));
+                        code == format!("{sys}|{val}") || code == val
+                    })
             })
             .map(|o| json!({"resource": o, "search": {"mode": "match"}}))
             .collect();

@@ -20,6 +20,8 @@ pub mod submission_attr {
     pub const DAYS: &str = "days";
     /// Present (true) once the device's session ended and all of it was sent.
     pub const DONE: &str = "done";
+    /// ms since the epoch: when a run last sent every reading up to the newest.
+    pub const COMPLETED_AT: &str = "completedAt";
     pub const VERSION: &str = "version";
 }
 use submission_attr as sa;
@@ -50,6 +52,7 @@ fn checkpoint_of(item: &Item) -> Option<Checkpoint> {
             .map(|m| m.iter().filter_map(|(d, n)| Some((d.parse().ok()?, n.as_n().ok()?.parse().ok()?))).collect())
             .unwrap_or_default(),
         done: item.get(sa::DONE).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        completed_at: Timestamp(num(item, sa::COMPLETED_AT).unwrap_or(0)),
         version: num(item, sa::VERSION).unwrap_or(0),
     })
 }
@@ -87,6 +90,9 @@ impl CheckpointStore for DynamoCheckpointStore {
         }
         if c.done {
             item.insert(sa::DONE.to_string(), AttributeValue::Bool(true));
+        }
+        if c.completed_at.ms() > 0 {
+            item.insert(sa::COMPLETED_AT.to_string(), n(c.completed_at.ms()));
         }
         let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
         let req = if c.version == 0 {

@@ -57,6 +57,9 @@ pub struct Checkpoint {
     pub days: BTreeMap<NaiveDate, u64>,
     /// The sensor's session ended and everything of it was sent: no longer looked at.
     pub done: bool,
+    /// Readings: when a run last sent everything up to the newest reading (its `now`; 0:
+    /// never). A standing order's period counts from it.
+    pub completed_at: Timestamp,
     /// The store's write counter (0: never written).
     pub version: u64,
 }
@@ -72,6 +75,7 @@ impl Checkpoint {
             updated_at: Timestamp(0),
             days: BTreeMap::new(),
             done: false,
+            completed_at: Timestamp(0),
             version: 0,
         }
     }
