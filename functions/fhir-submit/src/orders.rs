@@ -134,7 +134,13 @@ impl Plan {
                                 _ => asked,
                             };
                             plan.readings = Some(match plan.readings {
-                                Some(p) if p.every_ms <= every => ReadingsPlan { unit: r_unit, ..p },
+                                Some(p) if p.every_ms < every => ReadingsPlan { unit: r_unit, ..p },
+                                // As often: the further lookback (none is all of it).
+                                Some(p) if p.every_ms == every => ReadingsPlan {
+                                    unit: r_unit,
+                                    lookback_ms: p.lookback_ms.zip(lookback).map(|(a, b)| a.max(b)),
+                                    ..p
+                                },
                                 _ => ReadingsPlan { every_ms: every, lookback_ms: lookback, unit: r_unit },
                             });
                         }

@@ -349,11 +349,12 @@ impl Handler {
         } else {
             vec!["patient", "patient.identifier", "code", "_count"]
         };
-        if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
-            if strict && !st.behaviour.lenient_patient {
-                st.violations.push(format!("ServiceRequest search parameter {k:?} is not one the IG declares"));
-                return outcome(400, "not-supported", "unknown search parameter");
-            }
+        if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str()))
+            && strict
+            && !st.behaviour.lenient_patient
+        {
+            st.violations.push(format!("ServiceRequest search parameter {k:?} is not one the IG declares"));
+            return outcome(400, "not-supported", "unknown search parameter");
         }
         // The patient the search names: by logical id, or by identifier through the patients it has.
         let subject = if st.behaviour.lenient_patient {

@@ -97,27 +97,12 @@ pub enum ReplayError {
 
 /// Every quarantined item, oldest first. `only` keeps those whose `bodySha256` starts with it.
 pub async fn list(store: &DynamoStore, only: Option<&str>) -> Result<Vec<Quarantined>, ReplayError> {
+    let scan = store.client().scan().table_name(&store.tables().quarantine).consistent_read(true);
     let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = store
-            .client()
-            .scan()
-            .table_name(&store.tables().quarantine)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| ReplayError::Scan(classify(e)))?;
-        for item in out.items.unwrap_or_default() {
-            let q = from_item(&item)?;
-            if only.is_none_or(|p| q.body_sha256.starts_with(p)) {
-                items.push(q);
-            }
-        }
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            break;
+    for item in cgm_shared::store::attr::scan_all(scan).await.map_err(ReplayError::Scan)? {
+        let q = from_item(&item)?;
+        if only.is_none_or(|p| q.body_sha256.starts_with(p)) {
+            items.push(q);
         }
     }
     items.sort_by(|a, b| (a.received_at_ms, &a.body_sha256).cmp(&(b.received_at_ms, &b.body_sha256)));

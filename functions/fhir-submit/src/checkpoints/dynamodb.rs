@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::store::StoreError;
-use cgm_shared::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, text};
+use cgm_shared::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, scan_all, text};
 use cgm_shared::time::Timestamp;
 
 pub mod submission_attr {
@@ -110,24 +110,12 @@ impl CheckpointStore for DynamoCheckpointStore {
     }
 
     async fn open(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("attribute_not_exists(#d)")
-                .expression_attribute_names("#d", sa::DONE)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            out.extend(page.items.unwrap_or_default().iter().filter_map(checkpoint_of));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("attribute_not_exists(#d)")
+            .expression_attribute_names("#d", sa::DONE);
+        Ok(scan_all(scan).await?.iter().filter_map(checkpoint_of).collect())
     }
 }

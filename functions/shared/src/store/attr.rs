@@ -137,6 +137,23 @@ pub async fn query_all(
     }
 }
 
+/// Every item a scan matches, page after page (for small tables: the submissions table's
+/// checkpoints and requests, the quarantine).
+pub async fn scan_all(
+    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = scan.clone().set_exclusive_start_key(start).send().await.map_err(classify)?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 pub fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
 }

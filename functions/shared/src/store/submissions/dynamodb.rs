@@ -4,7 +4,7 @@
 use super::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
 use crate::ids::DeviceSn;
 use crate::store::StoreError;
-use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, text};
+use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, scan_all, text};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 
@@ -90,22 +90,37 @@ fn item_of(r: &SubmissionRequest) -> Item {
     item
 }
 
-impl SubmissionRequests for DynamoSubmissionRequests {
-    async fn create(&self, r: &SubmissionRequest) -> Result<bool, StoreError> {
-        let sent = self
+impl DynamoSubmissionRequests {
+    /// Puts `r` if `condition` holds (`false`: it did not).
+    async fn write(
+        &self,
+        r: &SubmissionRequest,
+        condition: &str,
+        name: (&str, &str),
+        value: Option<aws_sdk_dynamodb::types::AttributeValue>,
+    ) -> Result<bool, StoreError> {
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item_of(r)))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", ra::KEY)
-            .send()
-            .await;
-        match sent {
+            .condition_expression(condition)
+            .expression_attribute_names(name.0, name.1);
+        let req = match value {
+            Some(v) => req.expression_attribute_values(":v", v),
+            None => req,
+        };
+        match req.send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(classify(e)),
         }
+    }
+}
+
+impl SubmissionRequests for DynamoSubmissionRequests {
+    async fn create(&self, r: &SubmissionRequest) -> Result<bool, StoreError> {
+        self.write(r, "attribute_not_exists(#k)", ("#k", ra::KEY), None).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<SubmissionRequest>, StoreError> {
@@ -123,47 +138,22 @@ impl SubmissionRequests for DynamoSubmissionRequests {
     }
 
     async fn put(&self, r: &SubmissionRequest) -> Result<bool, StoreError> {
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item_of(r)))
-            .condition_expression("#v = :v")
-            .expression_attribute_names("#v", ra::VERSION)
-            .expression_attribute_values(":v", n_u(r.version))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        self.write(r, "#v = :v", ("#v", ra::VERSION), Some(n_u(r.version))).await
     }
 
     async fn queued(&self) -> Result<Vec<SubmissionRequest>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("#kind = :kind AND #st = :queued")
-                .expression_attribute_names("#kind", ra::KIND)
-                .expression_attribute_names("#st", ra::STATUS)
-                .expression_attribute_values(":kind", s(KIND))
-                .expression_attribute_values(":queued", s(RequestStatus::Queued.as_str()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            out.extend(page.items.unwrap_or_default().iter().filter_map(request_of));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                out.sort_by_key(|r| r.created_at);
-                return Ok(out);
-            }
-        }
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#kind = :kind AND #st = :queued")
+            .expression_attribute_names("#kind", ra::KIND)
+            .expression_attribute_names("#st", ra::STATUS)
+            .expression_attribute_values(":kind", s(KIND))
+            .expression_attribute_values(":queued", s(RequestStatus::Queued.as_str()))
+            .consistent_read(true);
+        let mut out: Vec<SubmissionRequest> = scan_all(scan).await?.iter().filter_map(request_of).collect();
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
     }
 }
