@@ -116,6 +116,8 @@ fn settings<'a>(ehr: &'a FakeEhr, alg: &'a str, extra: &[(&'a str, &'a str)]) ->
         ("FHIR_CLIENT_PRIVATE_KEY", ehr.private_pem()),
         ("FHIR_CLIENT_SIGNING_ALG", alg),
         ("FHIR_PATIENT_IDENTIFIER_SYSTEM", MPI),
+        // The fonts layer's fonts, for the summaries' PDFs.
+        ("AGP_FONT_DIR", Box::leak(cgm_local::font_dir().display().to_string().into_boxed_str()) as &str),
     ];
     v.extend_from_slice(extra);
     v
@@ -140,12 +142,7 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
     let sn = "SN-SUBMIT";
     seed(&stack, sn, 2).await;
     let ehr = FakeEhr::start(TestKey::es384()).await;
-    let fonts = cgm_local::font_dir().display().to_string();
-    let env = settings(
-        &ehr,
-        "ES384",
-        &[("FHIR_SUBMIT_BATCH", "200"), ("FHIR_SUMMARY_PERIOD_DAYS", "1"), ("AGP_FONT_DIR", fonts.as_str())],
-    );
+    let env = settings(&ehr, "ES384", &[("FHIR_SUBMIT_BATCH", "200"), ("FHIR_SUMMARY_PERIOD_DAYS", "1")]);
     let cfg = stack.config(&env);
 
     // The first run meets an outage (503), then 429 with Retry-After, then an EHR that
@@ -342,13 +339,8 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     seed(&stack, sn, 3).await;
     let ehr = FakeEhr::start(TestKey::es384()).await;
     ehr.add_patient(MPI, "MPI-4711", "pat-9");
-    let fonts = cgm_local::font_dir().display().to_string();
     // The configured profiles would send everything daily; the standing orders win.
-    let env = settings(
-        &ehr,
-        "ES384",
-        &[("FHIR_READ_STANDING_ORDERS", "true"), ("FHIR_SUMMARY_PERIOD_DAYS", "1"), ("AGP_FONT_DIR", fonts.as_str())],
-    );
+    let env = settings(&ehr, "ES384", &[("FHIR_READ_STANDING_ORDERS", "true"), ("FHIR_SUMMARY_PERIOD_DAYS", "1")]);
     let cfg = stack.config(&env);
     let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
 
@@ -430,13 +422,8 @@ async fn a_one_time_submission_sends_its_period_again_and_the_ehr_matches_what_i
     let sn = "SN-ONCE";
     seed(&stack, sn, 2).await;
     let ehr = FakeEhr::start(TestKey::es384()).await;
-    let fonts = cgm_local::font_dir().display().to_string();
     // The schedule sends only daily summaries; the readings come from the request.
-    let env = settings(
-        &ehr,
-        "ES384",
-        &[("FHIR_SUBMIT_PROFILES", "cgm-summary"), ("FHIR_SUMMARY_PERIOD_DAYS", "1"), ("AGP_FONT_DIR", fonts.as_str())],
-    );
+    let env = settings(&ehr, "ES384", &[("FHIR_SUBMIT_PROFILES", "cgm-summary"), ("FHIR_SUMMARY_PERIOD_DAYS", "1")]);
     let cfg = stack.config(&env);
     let base = serve_locally(&cfg).await;
     let http = reqwest::Client::new();
