@@ -33,7 +33,18 @@ pub struct Entry {
 
 /// `identifier=<system>|<value>`, each part percent-encoded as a search value.
 pub fn identifier_search(system: &str, value: &str) -> String {
-    format!("identifier={}|{}", utf8_percent_encode(system, SEARCH_VALUE), utf8_percent_encode(value, SEARCH_VALUE))
+    token_search("identifier", system, value)
+}
+
+/// `<param>=<system>|<value>`, a token search (`code`, a chained `patient.identifier`), each
+/// part percent-encoded as a search value.
+pub fn token_search(param: &str, system: &str, value: &str) -> String {
+    format!("{param}={}|{}", search_value(system), search_value(value))
+}
+
+/// A search value, percent-encoded.
+pub fn search_value(v: &str) -> String {
+    utf8_percent_encode(v, SEARCH_VALUE).to_string()
 }
 
 /// The `fullUrl` of the resource with this identifier.

@@ -391,22 +391,20 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
 
     /// What the EHR's active `cgm-data-submission-standing-order`s for the patient ask for:
     /// searched by the patient's logical id when it is known, else by its identifier
-    /// (chained, `subject:Patient.identifier`).
+    /// (chained, `patient.identifier`).
     async fn standing_orders(
         &self,
         patient_id: &str,
         ehr_id: Option<&str>,
         until: Instant,
     ) -> Result<Plan, SubmitError> {
-        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-        let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
         // The two parameters the IG's cgm-data-receiver declares for ServiceRequest.
         let patient = match ehr_id {
-            Some(id) => format!("patient={}", enc(&format!("Patient/{id}"))),
-            None => format!("patient.{}", bundle::identifier_search(&self.patient_system, patient_id)),
+            Some(id) => format!("patient={}", bundle::search_value(&format!("Patient/{id}"))),
+            None => bundle::token_search("patient.identifier", &self.patient_system, patient_id),
         };
-        let form =
-            format!("code={}&_count=50&{patient}", enc(&format!("{}|{}", orders::CGM_CODES, orders::STANDING_ORDER)));
+        let code = bundle::token_search("code", orders::CGM_CODES, orders::STANDING_ORDER);
+        let form = format!("{code}&_count=50&{patient}");
         let found = self.ehr.search("ServiceRequest", &form, until).await?;
         if found["link"].as_array().is_some_and(|l| l.iter().any(|l| l["relation"] == "next")) {
             tracing::warn!("more than 50 standing orders for one patient: only the first 50 are followed");

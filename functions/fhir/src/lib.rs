@@ -243,6 +243,18 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         Ok(Answer::new(fhir_reply(StatusCode::OK, body.to_string())).device_sn(sn.as_str()))
     }
 
+    /// The device a search names and its patient as the subject; `None` when the search can
+    /// match nothing: an id that names no serial (a hashed one), a device that never pushed.
+    async fn searched_device(&self, device_id: &str) -> Result<Option<(DeviceSn, Value)>, FhirError> {
+        let Some(sn) = profiles::text_of_fhir_id(device_id).map(DeviceSn::from) else { return Ok(None) };
+        let session = self.sensors.session(&sn).await?;
+        if session.is_none() && !self.has_readings(&sn).await? {
+            return Ok(None);
+        }
+        let subject = self.subject(session.as_ref())?;
+        Ok(Some((sn, subject)))
+    }
+
     async fn has_readings(&self, sn: &DeviceSn) -> Result<bool, FhirError> {
         let q = ReadingQuery {
             device_sn: sn,
@@ -285,17 +297,11 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         };
         let self_url = search_url(base, "Observation", &p.pairs_all(), None);
         let empty = || Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
-        // An id that names no serial (a hashed one) matches nothing, as does an unknown code.
-        let Some(sn) = profiles::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
+        // An unknown code matches nothing.
         if wanted == Wanted::Nothing {
             return empty();
         }
-        let session = self.sensors.session(&sn).await?;
-        if session.is_none() && !self.has_readings(&sn).await? {
-            // A device that never pushed has nothing to match.
-            return empty();
-        }
-        let subject = self.subject(session.as_ref())?;
+        let Some((sn, subject)) = self.searched_device(device_id).await? else { return empty() };
         let search = Search { p, base, self_url: &self_url, sn: &sn, subject: &subject };
         match wanted {
             Wanted::Readings(unit) => self.readings(&search, unit, include_warm_up, count, started).await,
@@ -414,18 +420,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         };
         let self_url = search_url(base, "DiagnosticReport", &p.pairs_all(), None);
         let empty = || Ok(Answer::new(fhir_reply(StatusCode::OK, resources::searchset(&self_url, None, &[]))));
-        let Some(sn) = profiles::text_of_fhir_id(device_id).map(DeviceSn::from) else { return empty() };
         if !wanted {
             return empty();
         }
         let fonts = self.fonts.as_ref().ok_or(FhirError::NotSupported(
             "DiagnosticReport: this server has no fonts to typeset the PDF in (AGP_FONT_DIR)",
         ))?;
-        let session = self.sensors.session(&sn).await?;
-        if session.is_none() && !self.has_readings(&sn).await? {
-            return empty();
-        }
-        let subject = self.subject(session.as_ref())?;
+        let Some((sn, subject)) = self.searched_device(device_id).await? else { return empty() };
         let search = Search { p, base, self_url: &self_url, sn: &sn, subject: &subject };
         let Some(summary) = self.summary_of(&search).await? else { return empty() };
         let range = self

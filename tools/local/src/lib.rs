@@ -37,12 +37,13 @@ pub async fn handlers(cfg: &Config) -> Result<HashMap<String, Handler>, cgm_shar
     map.insert("PartnerFunction".into(), handler(cgm_partner::from_config(cfg).await?));
     map.insert("ReadFunction".into(), handler(cgm_read::from_config(cfg).await));
     map.insert("NightscoutFunction".into(), handler(cgm_nightscout::from_config(cfg).await?));
-    let mut report_cfg = cfg.clone();
-    if report_cfg.agp_font_dir.is_none() {
-        report_cfg.agp_font_dir = Some(font_dir().display().to_string());
+    // The functions that print the AGP page need its fonts: the fonts layer's, unless set.
+    let mut with_fonts = cfg.clone();
+    if with_fonts.agp_font_dir.is_none() {
+        with_fonts.agp_font_dir = Some(font_dir().display().to_string());
     }
-    map.insert("ReportFunction".into(), handler(cgm_report::from_config(&report_cfg).await?));
-    map.insert("FhirFunction".into(), handler(cgm_fhir::from_config(&report_cfg).await?));
+    map.insert("ReportFunction".into(), handler(cgm_report::from_config(&with_fonts).await?));
+    map.insert("FhirFunction".into(), handler(cgm_fhir::from_config(&with_fonts).await?));
     Ok(map)
 }
 
