@@ -29,6 +29,8 @@ pub fn entry(e: &DomainEvent, session: &Session, zone: &SourceZone, patient_fiel
                 "value_mg_dl": a.value_mmol.map(|v| (v * MG_DL_PER_MMOL).round()),
                 "threshold_mmol": a.threshold_mmol.map(|v| round(v, 2)),
                 "last_reading_at": session.last.at.ms(),
+                "found_late": a.found_late,
+                "retracted": a.retracted,
             }),
         ),
         DomainEvent::Sensor(s) => (

@@ -1,16 +1,19 @@
 //! The sessions-and-alerts step: each device a batch touches is read once, its readings
-//! applied ([`Session::apply`]: idempotent, never backwards), the events it raises sent to
-//! the bus, and the session written only over the version read. A redelivered batch changes
-//! nothing and sends nothing; a write that lost a race is read and applied again; a device
-//! whose events could not all be sent is not written, and its records are failed so Lambda
-//! brings them again (the same events, with the same ids). A failure of one device never
-//! holds up another.
+//! applied ([`Session::apply`]: idempotent, never backwards, the alerts a fold by measured
+//! time), and the session written only over the version read, with the events it decided in
+//! its outbox; then the outbox is sent to the bus and cleared. So a redelivered batch
+//! changes nothing and sends nothing; a write that lost a race is read and applied again; an
+//! event the bus did not take stays in the outbox, its records are failed, and the retry (or
+//! the next minute's check) sends only what was not sent. A failure of one device never holds
+//! up another. A session the store refuses outright (a permanent failure) is reported as
+//! poison, not retried.
 
 use crate::bus;
 use crate::sink::{self, EventSink};
 use cgm_shared::alerts::AlertSettings;
 use cgm_shared::ids::DeviceSn;
-use cgm_shared::session::{DomainEvent, SensorReading, Session};
+use cgm_shared::session::{Outgoing, SensorReading, Session};
+use cgm_shared::store::StoreError;
 use cgm_shared::store::sensors::{Saved, SensorStore};
 use cgm_shared::time::SourceZone;
 use chrono::NaiveDate;
@@ -30,8 +33,32 @@ pub struct Report {
     pub devices: usize,
     pub written: usize,
     pub events: usize,
+    /// Readings whose clock was ahead of their arrival (stored, never evaluated).
+    pub clock_ahead: usize,
+    /// Readings the stream delivered after the alert window had moved past them.
+    pub outside_window: usize,
     /// Sequence numbers of the records whose device could not be brought up to date.
     pub failed: Vec<String>,
+    /// Records that can never succeed (the store refused the session itself), with why:
+    /// written aside once by the consumer and not retried.
+    pub poisoned: Vec<(String, &'static str)>,
+}
+
+/// Why a device could not be brought up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// A retry may cure it.
+    Transient(&'static str),
+    /// No retry can: the store refuses the session.
+    Permanent(&'static str),
+}
+
+fn store_failure(e: StoreError) -> Failure {
+    if e.is_permanent() {
+        Failure::Permanent("the sensors table refused the session")
+    } else {
+        Failure::Transient("the sensors table failed")
+    }
 }
 
 pub async fn step<T: SensorStore, K: EventSink>(
@@ -60,10 +87,16 @@ pub async fn step<T: SensorStore, K: EventSink>(
             Ok(u) => {
                 report.written += usize::from(u.written);
                 report.events += u.events;
+                report.clock_ahead += u.clock_ahead;
+                report.outside_window += u.outside_window;
             }
-            Err(why) => {
+            Err(Failure::Transient(why)) => {
                 tracing::warn!(target: "cgm_events", device_sn = sn.as_str(), why, "session not updated; its records are retried");
                 report.failed.extend(devices[sn].iter().map(|(seq, _)| seq.clone()));
+            }
+            Err(Failure::Permanent(why)) => {
+                tracing::error!(target: "cgm_events", device_sn = sn.as_str(), why, "session refused for good; its records are set aside");
+                report.poisoned.extend(devices[sn].iter().map(|(seq, _)| (seq.clone(), why)));
             }
         }
     }
@@ -74,6 +107,8 @@ pub async fn step<T: SensorStore, K: EventSink>(
 struct Updated {
     written: bool,
     events: usize,
+    clock_ahead: usize,
+    outside_window: usize,
 }
 
 async fn update<T: SensorStore, K: EventSink>(
@@ -83,36 +118,62 @@ async fn update<T: SensorStore, K: EventSink>(
     sn: &DeviceSn,
     readings: &[SensorReading],
     counts: &BTreeMap<NaiveDate, u64>,
-) -> Result<Updated, &'static str> {
+) -> Result<Updated, Failure> {
     for _ in 0..MAX_ATTEMPTS {
-        let current = sensors.session(sn).await.map_err(|_| "the sensors table failed")?;
-        let (next, events) = Session::apply(current.clone(), readings, counts, s.alerts);
-        let Some(next) = next else { return Ok(Updated::default()) };
-        if current.as_ref() == Some(&next) && events.is_empty() {
-            return Ok(Updated::default());
+        let current = sensors.session(sn).await.map_err(store_failure)?;
+        let applied = Session::apply(current.clone(), readings, counts, s.alerts);
+        let (clock_ahead, outside_window) = (applied.clock_ahead, applied.outside_window);
+        let Some(mut next) = applied.session else {
+            return Ok(Updated { clock_ahead, ..Updated::default() });
+        };
+        let decided: Vec<Outgoing> =
+            applied.events.iter().map(|e| bus::entry(e, &next, s.zone, s.patient_fields)).collect();
+        next.outbox.extend(decided);
+        if current.as_ref() == Some(&next) && next.outbox.is_empty() {
+            return Ok(Updated { clock_ahead, outside_window, ..Updated::default() });
         }
-        send(sink, s, &next, &events).await?;
-        match sensors.put_session(&next).await.map_err(|_| "the sensors table failed")? {
-            Saved::Stored => return Ok(Updated { written: true, events: events.len() }),
+        if current.as_ref() != Some(&next) {
+            match sensors.put_session(&next).await.map_err(store_failure)? {
+                Saved::Stored => next.version += 1,
+                Saved::Conflict => continue,
+            }
+        }
+        let events = flush(sensors, sink, next).await?;
+        return Ok(Updated { written: true, events, clock_ahead, outside_window });
+    }
+    Err(Failure::Transient("the session kept changing under the write"))
+}
+
+/// Sends a written session's outbox and clears what the bus took: the number sent, or an
+/// error when some could not be (they stay in the outbox for the retry).
+pub async fn flush<T: SensorStore, K: EventSink>(sensors: &T, sink: &K, session: Session) -> Result<usize, Failure> {
+    if session.outbox.is_empty() {
+        return Ok(0);
+    }
+    let failed = sink::publish(sink, &session.outbox).await;
+    let sent: Vec<Outgoing> =
+        session.outbox.iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, e)| e.clone()).collect();
+    let mut next = session;
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Another writer got there first: take what we sent out of its outbox.
+            match sensors.session(&next.device_sn).await.map_err(store_failure)? {
+                Some(stored) => next = stored,
+                None => break,
+            }
+        }
+        next.outbox.retain(|e| !sent.contains(e));
+        match sensors.put_session(&next).await.map_err(store_failure)? {
+            Saved::Stored => break,
             Saved::Conflict => continue,
         }
     }
-    Err("the session kept changing under the write")
+    if failed.is_empty() { Ok(sent.len()) } else { Err(Failure::Transient("the event bus did not take every event")) }
 }
 
-/// Sends a session's events; an error when any could not be sent.
-pub async fn send<K: EventSink>(
-    sink: &K,
-    s: &Settings<'_>,
-    session: &Session,
-    events: &[DomainEvent],
-) -> Result<(), &'static str> {
-    let entries: Vec<_> = events.iter().map(|e| bus::entry(e, session, s.zone, s.patient_fields)).collect();
-    if sink::publish(sink, &entries).await.is_empty() { Ok(()) } else { Err("the event bus did not take every event") }
-}
-
-/// The scheduled check of every running sensor at `now`: signal lost, and sensors past
-/// their `cgmDay`. A session that changed meanwhile is left to the next check.
+/// The scheduled check of every running sensor at `now`: signal lost, sensors past their
+/// `cgmDay`, and any outbox a failed send left behind. A session that changed meanwhile is
+/// left to the next check.
 pub async fn check<T: SensorStore, K: EventSink>(
     sensors: &T,
     sink: &K,
@@ -123,17 +184,26 @@ pub async fn check<T: SensorStore, K: EventSink>(
     let mut report = CheckReport { active: active.len(), ..CheckReport::default() };
     for mut session in active {
         let events = session.check(now, s.alerts);
-        if events.is_empty() {
+        if events.is_empty() && session.outbox.is_empty() {
             continue;
         }
-        if send(sink, s, &session, &events).await.is_err() {
-            report.failed += 1;
-            continue;
+        let decided: Vec<Outgoing> = events.iter().map(|e| bus::entry(e, &session, s.zone, s.patient_fields)).collect();
+        session.outbox.extend(decided);
+        if !events.is_empty() {
+            match sensors.put_session(&session).await {
+                Ok(Saved::Stored) => {
+                    report.written += 1;
+                    session.version += 1;
+                }
+                Ok(Saved::Conflict) => continue,
+                Err(_) => {
+                    report.failed += 1;
+                    continue;
+                }
+            }
         }
-        report.events += events.len();
-        match sensors.put_session(&session).await {
-            Ok(Saved::Stored) => report.written += 1,
-            Ok(Saved::Conflict) => {}
+        match flush(sensors, sink, session).await {
+            Ok(n) => report.events += n,
             Err(_) => report.failed += 1,
         }
     }
@@ -203,17 +273,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_the_bus_refuses_fail_exactly_that_devices_records_and_come_again() {
+    async fn events_the_bus_refuses_stay_in_the_outbox_and_go_once_on_the_retry() {
         let (a, z) = settings();
         let s = Settings { alerts: &a, zone: &z, patient_fields: true };
         let (sensors, sink) = (MemorySensorStore::default(), MemorySink::default());
-        // A's two events refused, then its first again on the retry: not all sent.
+        // A's two events refused, then its first again on the retry: one is not sent.
         sink.refuse.store(3, Ordering::SeqCst);
         let batch = vec![reading("A", 0, 2.5), reading("B", 0, 7.0)];
         let r = step(&sensors, &sink, &s, &batch, &BTreeMap::new()).await;
         assert_eq!(r.failed, vec!["A-seq-0".to_string()], "{r:?}");
-        assert!(sensors.sessions.lock().unwrap().get(&DeviceSn::from("A")).is_none(), "A not written");
-        // Lambda redelivers: A's events go out, with the ids they would have had.
+        let stored = sensors.sessions.lock().unwrap().get(&DeviceSn::from("A")).cloned().expect("A written");
+        assert_eq!(stored.outbox.len(), 1, "what the bus did not take waits in the outbox");
+        // Lambda redelivers: only what was not sent goes out, with the id it had.
         let r = step(&sensors, &sink, &s, &batch, &BTreeMap::new()).await;
         assert!(r.failed.is_empty(), "{r:?}");
         let ids: Vec<String> = sink
@@ -221,11 +292,29 @@ mod tests {
             .iter()
             .map(|e| serde_json::from_str::<serde_json::Value>(&e.detail).unwrap()["id"].as_str().unwrap().to_string())
             .collect();
-        assert!(
-            ids.contains(&"A~started".to_string()) && ids.iter().any(|i| i.starts_with("A~urgent_low~")),
-            "{ids:?}"
-        );
+        let a_ids: Vec<&String> = ids.iter().filter(|i| i.starts_with("A~")).collect();
+        assert_eq!(a_ids.len(), 2, "each of A's events once: {ids:?}");
+        assert!(ids.contains(&"A~started".to_string()) && ids.iter().any(|i| i.starts_with("A~urgent_low~")));
+        assert!(sensors.sessions.lock().unwrap()[&DeviceSn::from("A")].outbox.is_empty());
         assert!(sink.taken().iter().any(|e| e.detail.contains("PATIENT-CANARY")), "patient fields when asked");
+        // And a third delivery sends nothing.
+        step(&sensors, &sink, &s, &batch, &BTreeMap::new()).await;
+        assert_eq!(sink.taken().len(), ids.len());
+    }
+
+    #[tokio::test]
+    async fn an_outbox_left_by_a_failed_send_goes_with_the_next_check() {
+        let (a, z) = settings();
+        let s = Settings { alerts: &a, zone: &z, patient_fields: false };
+        let (sensors, sink) = (MemorySensorStore::default(), MemorySink::default());
+        sink.refuse.store(4, Ordering::SeqCst);
+        let r = step(&sensors, &sink, &s, &[reading("A", 0, 2.5)], &BTreeMap::new()).await;
+        assert_eq!(r.failed.len(), 1);
+        assert!(sink.taken().is_empty());
+        let r = check(&sensors, &sink, &s, Timestamp(1_700_000_000_000 + 60_000)).await.unwrap();
+        assert_eq!(r.events, 2, "{r:?}");
+        assert_eq!(sink.taken().len(), 2);
+        assert!(sensors.sessions.lock().unwrap()[&DeviceSn::from("A")].outbox.is_empty());
     }
 
     #[tokio::test]

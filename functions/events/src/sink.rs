@@ -16,14 +16,9 @@ pub const SOURCE: &str = "cgm-bridge";
 /// Entries per `PutEvents` call (the service's limit).
 pub const MAX_ENTRIES: usize = 10;
 
-/// One event as the bus takes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BusEntry {
-    /// `cgm.alert.opened`, `cgm.sensor.started`, …
-    pub detail_type: String,
-    /// JSON.
-    pub detail: String,
-}
+/// One event as the bus takes it (`cgm.alert.opened`, `cgm.sensor.started`, …, and its JSON
+/// detail): what a session's outbox keeps until it is sent.
+pub use cgm_shared::session::Outgoing as BusEntry;
 
 pub trait EventSink: Send + Sync {
     /// Sends up to [`MAX_ENTRIES`]; returns the indexes of the entries that were not taken

@@ -59,7 +59,7 @@ fn service(patient_system: Option<&str>, patient: Option<&str>) -> Svc {
         visit_id: None,
         received_at: None,
     };
-    let (session, _) = Session::apply(None, &[first], &BTreeMap::new(), &AlertSettings::default());
+    let session = Session::apply(None, &[first], &BTreeMap::new(), &AlertSettings::default()).session;
     let session = session.expect("a session");
     sensors.sessions.lock().unwrap().insert(session.device_sn.clone(), session);
     let s = settings(patient_system);

@@ -549,6 +549,8 @@ fn alert_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Result<AlertSe
         renotify_minutes: minutes("ALERT_RENOTIFY_MINUTES", d.renotify_minutes, 5..=1_440)?,
         max_age_minutes: minutes("ALERT_MAX_AGE_MINUTES", d.max_age_minutes, 1..=1_440)?,
         signal_lost_minutes: minutes("SIGNAL_LOST_MINUTES", d.signal_lost_minutes, 5..=1_440)?,
+        clock_ahead_minutes: minutes("CLOCK_AHEAD_MINUTES", d.clock_ahead_minutes, 1..=120)?,
+        stream_lag_minutes: minutes("ALERT_STREAM_LAG_MINUTES", d.stream_lag_minutes, 0..=1_440)?,
     };
     if !(s.urgent_low_mmol < s.low_mmol && s.low_mmol < s.high_mmol && s.high_mmol < s.very_high_mmol) {
         return Err(ConfigError::Invalid {

@@ -385,7 +385,7 @@ mod sensors {
         );
         for (sn, customer, v) in [("LOW", "Ward7", 2.5), ("OK", "Ward7", 6.0), ("ELSEWHERE", "Ward9", 6.0)] {
             let rs = [sensor_reading(sn, customer, 1, 6.0), sensor_reading(sn, customer, 2, v)];
-            let (s, _) = Session::apply(None, &rs, &BTreeMap::new(), &AlertSettings::default());
+            let s = Session::apply(None, &rs, &BTreeMap::new(), &AlertSettings::default()).session;
             svc.sensor_store().put_session(&s.unwrap()).await.unwrap();
         }
         svc

@@ -38,6 +38,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A failure that no retry can cure: the store refused the request itself (DynamoDB's
+    /// `ValidationException`: a key over its size, a number it cannot hold). The caller
+    /// quarantines what it was writing instead of answering "try again".
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Failed { kind, .. } if kind == "ValidationException")
+    }
+
     /// The failure an in-memory store reports when a test asks it to fail.
     pub fn unavailable_for_test() -> Self {
         StoreError::Failed { kind: "Unavailable".into(), source: "memory store set to fail".into() }

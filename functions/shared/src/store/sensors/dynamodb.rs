@@ -2,9 +2,10 @@
 //! three indexes (active, customer, patient), each projecting the whole item.
 
 use super::{Saved, SensorStore};
+use crate::alerts::window::{AlertWindow, Closed, FoldState, KindState, Run, Sample};
 use crate::alerts::{AlertKind, AlertState, Alerts, Episode};
 use crate::ids::DeviceSn;
-use crate::session::{Mark, SensorReading, Session};
+use crate::session::{Mark, Outgoing, SensorReading, Session};
 use crate::store::StoreError;
 use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, put_opt_s, query_all, s, text};
 use crate::time::Timestamp;
@@ -31,7 +32,16 @@ pub mod sensor_attr {
     pub const PATIENT_ID: &str = "patientId";
     pub const VISIT_ID: &str = "visitId";
     pub const ENDED_AT: &str = "endedAt";
+    pub const FIRST_RECEIVED_AT: &str = "firstReceivedAt";
     pub const ALERTS: &str = "alerts";
+    /// The alert evaluation's window: its base, readings and recently resolved episodes.
+    pub const ALERT_WINDOW: &str = "alertWindow";
+    /// Events written with the session and not yet known to be on the bus.
+    pub const OUTBOX: &str = "outbox";
+    /// Longest value written under an index key (DynamoDB allows 2,048 bytes for a
+    /// partition key): a longer `customerName` or `patientId`, stored before the push route
+    /// bounded them, is left out of the item rather than have every write of it refused.
+    pub const MAX_INDEX_KEY_BYTES: usize = 1024;
     pub const VERSION: &str = "version";
     /// `"1"` while the session runs, absent after: the sparse index of running sensors.
     pub const ACTIVE: &str = "active";
@@ -106,36 +116,196 @@ fn opt_f(map: &mut Item, k: &str, v: Option<f64>) {
     }
 }
 
+fn put_episode(m: &mut Item, ep: &Episode) {
+    m.insert("id".into(), s(&ep.id));
+    m.insert("openedAt".into(), n(ep.opened_at.ms()));
+    m.insert("notifiedAt".into(), n(ep.notified_at.ms()));
+    m.insert("notifications".into(), n_u(u64::from(ep.notifications)));
+    opt_n(m, "acknowledgedAt", ep.acknowledged_at.map(Timestamp::ms));
+    opt_f(m, "valueMmol", ep.value_mmol);
+    opt_f(m, "thresholdMmol", ep.threshold_mmol);
+}
+
+/// The episode in `m`; `Ok(None)` when `m` holds none, `Err` when it holds a broken one.
+fn episode_of(m: &Item) -> Result<Option<Episode>, ()> {
+    let Some(id) = text(m, "id") else { return Ok(None) };
+    Ok(Some(Episode {
+        id,
+        opened_at: Timestamp(num(m, "openedAt").ok_or(())?),
+        notified_at: Timestamp(num(m, "notifiedAt").ok_or(())?),
+        notifications: num(m, "notifications").ok_or(())?,
+        acknowledged_at: num(m, "acknowledgedAt").map(Timestamp),
+        value_mmol: num(m, "valueMmol"),
+        threshold_mmol: num(m, "thresholdMmol"),
+    }))
+}
+
 fn alert_av(st: &AlertState) -> AttributeValue {
     let mut m = Item::new();
     opt_n(&mut m, "pendingSince", st.pending_since.map(Timestamp::ms));
     if let Some(ep) = &st.open {
-        m.insert("id".into(), s(&ep.id));
-        m.insert("openedAt".into(), n(ep.opened_at.ms()));
-        m.insert("notifiedAt".into(), n(ep.notified_at.ms()));
-        m.insert("notifications".into(), n_u(u64::from(ep.notifications)));
-        opt_n(&mut m, "acknowledgedAt", ep.acknowledged_at.map(Timestamp::ms));
-        opt_f(&mut m, "valueMmol", ep.value_mmol);
-        opt_f(&mut m, "thresholdMmol", ep.threshold_mmol);
+        put_episode(&mut m, ep);
     }
     AttributeValue::M(m)
 }
 
 fn alert_of(v: &AttributeValue) -> Option<AlertState> {
     let m = v.as_m().ok()?;
-    let open = match text(m, "id") {
-        None => None,
-        Some(id) => Some(Episode {
-            id,
-            opened_at: Timestamp(num(m, "openedAt")?),
-            notified_at: Timestamp(num(m, "notifiedAt")?),
-            notifications: num(m, "notifications")?,
-            acknowledged_at: num(m, "acknowledgedAt").map(Timestamp),
-            value_mmol: num(m, "valueMmol"),
-            threshold_mmol: num(m, "thresholdMmol"),
-        }),
+    Some(AlertState { pending_since: num(m, "pendingSince").map(Timestamp), open: episode_of(m).ok()? })
+}
+
+fn run_av(r: &Run) -> AttributeValue {
+    let mut m = Item::from([
+        ("openedAt".to_string(), n(r.opened_at.ms())),
+        ("notifiedAt".to_string(), n(r.notified_at.ms())),
+        ("notifications".to_string(), n_u(u64::from(r.notifications))),
+    ]);
+    put_opt_s(&mut m, "id", r.id.as_deref());
+    opt_f(&mut m, "valueMmol", r.value_mmol);
+    opt_f(&mut m, "thresholdMmol", r.threshold_mmol);
+    AttributeValue::M(m)
+}
+
+fn run_of(v: &AttributeValue) -> Option<Run> {
+    let m = v.as_m().ok()?;
+    Some(Run {
+        id: text(m, "id"),
+        opened_at: Timestamp(num(m, "openedAt")?),
+        notified_at: Timestamp(num(m, "notifiedAt")?),
+        notifications: num(m, "notifications")?,
+        value_mmol: num(m, "valueMmol"),
+        threshold_mmol: num(m, "thresholdMmol"),
+    })
+}
+
+/// A window reading as one short string, `at|serialNo|mmol|low|high` (empty when absent):
+/// the window holds an hour or so of readings, kept small so the session stays one write.
+fn sample_text(x: &Sample) -> String {
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    format!(
+        "{}|{}|{}|{}|{}",
+        x.at.ms(),
+        x.serial_no.map(|v| v.to_string()).unwrap_or_default(),
+        x.mmol,
+        opt(x.low),
+        opt(x.high)
+    )
+}
+
+fn sample_of(t: &str) -> Option<Sample> {
+    let mut f = t.split('|');
+    let at = Timestamp(f.next()?.parse().ok()?);
+    let opt_u = |v: &str| if v.is_empty() { Ok(None) } else { v.parse().map(Some) };
+    let opt_f = |v: &str| -> Option<Option<f64>> {
+        if v.is_empty() { Some(None) } else { v.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some) }
     };
-    Some(AlertState { pending_since: num(m, "pendingSince").map(Timestamp), open })
+    let serial_no = opt_u(f.next()?).ok()?;
+    let mmol = f.next()?.parse::<f64>().ok().filter(|v| v.is_finite())?;
+    let low = opt_f(f.next()?)?;
+    let high = opt_f(f.next()?)?;
+    Some(Sample { at, serial_no, mmol, low, high })
+}
+
+fn window_av(w: &AlertWindow) -> AttributeValue {
+    let kinds: Item = w
+        .base
+        .kinds
+        .iter()
+        .map(|(k, ks)| {
+            let mut m = Item::new();
+            opt_n(&mut m, "pendingSince", ks.pending_since.map(Timestamp::ms));
+            if let Some(r) = &ks.open {
+                m.insert("run".into(), run_av(r));
+            }
+            (k.as_str().to_string(), AttributeValue::M(m))
+        })
+        .collect();
+    let mut base = Item::from([("kinds".to_string(), AttributeValue::M(kinds))]);
+    if let Some((at, mmol)) = w.base.prev.filter(|(_, v)| v.is_finite()) {
+        base.insert("prevAt".into(), n(at.ms()));
+        base.insert("prevMmol".into(), AttributeValue::N(mmol.to_string()));
+    }
+    let closed = w
+        .closed
+        .iter()
+        .map(|c| {
+            let mut m = Item::from([
+                ("kind".to_string(), s(c.kind.as_str())),
+                ("resolvedAt".to_string(), n(c.resolved_at.ms())),
+            ]);
+            put_episode(&mut m, &c.episode);
+            AttributeValue::M(m)
+        })
+        .collect();
+    AttributeValue::M(Item::from([
+        ("baseAt".to_string(), n(w.base_at.ms())),
+        ("clock".to_string(), n(w.clock.ms())),
+        ("base".to_string(), AttributeValue::M(base)),
+        ("samples".to_string(), AttributeValue::L(w.samples.iter().map(|x| s(&sample_text(x))).collect())),
+        ("closed".to_string(), AttributeValue::L(closed)),
+    ]))
+}
+
+fn window_of(v: &AttributeValue) -> Option<AlertWindow> {
+    let m = v.as_m().ok()?;
+    let base = m.get("base")?.as_m().ok()?;
+    let mut kinds = BTreeMap::new();
+    for (k, v) in base.get("kinds")?.as_m().ok()? {
+        let km = v.as_m().ok()?;
+        let open = match km.get("run") {
+            Some(r) => Some(run_of(r)?),
+            None => None,
+        };
+        kinds.insert(AlertKind::parse(k)?, KindState { pending_since: num(km, "pendingSince").map(Timestamp), open });
+    }
+    let prev = match (num(base, "prevAt"), num::<f64>(base, "prevMmol")) {
+        (Some(at), Some(mmol)) if mmol.is_finite() => Some((Timestamp(at), mmol)),
+        _ => None,
+    };
+    let mut samples = Vec::new();
+    for x in m.get("samples")?.as_l().ok()? {
+        samples.push(sample_of(x.as_s().ok()?)?);
+    }
+    let mut closed = Vec::new();
+    for c in m.get("closed")?.as_l().ok()? {
+        let cm = c.as_m().ok()?;
+        closed.push(Closed {
+            kind: AlertKind::parse(&text(cm, "kind")?)?,
+            episode: episode_of(cm).ok()??,
+            resolved_at: Timestamp(num(cm, "resolvedAt")?),
+        });
+    }
+    Some(AlertWindow {
+        base_at: Timestamp(num(m, "baseAt")?),
+        base: FoldState { kinds, prev },
+        samples,
+        closed,
+        clock: Timestamp(num(m, "clock")?),
+    })
+}
+
+fn outbox_av(o: &[Outgoing]) -> AttributeValue {
+    AttributeValue::L(
+        o.iter()
+            .map(|e| {
+                AttributeValue::M(Item::from([
+                    ("detailType".to_string(), s(&e.detail_type)),
+                    ("detail".to_string(), s(&e.detail)),
+                ]))
+            })
+            .collect(),
+    )
+}
+
+fn outbox_of(v: &AttributeValue) -> Option<Vec<Outgoing>> {
+    v.as_l()
+        .ok()?
+        .iter()
+        .map(|e| {
+            let m = e.as_m().ok()?;
+            Some(Outgoing { detail_type: text(m, "detailType")?, detail: text(m, "detail")? })
+        })
+        .collect()
 }
 
 pub fn session_item(x: &Session, version: u64) -> Item {
@@ -163,10 +333,18 @@ pub fn session_item(x: &Session, version: u64) -> Item {
     }
     opt_f(&mut item, sa::LOW, x.low);
     opt_f(&mut item, sa::HIGH, x.high);
-    put_opt_s(&mut item, sa::CUSTOMER_NAME, x.customer_name.as_deref());
-    put_opt_s(&mut item, sa::PATIENT_ID, x.patient_id.as_deref());
+    let index_key = |v: Option<&str>| v.filter(|v| v.len() <= sa::MAX_INDEX_KEY_BYTES).map(str::to_string);
+    put_opt_s(&mut item, sa::CUSTOMER_NAME, index_key(x.customer_name.as_deref()).as_deref());
+    put_opt_s(&mut item, sa::PATIENT_ID, index_key(x.patient_id.as_deref()).as_deref());
     put_opt_s(&mut item, sa::VISIT_ID, x.visit_id.as_deref());
     opt_n(&mut item, sa::ENDED_AT, x.ended_at.map(Timestamp::ms));
+    opt_n(&mut item, sa::FIRST_RECEIVED_AT, x.first_received_at.map(Timestamp::ms));
+    if let Some(w) = &x.alert_window {
+        item.insert(sa::ALERT_WINDOW.into(), window_av(w));
+    }
+    if !x.outbox.is_empty() {
+        item.insert(sa::OUTBOX.into(), outbox_av(&x.outbox));
+    }
     if x.active() {
         item.insert(sa::ACTIVE.into(), s("1"));
     }
@@ -197,8 +375,16 @@ pub fn session_of(item: &Item) -> Option<Session> {
         customer_name: text(item, sa::CUSTOMER_NAME),
         patient_id: text(item, sa::PATIENT_ID),
         visit_id: text(item, sa::VISIT_ID),
+        first_received_at: num(item, sa::FIRST_RECEIVED_AT).map(Timestamp),
         ended_at: num(item, sa::ENDED_AT).map(Timestamp),
         alerts,
+        // A window this version cannot read starts again (from the announced alerts), rather
+        // than leave the whole session unreadable.
+        alert_window: item.get(sa::ALERT_WINDOW).and_then(window_of),
+        outbox: match item.get(sa::OUTBOX) {
+            Some(v) => outbox_of(v)?,
+            None => Vec::new(),
+        },
         version: num(item, sa::VERSION)?,
     })
 }
@@ -291,7 +477,7 @@ mod tests {
             received_at: None,
         };
         let counts = BTreeMap::from([(NaiveDate::from_ymd_opt(2023, 11, 15).unwrap(), 3)]);
-        let (x, _) = Session::apply(None, &[r(0, 6.0), r(1, 2.5), r(2, 3.5)], &counts, &AlertSettings::default());
+        let x = Session::apply(None, &[r(0, 6.0), r(1, 2.5), r(2, 3.5)], &counts, &AlertSettings::default()).session;
         let x = x.unwrap();
         assert!(!x.alerts.is_empty(), "an open urgent low and a pending low");
         let item = session_item(&x, 4);

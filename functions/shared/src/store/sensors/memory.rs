@@ -13,6 +13,27 @@ pub struct MemorySensorStore {
     pub sessions: Mutex<BTreeMap<DeviceSn, Session>>,
     /// When set, every call fails as an unreachable table would.
     pub fail: AtomicBool,
+    /// When set, a read yields to the executor once before answering, so two concurrent
+    /// writers of one device interleave between their read and their write (as two shards'
+    /// batches of one device do in Lambda).
+    pub interleave: AtomicBool,
+}
+
+/// A future that is pending once (waking itself) and then ready: a yield that needs no
+/// runtime of its own.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 impl MemorySensorStore {
@@ -28,7 +49,11 @@ impl MemorySensorStore {
 impl SensorStore for MemorySensorStore {
     async fn session(&self, device_sn: &DeviceSn) -> Result<Option<Session>, StoreError> {
         self.check()?;
-        Ok(self.sessions.lock().expect("memory store lock").get(device_sn).cloned())
+        let read = self.sessions.lock().expect("memory store lock").get(device_sn).cloned();
+        if self.interleave.load(Ordering::SeqCst) {
+            YieldOnce(false).await;
+        }
+        Ok(read)
     }
 
     async fn put_session(&self, s: &Session) -> Result<Saved, StoreError> {
