@@ -4,13 +4,21 @@
 //! Local) against a stand-in EHR on loopback that checks SMART Backend Services and plays
 //! `$submit-cgm-bundle` (`cgm_tests::fake_ehr`). What the EHR stored is counted per
 //! identifier: every valid reading once, across outages, partial acceptance and restarts.
-//! Every bundle sent is run through the FHIR validator.
+//! Every bundle sent is run through the FHIR validator. Devices whose stored values no push
+//! makes (impossible times, checkpoints at the calendar's end) and a device whose bundles the
+//! EHR refuses whole fail alone: counted, and the others are sent.
 
 use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
 use cgm_shared::ids::DeviceSn;
+use cgm_shared::session::Session;
+use cgm_shared::store::attr;
+use cgm_shared::store::sensors::SensorStore;
+use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
+use cgm_shared::time::Timestamp;
 use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
 use cgm_tests::fhir_validator::validate;
-use cgm_tests::{Stack, seed_with, serve_locally};
+use cgm_tests::filter_pattern::FilterPattern;
+use cgm_tests::{Stack, capture_logs, seed_with, serve_locally};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -521,4 +529,274 @@ async fn a_one_time_submission_sends_its_period_again_and_the_ehr_matches_what_i
     let report = validate(&ehr.bundles());
     assert!(report.ok, "the validator refused a submission bundle: {:#?}", report.errors());
     assert_eq!(ehr.violations(), Vec::<String>::new());
+}
+
+fn sensors(stack: &Stack) -> DynamoSensorStore {
+    DynamoSensorStore::new(stack.client.clone(), stack.table("SENSORS_TABLE").into())
+}
+
+/// `from`'s session as the stream consumer kept it, written as `other`'s after `change`:
+/// another device's stored session, as no push would make it.
+async fn another_session(stack: &Stack, from: &str, other: &str, change: impl FnOnce(&mut Session)) {
+    let mut s = session_of(stack, from).await;
+    s.device_sn = DeviceSn::from(other);
+    s.version = 0;
+    change(&mut s);
+    let saved = sensors(stack).put_session(&s).await.expect("a session written");
+    assert_eq!(saved, cgm_shared::store::sensors::Saved::Stored);
+}
+
+/// The first `n` of `from`'s stored readings, copied as `other`'s (`<other>-00001`, …), the
+/// `i`th (from 1) measured at `at(i, its measured time)`.
+async fn copy_readings(stack: &Stack, from: &str, other: &str, n: usize, at: impl Fn(usize, i64) -> i64) {
+    let measured = |item: &attr::Item| cgm_tests::n(item, attr::MEASURED_AT).and_then(|v| v.parse::<i64>().ok());
+    let mut items: Vec<attr::Item> = stack
+        .scan("READINGS_TABLE")
+        .await
+        .into_iter()
+        .filter(|i| cgm_tests::s(i, attr::DEVICE_SN) == Some(from))
+        .collect();
+    items.sort_by_key(|i| measured(i));
+    for (i, mut item) in items.into_iter().take(n).enumerate() {
+        let i = i + 1;
+        let ms = at(i, measured(&item).expect("a measured time"));
+        let s = |v: String| aws_sdk_dynamodb::types::AttributeValue::S(v);
+        item.insert(attr::TEST_ID.into(), s(format!("{other}-{i:05}")));
+        item.insert(attr::DEVICE_SN.into(), s(other.into()));
+        item.insert(attr::MEASURED_AT.into(), aws_sdk_dynamodb::types::AttributeValue::N(ms.to_string()));
+        stack
+            .client
+            .put_item()
+            .table_name(stack.table("READINGS_TABLE"))
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("a reading written");
+    }
+}
+
+/// The submitter's one line per run, as JSON, from captured logs.
+fn run_lines(logs: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "submission run")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_device_with_impossible_stored_values_fails_alone_and_the_others_are_sent() {
+    // Given a sensor pushed as Sinocare pushes, and beside it stored values no push makes: a
+    // session and a reading in the year 262142, a session whose last reading is at i64::MAX
+    // ms, a summary checkpoint at the calendar's last day, and one-time submissions of a
+    // period of 8,000 years and with an attempt count at its limit.
+    let stack = Stack::new().await;
+    let sn = "SN-SANE";
+    seed(&stack, sn, 1).await;
+    let far = chrono::NaiveDate::from_ymd_opt(262_142, 6, 1).unwrap();
+    let far_ms = far.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    another_session(&stack, sn, "SN-YEAR", |s| {
+        (s.first.at, s.last.at) = (Timestamp(far_ms), Timestamp(far_ms));
+        s.days = BTreeMap::from([(far, 1)]);
+    })
+    .await;
+    copy_readings(&stack, sn, "SN-YEAR", 1, |_, _| far_ms).await;
+    another_session(&stack, sn, "SN-MAX", |s| s.last.at = Timestamp(i64::MAX)).await;
+    copy_readings(&stack, sn, "SN-MAX", 5, |i, at| if i < 5 { at } else { i64::MAX }).await;
+    another_session(&stack, sn, "SN-CKPT", |_| {}).await;
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    let env = settings(&ehr, "ES384", &[("FHIR_SUMMARY_PERIOD_DAYS", "1")]);
+    let cfg = stack.config(&env);
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+    let mut c = submitter.checkpoints().get(&DeviceSn::from("SN-CKPT"), Kind::Summary).await.unwrap();
+    c.through = Some(chrono::NaiveDate::MAX.to_string());
+    assert_eq!(submitter.checkpoints().put(&c).await.unwrap(), cgm_fhir_submit::checkpoints::Saved::Stored);
+    let requests = cgm_shared::store::submissions::dynamodb::DynamoSubmissionRequests::new(
+        stack.client.clone(),
+        stack.table("SUBMISSIONS_TABLE").into(),
+    );
+    use cgm_shared::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
+    let request = |id: &str, last: &str, attempts: u32, created: i64| SubmissionRequest {
+        id: id.into(),
+        device_sn: DeviceSn::from(sn),
+        first: "2024-05-01".parse().unwrap(),
+        last: last.parse().unwrap(),
+        profiles: RequestProfiles { readings: true, summary: true, summary_pdf: false },
+        status: RequestStatus::Queued,
+        attempts,
+        accepted: 0,
+        declined: 0,
+        reason: None,
+        created_at: Timestamp(created),
+        updated_at: Timestamp(created),
+        version: 0,
+    };
+    let (long, worn) = ("0123456789abcdef0123456789abcde0", "0123456789abcdef0123456789abcde1");
+    assert!(requests.create(&request(long, "9999-12-31", 0, 1)).await.unwrap());
+    assert!(requests.create(&request(worn, "2024-05-01", u32::MAX, 2)).await.unwrap());
+
+    // When the submitter runs, twice.
+    let (logs, guard) = capture_logs("info");
+    let first = submitter.run(now(), later()).await.expect("a run");
+    let second = submitter.run(now(), later()).await.expect("a run");
+    drop(guard);
+
+    // Then the three devices fail, each counted, and the run goes on: every valid reading of
+    // the sane sensor reaches the EHR once, with its summary, and nothing of the others.
+    assert_eq!(first.devices, 4, "{first:?}");
+    assert_eq!((first.failed, first.stuck, first.unfinished), (3, 0, 3), "{first:?}");
+    let stored = ehr.stored("Observation");
+    let readings: Vec<String> = stored.keys().filter(|k| k.starts_with(TEST_ID_SYSTEM)).cloned().collect();
+    assert_eq!(readings, valid_ids(sn, 1), "the sane sensor's valid readings, and no other device's");
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+    let summaries = stored.keys().filter(|k| k.starts_with("urn:cgm-bridge:sinocare:summary|")).count();
+    assert_eq!(summaries, 7, "the sane sensor's day as a summary panel and its six members: {stored:?}");
+    assert_eq!(
+        ehr.stored("Device").keys().cloned().collect::<Vec<_>>(),
+        vec![format!("urn:cgm-bridge:sinocare:device-sn|{sn}")]
+    );
+    assert_eq!(ehr.violations(), Vec::<String>::new());
+    // The one-time submission of 8,000 years fails saying why; the one with its attempts at
+    // their limit is sent.
+    let failed = requests.get(long).await.unwrap().unwrap();
+    assert_eq!(failed.status, RequestStatus::Failed);
+    assert!(failed.reason.as_deref().unwrap_or("").contains("1 to 90 local days"), "{failed:?}");
+    let done = requests.get(worn).await.unwrap().unwrap();
+    assert_eq!((done.status, done.attempts), (RequestStatus::Done, u32::MAX), "{done:?}");
+    // The next run meets the same devices, fails them again, and sends nothing twice.
+    assert_eq!((second.failed, second.stuck, second.bundles), (3, 0, 0), "{second:?}");
+
+    // The run's line says how many failed (a warning then), each failed device has its own
+    // line naming it and why, and no line names the patient.
+    let text = logs.text();
+    let lines = run_lines(&text);
+    assert_eq!(lines.len(), 2, "one line per run: {text}");
+    for l in &lines {
+        assert_eq!(
+            (l["failed"].as_u64(), l["stuck"].as_u64(), l["level"].as_str()),
+            (Some(3), Some(0), Some("WARN")),
+            "{l}"
+        );
+    }
+    let left: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "submission left for the next run")
+        .collect();
+    let mut failed_devices: Vec<&str> =
+        left.iter().filter(|l| l["outcome"] == "failed").filter_map(|l| l["device_sn"].as_str()).collect();
+    failed_devices.sort();
+    assert_eq!(failed_devices, ["SN-CKPT", "SN-CKPT", "SN-MAX", "SN-MAX", "SN-YEAR", "SN-YEAR"], "{left:#?}");
+    assert!(left.iter().all(|l| l["error"].as_str().is_some_and(|e| e.contains("stored data"))), "{left:#?}");
+    assert!(!text.contains("MPI-4711"), "the patient's identifier was logged");
+}
+
+#[tokio::test]
+async fn a_bundle_the_ehr_refuses_whole_leaves_its_device_stuck_and_counted_for_the_alarm() {
+    // Given two sensors, whose second the EHR refuses whole (400) every time it comes.
+    let stack = Stack::new().await;
+    let sn = "SN-TAKEN";
+    seed(&stack, sn, 1).await;
+    another_session(&stack, sn, "SN-REFUSED", |_| {}).await;
+    copy_readings(&stack, sn, "SN-REFUSED", 30, |_, at| at).await;
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    ehr.behave(|b| {
+        b.refuse_devices.insert("SN-REFUSED".into());
+    });
+    let env = settings(&ehr, "ES384", &[("FHIR_SUBMIT_PROFILES", "cgm-sensor-reading")]);
+    let cfg = stack.config(&env);
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+
+    // When it runs twice, then the EHR takes the device again and it runs once more.
+    let (logs, guard) = capture_logs("info");
+    let first = submitter.run(now(), later()).await.expect("a run");
+    let before = ehr.submissions();
+    let second = submitter.run(now(), later()).await.expect("a run");
+    let resent = ehr.submissions() - before;
+    ehr.behave(|b| b.refuse_devices.clear());
+    let third = submitter.run(now(), later()).await.expect("a run");
+    drop(guard);
+
+    // Then the refused device is stuck in both runs (its same bundle sent and refused again),
+    // counted as failed too, while the other's readings all reach the EHR; once taken, it
+    // is neither.
+    assert_eq!((first.failed, first.stuck, first.unfinished), (1, 1, 1), "{first:?}");
+    assert_eq!(
+        (second.failed, second.stuck, second.bundles),
+        (1, 1, 0),
+        "a refused bundle is no bundle sent: {second:?}"
+    );
+    assert_eq!(resent, 1, "the stuck device's bundle, again, and nothing of the other");
+    assert_eq!((third.failed, third.stuck, third.unfinished), (0, 0, 0), "{third:?}");
+    let stored = ehr.stored("Observation");
+    let mut want = valid_ids(sn, 1);
+    want.extend((4..=30).map(|i| format!("{TEST_ID_SYSTEM}|SN-REFUSED-{i:05}")));
+    want.sort();
+    assert_eq!(stored.keys().cloned().collect::<Vec<_>>(), want);
+    assert!(twice(&stored).is_empty(), "stored more than once: {:?}", twice(&stored));
+
+    // The device's line says it is stuck and what the EHR said; the run's lines count it.
+    let text = logs.text();
+    let stuck_lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "submission left for the next run" && l["outcome"] == "stuck")
+        .collect();
+    assert_eq!(stuck_lines.len(), 2, "{text}");
+    for l in &stuck_lines {
+        assert_eq!((l["device_sn"].as_str(), l["level"].as_str()), (Some("SN-REFUSED"), Some("WARN")), "{l}");
+        assert!(l["error"].as_str().unwrap().contains("the whole bundle: the EHR refused the request with 400"), "{l}");
+    }
+    let lines = run_lines(&text);
+    assert_eq!(lines.len(), 3, "{text}");
+
+    // And the template's metric filters over those lines give the alarms' metrics: each run's
+    // count of stuck and of failed devices.
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(cgm_local::repo_root().join("infra/template.yaml")).unwrap())
+            .unwrap();
+    let filters: Vec<_> = cgm_local::template::Template::load_default()
+        .expect("infra/template.yaml")
+        .metric_filters()
+        .into_iter()
+        .filter(|f| f.log_group.as_deref() == Some("FhirSubmitFunctionLogGroup"))
+        .collect();
+    let mut metrics: BTreeMap<String, Vec<Option<u64>>> = BTreeMap::new();
+    for f in &filters {
+        let pattern = FilterPattern::parse(&f.pattern).unwrap_or_else(|e| panic!("{}: {e}", f.logical_id));
+        let transform = &template["Resources"][f.logical_id.as_str()]["Properties"]["MetricTransformations"][0];
+        let value = transform["MetricValue"].as_str().expect("a MetricValue");
+        let field = value.strip_prefix("$.").unwrap_or_else(|| panic!("{}: MetricValue {value}", f.logical_id));
+        assert!(
+            lines.iter().all(|l| pattern.matches(l)),
+            "{} ({}) must match every run's line, so each run gives a value",
+            f.logical_id,
+            f.pattern
+        );
+        let others = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] != "submission run");
+        assert!(others.clone().all(|l| !pattern.matches(&l)), "{} matches no other line", f.logical_id);
+        metrics.insert(f.metric.clone(), lines.iter().map(|l| l[field].as_u64()).collect());
+    }
+    assert_eq!(
+        metrics,
+        BTreeMap::from([
+            ("FhirSubmitDevicesFailed".to_string(), vec![Some(1), Some(1), Some(0)]),
+            ("FhirSubmitDevicesStuck".to_string(), vec![Some(1), Some(1), Some(0)]),
+        ])
+    );
+    // Each has its alarm, on the stack's namespace.
+    let alarms: Vec<&serde_norway::Value> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .collect();
+    for metric in metrics.keys() {
+        assert!(
+            alarms.iter().any(|a| a["Properties"]["MetricName"].as_str() == Some(metric.as_str())),
+            "no alarm on {metric}"
+        );
+    }
 }

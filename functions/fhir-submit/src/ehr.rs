@@ -196,7 +196,7 @@ impl Ehr {
                 Attempt::Done(status, body) => return Ok((status, body)),
                 Attempt::Again { wait, why } => {
                     let wait = wait.unwrap_or_else(|| jitter(backoff));
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                    backoff = backoff.saturating_mul(2).min(self.retry.max_backoff);
                     if attempt >= self.retry.attempts || wait >= until.saturating_duration_since(Instant::now()) {
                         return Err(EhrError::GaveUp { attempts: attempt, last: why });
                     }

@@ -21,6 +21,15 @@
 //! EHR cannot tell a resent entry from a new one: a lost answer, entries taken after one it
 //! did not take, or a run that dies before the checkpoint's write can store a reading twice.
 //!
+//! A device whose work fails (a stored value it cannot use, a storage error, an EHR that
+//! refuses its bundle whole or answers what cannot be read) is left for the next run and
+//! counted; the run goes on with the others. No stored value (a session, a checkpoint, a
+//! reading, a rollup, a standing order, a queued submission) can make a run panic: date and
+//! time arithmetic on them is checked, and a time FHIR cannot write (outside the years 0001
+//! to 9999) is a failed device, not an overflow. A device whose bundle the EHR refuses
+//! whole is *stuck*: the same bundle is refused every run until someone looks, so the run's
+//! line counts it apart (`stuck`), and the template's alarm watches that count.
+//!
 //! [`smart`] gets the access tokens, [`ehr`] talks to the EHR, [`bundle`] builds the
 //! `cgm-data-submission-bundle`; the resources come from `cgm-fhir-profiles`, as the FHIR
 //! read API serves them.
@@ -52,12 +61,12 @@ use cgm_shared::store::submissions::{RequestStatus, SubmissionRequest, Submissio
 use cgm_shared::time::{SourceZone, TimeRange, Timestamp};
 use checkpoints::dynamodb::DynamoCheckpointStore;
 use checkpoints::{Checkpoint, CheckpointStore, Kind, Saved};
-use chrono::NaiveDate;
+use chrono::{Datelike, Days, NaiveDate};
 use ehr::{Ehr, EhrError};
 use orders::{OrderError, Plan, ReadingsPlan, SummaryPlan};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -68,13 +77,25 @@ const BUNDLE_BUDGET_BYTES: usize = 3_000_000;
 const MAX_SUMMARIES_PER_RUN: usize = 8;
 /// Runs that try one one-time submission before it is written `failed`.
 pub const MAX_REQUEST_ATTEMPTS: u32 = 5;
+/// The longest one-time submission (`POST /fhir-submissions` takes no longer one).
+const MAX_REQUEST_DAYS: i64 = 90;
+/// The years a FHIR `dateTime` can hold (four digits, no year 0).
+const FHIR_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error(transparent)]
     Ehr(#[from] EhrError),
+    /// The EHR refused a bundle as a whole (`$submit-cgm-bundle` answered other than 2xx
+    /// after the retries): nothing of it was taken.
+    #[error("the whole bundle: {0}")]
+    BundleRefused(#[source] EhrError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored value the submitter cannot use (a corrupt item, a device clock far off): what
+    /// it is, never its content.
+    #[error("stored data it cannot use: {0}")]
+    BadStoredData(&'static str),
     #[error("another run moved the checkpoint")]
     Conflict,
     #[error("the EHR did not answer for every entry; the rest goes next time")]
@@ -107,8 +128,15 @@ pub struct RunReport {
     pub bundles: usize,
     pub accepted: u64,
     pub declined: u64,
-    /// Devices left for the next run (the EHR failed, or time ran out).
+    /// Devices left for the next run: time ran out, the EHR did not answer for every entry
+    /// or is down, or the device failed (`failed`).
     pub unfinished: usize,
+    /// Devices whose work failed (a stored value it cannot use, a storage error, an EHR
+    /// error of that device's): skipped, and the run went on with the others.
+    pub failed: usize,
+    /// Of `failed`, the devices whose bundle the EHR refused whole with a 4xx: the same
+    /// bundle is refused every run, so they stay stuck until someone looks.
+    pub stuck: usize,
     /// Devices whose session has no patient identifier: nothing can be sent for them.
     pub without_patient: usize,
     /// Devices whose patient has no active standing order (`FHIR_READ_STANDING_ORDERS`).
@@ -120,19 +148,79 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The run's one line. The template's metric filters read `failed` and `stuck` from it
+    /// (`FhirSubmitDevicesFailed`, `FhirSubmitDevicesStuck`) and their alarms watch them.
     fn log(&self) {
-        tracing::info!(
-            devices = self.devices,
-            bundles = self.bundles,
-            accepted = self.accepted,
-            declined = self.declined,
-            late = self.late,
-            requests = self.requests,
-            unfinished = self.unfinished,
-            without_patient = self.without_patient,
-            without_order = self.without_order,
-            "submission run"
-        );
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    devices = self.devices,
+                    bundles = self.bundles,
+                    accepted = self.accepted,
+                    declined = self.declined,
+                    late = self.late,
+                    requests = self.requests,
+                    unfinished = self.unfinished,
+                    failed = self.failed,
+                    stuck = self.stuck,
+                    without_patient = self.without_patient,
+                    without_order = self.without_order,
+                    "submission run"
+                )
+            };
+        }
+        if self.failed > 0 {
+            line!(warn);
+        } else {
+            line!(info);
+        }
+    }
+
+    /// Counts a device whose work ended in `e`, and logs it (the device and why: never its
+    /// patient).
+    fn left(&mut self, sn: &DeviceSn, e: &SubmitError) {
+        self.unfinished += 1;
+        let left = Left::of(e);
+        match left {
+            Left::Later => {}
+            Left::Failed => self.failed += 1,
+            Left::Stuck => {
+                self.failed += 1;
+                self.stuck += 1;
+            }
+        }
+        tracing::warn!(device_sn = %sn.as_str(), outcome = left.as_str(), error = %e, "submission left for the next run");
+    }
+}
+
+/// Why a device was left for the next run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// What the next run can finish by itself: time ran out, the EHR did not answer for
+    /// every entry, or it is down.
+    Later,
+    /// Something of this device's that will likely fail again: counted, for the alarm.
+    Failed,
+    /// The EHR refused the device's bundle whole with a 4xx: it will refuse it again.
+    Stuck,
+}
+
+impl Left {
+    fn of(e: &SubmitError) -> Left {
+        match e {
+            SubmitError::Unfinished => Left::Later,
+            SubmitError::Ehr(e) if e.is_outage() => Left::Later,
+            SubmitError::BundleRefused(EhrError::Refused { status: 400..=499, .. }) => Left::Stuck,
+            _ => Left::Failed,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Left::Later => "unfinished",
+            Left::Failed => "failed",
+            Left::Stuck => "stuck",
+        }
     }
 }
 
@@ -194,7 +282,66 @@ fn verdict(status: u16) -> Verdict {
 
 /// The EHR refused a whole bundle as too large (413): the same entries go in smaller ones.
 fn too_large(e: &SubmitError) -> bool {
-    matches!(e, SubmitError::Ehr(EhrError::Refused { status: 413, .. }))
+    matches!(e, SubmitError::BundleRefused(EhrError::Refused { status: 413, .. }))
+}
+
+/// `$submit-cgm-bundle`'s refusal of the bundle as a whole, told apart from the EHR's other
+/// errors: it is about what was sent, so sending it again meets it again.
+fn whole_bundle(e: EhrError) -> SubmitError {
+    match e {
+        e @ EhrError::Refused { .. } => SubmitError::BundleRefused(e),
+        e => SubmitError::Ehr(e),
+    }
+}
+
+/// `day` moved by `days` (back when negative); `None` off chrono's calendar, where `+` on a
+/// date would panic.
+fn shift(day: NaiveDate, days: i64) -> Option<NaiveDate> {
+    let n = Days::new(days.unsigned_abs());
+    if days >= 0 { day.checked_add_days(n) } else { day.checked_sub_days(n) }
+}
+
+/// A summary due: the last day of its period (where the checkpoint moves to) and the local
+/// days its lookback covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DueSummary {
+    period_last: NaiveDate,
+    first: NaiveDate,
+    last: NaiveDate,
+}
+
+/// The summary after the one that covered `through` (none yet: the sensor's first period,
+/// from `first_day`), when its period has ended before `today` and starts no later than the
+/// sensor's `last_day`; `None` when none is due. Every step is checked: a checkpoint's day
+/// at the calendar's end is an error, not an overflow.
+fn next_summary(
+    through: Option<NaiveDate>,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    today: NaiveDate,
+    plan: SummaryPlan,
+) -> Result<Option<DueSummary>, SubmitError> {
+    let every = plan.every_days.max(1);
+    let off_calendar = SubmitError::BadStoredData("a summary period would end after the calendar's last day");
+    let period_last = match through {
+        Some(t) => shift(t, every),
+        None => shift(first_day, every - 1),
+    }
+    .ok_or(off_calendar)?;
+    // Only whole periods that have ended, and none after the sensor's last reading.
+    if period_last >= today {
+        return Ok(None);
+    }
+    let period_first = shift(period_last, 1 - every).unwrap_or(NaiveDate::MIN);
+    if period_first > last_day {
+        return Ok(None);
+    }
+    // The lookback ends with the period, or with the sensor's last day when it ended within
+    // the period (a lookback shorter than the period would miss it otherwise).
+    let last = period_last.min(last_day);
+    let first = shift(last, 1 - plan.lookback_days.max(1))
+        .ok_or(SubmitError::BadStoredData("a summary would start before the calendar's first day"))?;
+    Ok(Some(DueSummary { period_last, first, last }))
 }
 
 /// Half the bundle size (at least one reading), logged.
@@ -306,45 +453,68 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         &self.checkpoints
     }
 
-    /// One scheduled run at `now`, until `until`.
+    /// One scheduled run at `now`, until `until`. Only what the whole run needs (the lists of
+    /// running sensors and open checkpoints) fails it; a device's failure is counted in the
+    /// report and the run goes on with the others.
     pub async fn run(&self, now: Timestamp, until: Instant) -> Result<RunReport, StoreError> {
         let active: BTreeSet<DeviceSn> = self.sensors.active().await?.into_iter().map(|s| s.device_sn).collect();
         let open: BTreeSet<DeviceSn> = self.checkpoints.open().await?.into_iter().map(|c| c.device_sn).collect();
         // A running sensor gets its (empty) checkpoint before anything is sent, so it stays
         // in the open ones when its session ends before its readings reach the EHR.
+        let mut failed_first = BTreeMap::new();
         for sn in active.difference(&open) {
-            let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
-            if c.version == 0 {
-                c.updated_at = now;
-                self.checkpoints.put(&c).await?;
+            if let Err(e) = self.open_checkpoint(sn, now).await {
+                failed_first.insert(sn.clone(), e);
             }
         }
         let mut devices = active;
         devices.extend(open);
         let mut report = RunReport { devices: devices.len(), ..RunReport::default() };
         self.learn_conditional_create(until).await;
-        self.requests(until, &mut report).await?;
+        self.requests(until, &mut report).await;
         let mut outage = false;
         for sn in &devices {
             if outage || Instant::now() >= until {
                 report.unfinished += 1;
                 continue;
             }
-            let Some(session) = self.sensors.session(sn).await? else { continue };
-            match self.device(&session, now, until, &mut report).await {
-                Ok(()) => {}
-                Err(SubmitError::Store(e)) => return Err(e),
-                Err(e) => {
-                    report.unfinished += 1;
-                    if let SubmitError::Ehr(ehr) = &e {
-                        outage = ehr.is_outage();
-                    }
-                    tracing::warn!(device_sn = %sn.as_str(), error = %e, "submission left for the next run");
+            let done = match failed_first.remove(sn) {
+                Some(e) => Err(e),
+                None => self.device_sn(sn, now, until, &mut report).await,
+            };
+            if let Err(e) = done {
+                if let SubmitError::Ehr(ehr) = &e {
+                    outage = ehr.is_outage();
                 }
+                report.left(sn, &e);
             }
         }
         report.log();
         Ok(report)
+    }
+
+    /// The readings checkpoint of a running sensor, written empty when it has none.
+    async fn open_checkpoint(&self, sn: &DeviceSn, now: Timestamp) -> Result<(), SubmitError> {
+        let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
+        if c.version == 0 {
+            c.updated_at = now;
+            self.checkpoints.put(&c).await?;
+        }
+        Ok(())
+    }
+
+    /// The device's session, and what is due for it; nothing without a session.
+    async fn device_sn(
+        &self,
+        sn: &DeviceSn,
+        now: Timestamp,
+        until: Instant,
+        report: &mut RunReport,
+    ) -> Result<(), SubmitError> {
+        match self.sensors.session(sn).await? {
+            Some(session) => self.device(&session, now, until, report).await,
+            None => Ok(()),
+        }
     }
 
     /// One device now, whatever the schedule (the benchmarks; one-time submissions).
@@ -366,6 +536,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         until: Instant,
         report: &mut RunReport,
     ) -> Result<(), SubmitError> {
+        // Before the EHR is asked anything: a session whose times cannot be sent fails here.
+        self.session_days(session)?;
         let Some(Patient { id: patient_id, ehr_id, subject }) = self.patient(session, until).await? else {
             report.without_patient += 1;
             return Ok(());
@@ -448,21 +620,40 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     /// its period's readings and summary again (with `ifNoneExist` only, so the EHR matches
     /// what it has), whatever the checkpoints say, and is written `done` or `failed`. One the
     /// EHR did not answer for entirely stays queued for the next run, up to
-    /// [`MAX_REQUEST_ATTEMPTS`].
-    async fn requests(&self, until: Instant, report: &mut RunReport) -> Result<(), StoreError> {
-        let Some(store) = &self.requests else { return Ok(()) };
+    /// [`MAX_REQUEST_ATTEMPTS`]. A storage error here leaves the requests for the next run
+    /// and never stops the devices' part of the run.
+    async fn requests(&self, until: Instant, report: &mut RunReport) {
+        let Some(store) = &self.requests else { return };
         // Half the run's time at most: the schedule's devices get the rest.
         let until = Instant::now() + until.saturating_duration_since(Instant::now()) / 2;
-        for mut r in store.queued().await? {
+        let queued = match store.queued().await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "the one-time submissions could not be read; they wait for the next run");
+                return;
+            }
+        };
+        for mut r in queued {
             if Instant::now() >= until {
                 break;
             }
+            // The store writes version + 1, twice below: a stored version that near its
+            // limit cannot be written (it would overflow), so the request is not sent.
+            if r.version.checked_add(2).is_none() {
+                tracing::warn!(request = %r.id, "a one-time submission's stored version is at its limit: it is not sent");
+                continue;
+            }
             // Claimed (its attempt counted) before anything is sent: another run that read
             // it queued cannot take it too, and a run that dies still counts the attempt.
-            r.attempts += 1;
+            r.attempts = r.attempts.saturating_add(1);
             r.updated_at = Timestamp::now();
-            if !store.put(&r).await? {
-                continue;
+            match store.put(&r).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(request = %r.id, error = %e, "a one-time submission could not be claimed; it waits for the next run");
+                    continue;
+                }
             }
             r.version += 1;
             match self.fulfil(&r, until, report).await {
@@ -480,11 +671,16 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             r.updated_at = Timestamp::now();
             report.requests += 1;
             tracing::info!(request = %r.id, status = r.status.as_str(), attempts = r.attempts, "one-time submission");
-            if !store.put(&r).await? {
-                tracing::warn!(request = %r.id, "another run wrote the one-time submission first");
+            match store.put(&r).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(request = %r.id, "another run wrote the one-time submission first"),
+                Err(e) => tracing::warn!(
+                    request = %r.id,
+                    error = %e,
+                    "a one-time submission's outcome could not be written; it is sent again by the next run"
+                ),
             }
         }
-        Ok(())
     }
 
     async fn fulfil(
@@ -493,6 +689,12 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         until: Instant,
         report: &mut RunReport,
     ) -> Result<Resent, SubmitError> {
+        // The FHIR function takes no other period; a stored one that is not such a period
+        // would have the summary read the whole calendar day by day.
+        let days = r.last.signed_duration_since(r.first).num_days();
+        if !(0..MAX_REQUEST_DAYS).contains(&days) || ![r.first, r.last].iter().all(|d| FHIR_YEARS.contains(&d.year())) {
+            return Err(SubmitError::BadStoredData("the period is not one of 1 to 90 local days of years 1 to 9999"));
+        }
         let session = self.sensors.session(&r.device_sn).await?.ok_or(SubmitError::NoSession)?;
         let patient = self.patient(&session, until).await?.ok_or(SubmitError::NoPatientId)?;
         let mut sent = Resent::default();
@@ -522,7 +724,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     }
 
     /// A stored reading as the Observation sent for it, with its size in the bundle; `None`
-    /// for a warm-up reading (the IG has no status for it) or one without a value.
+    /// for a warm-up reading (the IG has no status for it), one without a value, or one
+    /// measured at a time a FHIR `dateTime` cannot hold.
     fn observation(
         &self,
         r: &StoredReading,
@@ -530,8 +733,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         subject: &Value,
         device_ref: &Value,
     ) -> (Option<Value>, usize) {
-        let o = r
-            .valid
+        let o = (r.valid && self.fhir_day(r.measured_at).is_some())
             .then(|| profiles::reading_observation(r, unit, &self.naming, &self.zone, subject, device_ref))
             .flatten();
         let size = o.as_ref().map_or(0, |o| o.to_string().len());
@@ -562,12 +764,12 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 // bundle: the entries name it by its identifier instead.
                 let mut rest = bundle::without_devices(entries.clone());
                 let body = submission_bundle(&mut rest, false, &timestamp);
-                let statuses = self.ehr.submit(&body, rest.len(), until).await?;
+                let statuses = self.ehr.submit(&body, rest.len(), until).await.map_err(whole_bundle)?;
                 report.bundles += 1;
                 return Ok(statuses);
             }
             let body = submission_bundle(&mut entries, conditional, &timestamp);
-            let statuses = self.ehr.submit(&body, entries.len(), until).await?;
+            let statuses = self.ehr.submit(&body, entries.len(), until).await.map_err(whole_bundle)?;
             report.bundles += 1;
             // An EHR with conditional create takes (or matches) some entry; one without
             // answers 400 to each with ifNoneExist, and maybe other 4xx to invalid ones.
@@ -639,8 +841,13 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         let device_ref = profiles::device_reference(sn);
         let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
         // Not yet due: the last submission that reached the newest reading was less than
-        // the order's period ago (one cut short goes on at the next run).
-        if plan.every_ms > 0 && c.completed_at.ms() > 0 && now.since(c.completed_at) < plan.every_ms {
+        // the order's period ago (one cut short goes on at the next run). One stored as
+        // after now is no such submission: it would hold the readings back for ever.
+        if plan.every_ms > 0
+            && c.completed_at.ms() > 0
+            && c.completed_at <= now
+            && now.since(c.completed_at) < plan.every_ms
+        {
             return Ok(());
         }
         let end = now.max(session.last.at);
@@ -694,7 +901,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             // The checkpoint passes every reading up to the first entry the EHR did not get to.
             let mut passed = page.items.len();
             for (k, i) in sendable.iter().enumerate() {
-                match verdict(statuses[k]) {
+                // An entry without an answer was not taken.
+                match statuses.get(k).map_or(Verdict::Pending, |s| verdict(*s)) {
                     Verdict::Accepted => {
                         c.accepted += 1;
                         report.accepted += 1;
@@ -867,12 +1075,32 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
     /// Writes `c` as it now stands, over the version it was read as: another run's write in
     /// between is a conflict (this run stops for the device; the next reads it again).
     async fn save(&self, c: &mut Checkpoint) -> Result<(), SubmitError> {
+        let next =
+            c.version.checked_add(1).ok_or(SubmitError::BadStoredData("the checkpoint's version is at its limit"))?;
         c.updated_at = Timestamp::now();
         if self.checkpoints.put(c).await? == Saved::Conflict {
             return Err(SubmitError::Conflict);
         }
-        c.version += 1;
+        c.version = next;
         Ok(())
+    }
+
+    /// The local day of `t` when a FHIR `dateTime` can hold it (years 1 to 9999 in the zone).
+    fn fhir_day(&self, t: Timestamp) -> Option<NaiveDate> {
+        self.zone.local_date(t).filter(|d| FHIR_YEARS.contains(&d.year()))
+    }
+
+    /// The local days of the session's first and last readings. Either outside what FHIR can
+    /// write is a stored value gone wrong (a corrupt item, a device clock far off): nothing
+    /// of the device can be placed by it, so the device fails, for someone to look at.
+    fn session_days(&self, s: &Session) -> Result<(NaiveDate, NaiveDate), SubmitError> {
+        let first = self
+            .fhir_day(s.first.at)
+            .ok_or(SubmitError::BadStoredData("the session's first reading is at no time of years 1 to 9999"))?;
+        let last = self
+            .fhir_day(s.last.at)
+            .ok_or(SubmitError::BadStoredData("the session's last reading is at no time of years 1 to 9999"))?;
+        Ok((first, last))
     }
 
     /// A checkpoint of an ended session that has everything is done: no longer looked at.
@@ -953,28 +1181,17 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         report: &mut RunReport,
     ) -> Result<(), SubmitError> {
         let sn = &session.device_sn;
-        let (Some(today), Some(first_day)) = (self.zone.local_date(now), self.zone.local_date(session.first.at)) else {
-            return Err(SubmitError::NoSuchDays);
-        };
-        let last_day = self.zone.local_date(session.last.at).unwrap_or(today);
+        let today = self.zone.local_date(now).ok_or(SubmitError::NoSuchDays)?;
+        let (first_day, last_day) = self.session_days(session)?;
         let mut c = self.checkpoints.get(sn, Kind::Summary).await?;
         for _ in 0..MAX_SUMMARIES_PER_RUN {
             if Instant::now() >= until {
                 return Err(SubmitError::Unfinished);
             }
-            let last = match c.through.as_deref().and_then(|d| d.parse::<NaiveDate>().ok()) {
-                Some(t) => t + chrono::Duration::days(plan.every_days),
-                None => first_day + chrono::Duration::days(plan.every_days - 1),
-            };
-            // Only whole periods that have ended, and none after the sensor's last reading.
-            if last >= today || last - chrono::Duration::days(plan.every_days - 1) > last_day {
-                break;
-            }
-            // The lookback ends with the period, or with the sensor's last day when it ended
-            // within the period (a lookback shorter than the period would miss it otherwise).
-            let window_end = last.min(last_day);
-            let first = window_end - chrono::Duration::days(plan.lookback_days - 1);
-            let place = last.format("%Y-%m-%d").to_string();
+            let through = c.through.as_deref().and_then(|d| d.parse::<NaiveDate>().ok());
+            let Some(due) = next_summary(through, first_day, last_day, today, plan)? else { break };
+            let (first, window_end) = (due.first, due.last);
+            let place = due.period_last.format("%Y-%m-%d").to_string();
             let sent = self.send_summary(session, subject, first, window_end, plan.pdf, false, until, report).await?;
             let Some(verdicts) = sent else {
                 tracing::info!(device_sn = %sn.as_str(), %first, last = %window_end, "fewer than two valid readings: no summary for the period");
@@ -992,5 +1209,94 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             self.advance(&mut c, &verdicts, &places, report).await?;
         }
         self.close_if_done(c, session, Kind::Summary).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    const FORTNIGHT: SummaryPlan = SummaryPlan { every_days: 14, lookback_days: 14, pdf: false };
+
+    #[test]
+    fn summaries_follow_their_periods_from_the_sensors_first_day() {
+        let (first, last, today) = (day("2024-05-01"), day("2024-06-30"), day("2024-07-01"));
+        let due = next_summary(None, first, last, today, FORTNIGHT).unwrap().unwrap();
+        assert_eq!(due, DueSummary { period_last: day("2024-05-14"), first, last: day("2024-05-14") });
+        let next = next_summary(Some(due.period_last), first, last, today, FORTNIGHT).unwrap().unwrap();
+        assert_eq!((next.first, next.last), (day("2024-05-15"), day("2024-05-28")));
+        // A period still going, or one that starts after the sensor's last day: none due.
+        assert_eq!(next_summary(Some(day("2024-06-20")), first, last, today, FORTNIGHT).unwrap(), None);
+        assert_eq!(next_summary(Some(day("2024-06-30")), first, last, day("2024-08-30"), FORTNIGHT).unwrap(), None);
+        // A sensor that ended within the period: the lookback ends with its last day.
+        let short = next_summary(None, first, day("2024-05-10"), today, FORTNIGHT).unwrap().unwrap();
+        assert_eq!(
+            (short.period_last, short.first, short.last),
+            (day("2024-05-14"), day("2024-04-27"), day("2024-05-10"))
+        );
+    }
+
+    #[test]
+    fn days_at_the_calendars_ends_are_errors_not_overflows() {
+        let today = day("2026-01-01");
+        // A stored checkpoint at the calendar's last day (chrono's `+` would panic here).
+        for through in [NaiveDate::MAX, shift(NaiveDate::MAX, -3).unwrap()] {
+            let e = next_summary(Some(through), day("2024-05-01"), day("2024-05-20"), today, FORTNIGHT).unwrap_err();
+            assert!(matches!(e, SubmitError::BadStoredData(_)), "{e}");
+        }
+        // A sensor "first seen" at the calendar's end, a day far in the future, a lookback
+        // reaching before the calendar's first day.
+        let e = next_summary(None, NaiveDate::MAX, NaiveDate::MAX, today, FORTNIGHT).unwrap_err();
+        assert!(matches!(e, SubmitError::BadStoredData(_)), "{e}");
+        assert_eq!(next_summary(None, day("+262142-01-01"), NaiveDate::MAX, today, FORTNIGHT).unwrap(), None);
+        let long = SummaryPlan { every_days: 1, lookback_days: 90, pdf: false };
+        let e = next_summary(None, NaiveDate::MIN, NaiveDate::MIN, NaiveDate::MAX, long).unwrap_err();
+        assert!(matches!(e, SubmitError::BadStoredData(_)), "{e}");
+        // Every period length and place the plans allow, at both ends: an answer, never a panic.
+        for every in [1, 2, 14, 90, 36_525, i64::MAX] {
+            let plan = SummaryPlan { every_days: every, lookback_days: every.min(90), pdf: false };
+            for d in [NaiveDate::MIN, NaiveDate::MAX, day("2024-05-01")] {
+                let _ = next_summary(Some(d), d, d, NaiveDate::MAX, plan);
+                let _ = next_summary(None, d, d, NaiveDate::MAX, plan);
+            }
+        }
+    }
+
+    #[test]
+    fn shift_moves_either_way_and_stops_at_the_calendars_ends() {
+        assert_eq!(shift(day("2024-02-28"), 2), Some(day("2024-03-01")));
+        assert_eq!(shift(day("2024-03-01"), -2), Some(day("2024-02-28")));
+        assert_eq!(shift(NaiveDate::MAX, 1), None);
+        assert_eq!(shift(NaiveDate::MIN, -1), None);
+        assert_eq!(shift(NaiveDate::MIN, i64::MAX), None);
+        assert_eq!(shift(NaiveDate::MAX, i64::MIN), None);
+    }
+
+    #[test]
+    fn a_bundle_refused_whole_with_a_4xx_is_stuck_and_an_outage_is_only_later() {
+        let refused = |status| whole_bundle(EhrError::Refused { status, issues: vec![] });
+        assert_eq!(Left::of(&refused(400)), Left::Stuck);
+        assert_eq!(Left::of(&refused(422)), Left::Stuck);
+        assert!(too_large(&refused(413)));
+        assert_eq!(Left::of(&whole_bundle(EhrError::GaveUp { attempts: 6, last: "503".into() })), Left::Later);
+        assert_eq!(Left::of(&SubmitError::Unfinished), Left::Later);
+        // The same refusal of a search (standing orders, the patient) is no bundle's.
+        assert_eq!(Left::of(&SubmitError::Ehr(EhrError::Refused { status: 400, issues: vec![] })), Left::Failed);
+        assert_eq!(Left::of(&SubmitError::BadStoredData("x")), Left::Failed);
+        assert_eq!(Left::of(&SubmitError::Store(StoreError::unavailable_for_test())), Left::Failed);
+    }
+
+    #[test]
+    fn a_run_report_counts_each_kind_of_device_left() {
+        let mut r = RunReport::default();
+        let sn = DeviceSn::from("SN1");
+        r.left(&sn, &SubmitError::Unfinished);
+        r.left(&sn, &SubmitError::BadStoredData("x"));
+        r.left(&sn, &whole_bundle(EhrError::Refused { status: 400, issues: vec![] }));
+        assert_eq!((r.unfinished, r.failed, r.stuck), (3, 2, 1));
     }
 }

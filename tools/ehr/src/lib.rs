@@ -9,7 +9,7 @@
 //!   (201 created, 200 one match, 412 several), or 400 for every such entry when told it
 //!   has no conditional create; it can be told to take only part of a bundle, to answer
 //!   429 or 503, to store a bundle and lose its answer (504), to refuse a bundle over a size
-//!   (413), or to expire its tokens;
+//!   (413) or a bundle of a device it will not take (400, whole), or to expire its tokens;
 //! - `/metadata`, a CapabilityStatement that may declare `conditionalCreate`;
 //! - `/Patient?identifier=` and `POST /Patient/_search` find the patients it was given;
 //! - `POST /ServiceRequest/_search` finds the standing orders it was given by the
@@ -90,6 +90,11 @@ pub struct Behaviour {
     pub lenient_patient: bool,
     /// Readings with these test ids are declined with 422.
     pub decline_test_ids: HashSet<String>,
+    /// A bundle naming one of these device serials (its `Device` entry, or an entry's
+    /// `device.identifier`) is refused whole with 400, as an EHR refuses a bundle its rules
+    /// reject as a whole (a device registered to another patient, say): the same bundle is
+    /// refused every time it comes.
+    pub refuse_devices: HashSet<String>,
     /// Seconds of life of each token issued.
     pub token_seconds: u64,
     /// Each request it answers is printed to stderr (the `cgm-ehr` binary).
@@ -225,6 +230,18 @@ impl Handler {
         {
             st.violations.push("not a transaction bundle with a timestamp".into());
             return outcome(400, "invalid", "a cgm-data-submission-bundle is a transaction with a timestamp");
+        }
+        let names_refused = bundle["entry"].as_array().into_iter().flatten().any(|e| {
+            let r = &e["resource"];
+            let sn = if r["resourceType"] == "Device" {
+                &r["identifier"][0]["value"]
+            } else {
+                &r["device"]["identifier"]["value"]
+            };
+            sn.as_str().is_some_and(|sn| st.behaviour.refuse_devices.contains(sn))
+        });
+        if names_refused {
+            return outcome(400, "business-rule", "this EHR takes no data of the device");
         }
         let entries = bundle["entry"].as_array().map_or(0, Vec::len);
         if st.behaviour.max_entries.is_some_and(|m| entries > m) {

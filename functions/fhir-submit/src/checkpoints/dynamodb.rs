@@ -57,6 +57,11 @@ fn checkpoint_of(item: &Item) -> Option<Checkpoint> {
     })
 }
 
+/// A checkpoint whose stored version is the largest there is cannot be written again.
+pub(super) fn version_limit() -> StoreError {
+    StoreError::Failed { kind: "VersionLimit".into(), source: "the checkpoint's stored version is at its limit".into() }
+}
+
 impl CheckpointStore for DynamoCheckpointStore {
     async fn get(&self, device_sn: &DeviceSn, kind: Kind) -> Result<Checkpoint, StoreError> {
         let out = self
@@ -73,13 +78,14 @@ impl CheckpointStore for DynamoCheckpointStore {
     }
 
     async fn put(&self, c: &Checkpoint) -> Result<Saved, StoreError> {
+        let Some(next) = c.version.checked_add(1) else { return Err(version_limit()) };
         let mut item = Item::from([
             (sa::DEVICE_SN.to_string(), s(c.device_sn.as_str())),
             (sa::KIND.to_string(), s(c.kind.as_str())),
             (sa::ACCEPTED.to_string(), n_u(c.accepted)),
             (sa::DECLINED.to_string(), n_u(c.declined)),
             (sa::UPDATED_AT.to_string(), n(c.updated_at.ms())),
-            (sa::VERSION.to_string(), n_u(c.version + 1)),
+            (sa::VERSION.to_string(), n_u(next)),
         ]);
         if let Some(t) = &c.through {
             item.insert(sa::THROUGH.to_string(), s(t));

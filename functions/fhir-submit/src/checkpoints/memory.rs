@@ -23,7 +23,8 @@ impl CheckpointStore for MemoryCheckpointStore {
         if items.get(&key).map_or(0, |o| o.version) != c.version {
             return Ok(Saved::Conflict);
         }
-        items.insert(key, Checkpoint { version: c.version + 1, ..c.clone() });
+        let Some(next) = c.version.checked_add(1) else { return Err(super::dynamodb::version_limit()) };
+        items.insert(key, Checkpoint { version: next, ..c.clone() });
         Ok(Saved::Stored)
     }
 
