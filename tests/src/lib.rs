@@ -5,6 +5,7 @@
 
 /// The stand-in EHR lives in `tools/ehr`, so `make dev` and the benchmarks run it too.
 pub use cgm_ehr as fake_ehr;
+pub mod alert_reference;
 pub mod fake_partner;
 pub mod fake_ssm;
 pub mod fhir_validator;

@@ -212,6 +212,9 @@ pub struct Closed {
     pub kind: AlertKind,
     pub episode: Episode,
     pub resolved_at: Timestamp,
+    /// Readings that arrived later show it never held (its resolution said so, or, when it
+    /// was already resolved, only this record can).
+    pub retracted: bool,
 }
 
 fn transition_rank(t: Transition) -> u8 {
@@ -368,6 +371,9 @@ pub fn reconcile(
     let found_late = |at: Timestamp| frontier.is_some_and(|f| at <= f);
     let told_at = |ep: &Episode| parse_alert_id(&ep.id).map_or(ep.opened_at, |(_, _, at)| at);
     // Announced episodes in the order they were told, with when each was resolved.
+    // A retracted episode is over for good: its id is never matched to a run again.
+    let burnt: Vec<String> = closed_told.iter().map(|c| c.episode.id.clone()).collect();
+    let (retracted, closed_told): (Vec<Closed>, Vec<Closed>) = closed_told.into_iter().partition(|c| c.retracted);
     let mut told: Vec<(Episode, Option<Timestamp>)> = closed_told
         .into_iter()
         .map(|c| (c.episode, Some(c.resolved_at)))
@@ -383,7 +389,7 @@ pub fn reconcile(
             run_of_told[ti] = Some(ri);
         }
     }
-    for (ti, (ep, _)) in told.iter().enumerate() {
+    for (ti, (ep, resolved)) in told.iter().enumerate() {
         if run_of_told[ti].is_some() {
             continue;
         }
@@ -398,7 +404,9 @@ pub fn reconcile(
             })
         };
         let free = |ri: &usize| told_of_run[*ri].is_none() && trace.runs[*ri].run.id.is_none();
-        if let Some(ri) = containing().filter(free).or_else(|| connected().filter(free)) {
+        // Only an episode still open can lead on to a later run: one resolved is over.
+        let lead = || if resolved.is_none() { connected() } else { None };
+        if let Some(ri) = containing().filter(free).or_else(|| lead().filter(free)) {
             told_of_run[ri] = Some(ti);
             run_of_told[ti] = Some(ri);
         }
@@ -430,8 +438,13 @@ pub fn reconcile(
                 (ep, tr.run.notifications, Some(Timestamp::MIN))
             }
             None => {
+                // Never the id of an episode told before (one retracted at this instant).
+                let mut id_at = tr.run.opened_at;
+                while burnt.contains(&alert_id(device_sn, kind, id_at)) {
+                    id_at = id_at.plus_ms(1);
+                }
                 let ep = Episode {
-                    id: alert_id(device_sn, kind, tr.run.opened_at),
+                    id: alert_id(device_sn, kind, id_at),
                     opened_at: tr.run.opened_at,
                     notified_at: tr.run.notified_at,
                     notifications: tr.run.notifications,
@@ -471,43 +484,40 @@ pub fn reconcile(
                 let mut e = event(device_sn, kind, Transition::Resolved, &ep, end, 0);
                 e.found_late = found_late(end);
                 events.push(e);
-                closed.push(Closed { kind, episode: ep, resolved_at: end });
+                closed.push(Closed { kind, episode: ep, resolved_at: end, retracted: false });
             }
             // Announced resolved: it stays so. (The fold may see it open still when a late
             // reading changed the fast fall's rate at the reading that resolved it.)
-            (_, Some(told_end)) => {
-                closed.push(Closed { kind, episode: ep, resolved_at: tr.resolved_at.unwrap_or(told_end).max(told_end) })
-            }
+            (_, Some(told_end)) => closed.push(Closed {
+                kind,
+                episode: ep,
+                resolved_at: tr.resolved_at.unwrap_or(told_end).max(told_end),
+                retracted: false,
+            }),
             (None, None) => open = Some(ep),
         }
     }
-    // Announced episodes no run of the fold contains: a late reading showed the condition
-    // did not hold as long as it seemed. Resolved at that reading; until one comes, kept.
+    // Announced episodes no run of the fold contains nor leads to: a reading that arrived
+    // late showed the condition did not hold as long as the opening assumed. Resolved now,
+    // at that reading (the fold opens a new episode if the hold completes later).
     for (ti, (ep, resolved)) in told.into_iter().enumerate() {
         if run_of_told[ti].is_some() {
             continue;
         }
         if let Some(end) = resolved {
-            closed.push(Closed { kind, episode: ep, resolved_at: end });
+            closed.push(Closed { kind, episode: ep, resolved_at: end, retracted: true });
             continue;
         }
         let t = told_at(&ep);
-        match trace.holds.iter().find(|(at, h)| *at >= t && !h) {
-            Some((end, _)) => {
-                let mut e = event(device_sn, kind, Transition::Resolved, &ep, *end, 0);
-                e.found_late = found_late(*end);
-                e.retracted = true;
-                events.push(e);
-                closed.push(Closed { kind, episode: ep, resolved_at: *end });
-            }
-            None if open.is_none() => open = Some(ep),
-            None => {
-                let mut e = event(device_sn, kind, Transition::Resolved, &ep, t, 0);
-                e.retracted = true;
-                events.push(e);
-                closed.push(Closed { kind, episode: ep, resolved_at: t });
-            }
-        }
+        let breaking = trace.holds.iter().rev().find(|(at, h)| *at < t && !h);
+        let after = trace.holds.iter().find(|(at, h)| *at >= t && !h);
+        let end = breaking.or(after).map_or(t, |(at, _)| *at);
+        let mut e = event(device_sn, kind, Transition::Resolved, &ep, end, 0);
+        e.found_late = found_late(end);
+        e.retracted = true;
+        events.push(e);
+        closed.push(Closed { kind, episode: ep, resolved_at: end.max(t), retracted: true });
     }
+    closed.extend(retracted);
     Reconciled { events, open, closed, ids }
 }

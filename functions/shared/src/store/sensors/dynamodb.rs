@@ -232,6 +232,7 @@ fn window_av(w: &AlertWindow) -> AttributeValue {
             let mut m = Item::from([
                 ("kind".to_string(), s(c.kind.as_str())),
                 ("resolvedAt".to_string(), n(c.resolved_at.ms())),
+                ("retracted".to_string(), AttributeValue::Bool(c.retracted)),
             ]);
             put_episode(&mut m, &c.episode);
             AttributeValue::M(m)
@@ -273,6 +274,7 @@ fn window_of(v: &AttributeValue) -> Option<AlertWindow> {
             kind: AlertKind::parse(&text(cm, "kind")?)?,
             episode: episode_of(cm).ok()??,
             resolved_at: Timestamp(num(cm, "resolvedAt")?),
+            retracted: cm.get("retracted").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         });
     }
     Some(AlertWindow {
