@@ -2,10 +2,16 @@
 //! the day's own readings, and written only over a rollup of fewer readings. A backlog
 //! burst of one device's day therefore costs one Query and one write, however many of its
 //! readings the batch holds.
+//!
+//! A day that can never be rolled up (its time outside the calendar, a day with no instants,
+//! more readings than a rollup reads, a request the store refuses outright) poisons its
+//! records: the consumer writes them aside and the shard moves on. Any other failure fails
+//! them, and Lambda retries.
 
 use cgm_shared::ids::DeviceSn;
 use cgm_shared::rollup::DayRollup;
-use cgm_shared::store::reads::{ReadStore, ReadingQuery, StoredReading, read_all};
+use cgm_shared::store::StoreError;
+use cgm_shared::store::reads::{ReadAllError, ReadStore, ReadingQuery, StoredReading, read_all};
 use cgm_shared::store::rollups::{RollupStore, Written};
 use cgm_shared::time::SourceZone;
 use chrono::NaiveDate;
@@ -14,14 +20,56 @@ use std::collections::BTreeMap;
 /// A backstop far above a day's readings (1,440 at one a minute).
 const MAX_DAY_READINGS: usize = 20_000;
 
+/// Why a reading whose instant falls on no local date is never rolled up.
+pub const OUTSIDE_THE_CALENDAR: &str = "rollup: the reading's time falls on no calendar day";
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub days: usize,
     pub written: usize,
     /// Each day's reading count as its recompute found it (the sessions step keeps them).
     pub counts: BTreeMap<(DeviceSn, NaiveDate), u64>,
-    /// Sequence numbers of the records whose day could not be rolled up.
+    /// Sequence numbers of the records whose day could not be rolled up this time.
     pub failed: Vec<String>,
+    /// Records whose day can never be rolled up, with why: written aside once by the
+    /// consumer and not retried.
+    pub poisoned: Vec<(String, &'static str)>,
+}
+
+/// Why a day was not rolled up.
+#[derive(Debug, thiserror::Error)]
+pub enum RollupError {
+    /// The day's bounds cannot be computed (the last date the calendar holds has no next
+    /// midnight).
+    #[error("the day has no instants")]
+    NoInstants,
+    /// More readings than [`MAX_DAY_READINGS`]: a day only gains readings, so it never
+    /// comes under.
+    #[error("the day holds more than {0} readings")]
+    TooMany(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ReadAllError> for RollupError {
+    fn from(e: ReadAllError) -> Self {
+        match e {
+            ReadAllError::Store(e) => RollupError::Store(e),
+            ReadAllError::TooMany(n) => RollupError::TooMany(n),
+        }
+    }
+}
+
+impl RollupError {
+    /// Why no retry can ever roll the day up (the record's reason), or `None` when one may.
+    pub fn permanent(&self) -> Option<&'static str> {
+        match self {
+            RollupError::NoInstants => Some("rollup: the day has no instants"),
+            RollupError::TooMany(_) => Some("rollup: the day holds more readings than a rollup reads"),
+            RollupError::Store(e) if e.is_permanent() => Some("rollup: the store refused the day's query or rollup"),
+            RollupError::Store(_) => None,
+        }
+    }
 }
 
 pub async fn step<R: ReadStore, U: RollupStore>(
@@ -30,13 +78,15 @@ pub async fn step<R: ReadStore, U: RollupStore>(
     zone: &SourceZone,
     batch: &[(String, StoredReading)],
 ) -> Report {
+    let mut report = Report::default();
     let mut days: BTreeMap<(DeviceSn, NaiveDate), Vec<&(String, StoredReading)>> = BTreeMap::new();
     for rec in batch {
-        if let Some(day) = zone.local_date(rec.1.measured_at) {
-            days.entry((rec.1.device_sn.clone(), day)).or_default().push(rec);
+        match zone.local_date(rec.1.measured_at) {
+            Some(day) => days.entry((rec.1.device_sn.clone(), day)).or_default().push(rec),
+            None => report.poisoned.push((rec.0.clone(), OUTSIDE_THE_CALENDAR)),
         }
     }
-    let mut report = Report { days: days.len(), ..Report::default() };
+    report.days = days.len();
     for ((sn, day), recs) in days {
         let newest: Vec<StoredReading> = recs.iter().map(|(_, r)| r.clone()).collect();
         match rollup_day(reads, rollups, zone, &sn, day, newest).await {
@@ -44,10 +94,16 @@ pub async fn step<R: ReadStore, U: RollupStore>(
                 report.written += usize::from(written == Written::Stored);
                 report.counts.insert((sn.clone(), day), count);
             }
-            Err(e) => {
-                tracing::warn!(target: "cgm_events", device_sn = sn.as_str(), %day, error = %e, "rollup failed; its records are retried");
-                report.failed.extend(recs.iter().map(|(seq, _)| seq.clone()));
-            }
+            Err(e) => match e.permanent() {
+                Some(why) => {
+                    tracing::warn!(target: "cgm_events", device_sn = cgm_shared::ids::clip_for_log(sn.as_str()), %day, error = %e, "rollup impossible; its records are written aside");
+                    report.poisoned.extend(recs.iter().map(|(seq, _)| (seq.clone(), why)));
+                }
+                None => {
+                    tracing::warn!(target: "cgm_events", device_sn = cgm_shared::ids::clip_for_log(sn.as_str()), %day, error = %e, "rollup failed; its records are retried");
+                    report.failed.extend(recs.iter().map(|(seq, _)| seq.clone()));
+                }
+            },
         }
     }
     report
@@ -64,8 +120,8 @@ pub async fn rollup_day<R: ReadStore, U: RollupStore>(
     sn: &DeviceSn,
     day: NaiveDate,
     from_batch: Vec<StoredReading>,
-) -> Result<(Written, u64), Box<dyn std::error::Error + Send + Sync>> {
-    let range = zone.local_day(day).and_then(|d| d.to_included()).ok_or("the day has no instants")?;
+) -> Result<(Written, u64), RollupError> {
+    let range = zone.local_day(day).and_then(|d| d.to_included()).ok_or(RollupError::NoInstants)?;
     let q = ReadingQuery { device_sn: sn, range, valid_only: false, newest_first: false };
     let mut readings = read_all(reads, &q, MAX_DAY_READINGS).await?;
     // The index may not show the batch's readings yet: add them (of_day counts a testId once).
@@ -129,5 +185,52 @@ mod tests {
         let batch = vec![("s1".to_string(), reading(1, d1)), ("s2".to_string(), reading(2, d1 + 86_400_000))];
         let report = step(&reads, &rollups, &zone, &batch).await;
         assert_eq!(report.failed, vec!["s1".to_string(), "s2".to_string()]);
+    }
+
+    /// A rollups table that refuses every write as DynamoDB refuses an invalid request.
+    struct Refusing;
+
+    impl RollupStore for Refusing {
+        async fn put_rollup(&self, _: &DayRollup) -> Result<Written, StoreError> {
+            Err(StoreError::Failed { kind: "ValidationException".into(), source: "refused in a test".into() })
+        }
+
+        async fn rollups(
+            &self,
+            _: &DeviceSn,
+            _: NaiveDate,
+            _: NaiveDate,
+            _: cgm_shared::store::rollups::Bins,
+        ) -> Result<Vec<DayRollup>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn days_that_can_never_be_rolled_up_poison_their_records_and_nothing_else() {
+        let zone = SourceZone::default();
+        let reads = MemoryReadStore::default();
+        let rollups = MemoryRollupStore::default();
+        let last_day = NaiveDate::MAX.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+        let d1 = zone.local_day(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap()).unwrap().start().ms();
+        let batch = vec![
+            ("s1".to_string(), reading(1, last_day)),
+            ("s2".to_string(), reading(2, i64::MAX)),
+            ("s3".to_string(), reading(3, d1)),
+        ];
+        let report = step(&reads, &rollups, &zone, &batch).await;
+        assert_eq!(
+            report.poisoned,
+            [("s2".to_string(), OUTSIDE_THE_CALENDAR), ("s1".to_string(), "rollup: the day has no instants")]
+        );
+        assert!(report.failed.is_empty());
+        assert_eq!((report.days, report.written), (2, 1), "the good day is rolled up");
+
+        // A write the store refuses outright is as permanent; an unreachable store is not.
+        let refused = step(&reads, &Refusing, &zone, &batch[2..]).await;
+        assert_eq!(refused.poisoned, [("s3".to_string(), "rollup: the store refused the day's query or rollup")]);
+        assert!(RollupError::TooMany(1).permanent().is_some());
+        assert!(RollupError::Store(StoreError::unavailable_for_test()).permanent().is_none());
+        assert!(RollupError::Store(StoreError::Timeout).permanent().is_none());
     }
 }

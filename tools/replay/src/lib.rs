@@ -9,7 +9,12 @@
 //!
 //! Not a Lambda and not a bulk migration tool: one scan of the quarantine table, which is
 //! expected to be small. Bodies hold personal data; nothing here prints one unless asked.
+//!
+//! The table also holds the stream records the readings-stream consumer gave up on for good
+//! (`source` = `stream`, no body): the listing shows them as such and never applies one;
+//! [`poison`] (`cgm-replay poison`) redoes them.
 
+pub mod poison;
 pub mod rollups;
 pub mod stream;
 
@@ -18,6 +23,8 @@ use cgm_shared::ids::TestId;
 use cgm_shared::push::{Unusable, parse_push};
 use cgm_shared::store::StoreError;
 use cgm_shared::store::attr::{self, classify};
+use cgm_shared::store::poison::Poisoned;
+use cgm_shared::store::poison::dynamodb::poisoned_of;
 use cgm_shared::store::push::dynamodb::DynamoStore;
 use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome};
 use cgm_shared::time::SourceZone;
@@ -35,6 +42,8 @@ pub struct Quarantined {
     /// True for the stub of an oversized body: `body` holds only its first bytes.
     pub truncated: bool,
     pub body: Vec<u8>,
+    /// A stream record the consumer gave up on, not a push body.
+    pub stream: Option<Poisoned>,
 }
 
 /// The body is personal data: `Debug` shows its length only.
@@ -47,6 +56,7 @@ impl std::fmt::Debug for Quarantined {
             .field("body_length", &self.body_length)
             .field("truncated", &self.truncated)
             .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("stream", &self.stream)
             .finish()
     }
 }
@@ -59,6 +69,10 @@ pub enum Verdict {
     StillUnusable(Unusable),
     /// It parses now, as the reading with this `testId`.
     Parses {
+        test_id: TestId,
+    },
+    /// A readings-stream record the consumer gave up on: `cgm-replay poison` redoes it.
+    StreamRecord {
         test_id: TestId,
     },
 }
@@ -125,11 +139,15 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Quarantined, Repl
         body_length: n(attr::BODY_LENGTH).map_or(body.len() as u64, |l| l.max(0) as u64),
         truncated: matches!(item.get(attr::TRUNCATED), Some(AttributeValue::Bool(true))),
         body,
+        stream: poisoned_of(item),
     })
 }
 
 /// What the current parser makes of an item.
 pub fn judge(item: &Quarantined, zone: &SourceZone) -> Verdict {
+    if let Some(p) = &item.stream {
+        return Verdict::StreamRecord { test_id: p.test_id.clone() };
+    }
     if item.truncated {
         return Verdict::Truncated;
     }
@@ -208,6 +226,9 @@ pub fn describe(line: &Line) -> String {
         Verdict::Truncated => "truncated stub of an oversized body: stays".to_string(),
         Verdict::StillUnusable(why) => format!("still unusable ({why}): stays"),
         Verdict::Parses { test_id } => format!("parses now as testId {}", short(test_id.as_str())),
+        Verdict::StreamRecord { test_id } => {
+            format!("stream record of testId {} given up on: `cgm-replay poison` redoes it", short(test_id.as_str()))
+        }
     };
     let action = match &line.action {
         None => String::new(),
@@ -226,10 +247,14 @@ pub fn summary(lines: &[Line], apply: bool) -> String {
     let parse = count(&|l| matches!(l.verdict, Verdict::Parses { .. }));
     let unusable = count(&|l| matches!(l.verdict, Verdict::StillUnusable(_)));
     let truncated = count(&|l| l.verdict == Verdict::Truncated);
+    let stream = count(&|l| matches!(l.verdict, Verdict::StreamRecord { .. }));
     let mut s = format!(
         "{} quarantined: {parse} parse now, {unusable} still unusable, {truncated} truncated stub(s).",
-        lines.len()
+        lines.len() - stream
     );
+    if stream > 0 {
+        s.push_str(&format!(" {stream} stream record(s) given up on: see `cgm-replay poison`."));
+    }
     if apply {
         let released =
             count(&|l| matches!(l.action, Some(Action::Stored) | Some(Action::Duplicate) | Some(Action::Conflict)));
@@ -244,7 +269,7 @@ pub fn summary(lines: &[Line], apply: bool) -> String {
 }
 
 /// An id as the listing shows it: clipped as log lines clip it, marked when cut.
-fn short(s: &str) -> String {
+pub fn short(s: &str) -> String {
     let cut = cgm_shared::ids::clip_for_log(s);
     if cut.len() < s.len() { format!("{cut}…") } else { cut.to_string() }
 }
@@ -262,6 +287,7 @@ mod tests {
             body_length: body.len() as u64,
             truncated,
             body: body.to_vec(),
+            stream: None,
         }
     }
 
@@ -281,5 +307,28 @@ mod tests {
         let text = format!("{} {:?}", describe(&line), line);
         assert!(!text.contains("CANARY"), "{text}");
         assert!(text.contains("2023-11-14T22:13:20Z") && text.contains("old parser"), "{text}");
+    }
+
+    #[test]
+    fn a_stream_record_is_listed_as_one_and_never_parsed() {
+        let p = Poisoned::new(
+            "t9".into(),
+            "SN-9".into(),
+            "4200",
+            &["rollup: the day has no instants"],
+            cgm_shared::time::Timestamp(1_700_000_000_000),
+        );
+        let mut q = item(b"", false);
+        q.body_sha256 = p.key.clone();
+        q.reason = p.reason.clone();
+        q.stream = Some(p);
+        let line = Line { verdict: judge(&q, &SourceZone::default()), item: q, action: Some(Action::Kept) };
+        assert_eq!(line.verdict, Verdict::StreamRecord { test_id: "t9".into() });
+        let text = describe(&line);
+        assert!(text.contains("stream record of testId t9") && text.contains("the day has no instants"), "{text}");
+        assert!(
+            summary(&[line], true)
+                .starts_with("0 quarantined: 0 parse now, 0 still unusable, 0 truncated stub(s). 1 stream record(s)")
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! `cgm-replay`: lists the quarantine and re-processes it through the current parser (a dry
 //! run unless `--apply`); `cgm-replay rollups` builds daily rollups for readings stored
 //! before the stream consumer wrote them (`ROLLUPS_TABLE` too); `cgm-replay stream` redoes
-//! the stream records the consumer gave up on, from the failure queue's message. Configuration comes from the same environment as the functions
-//! (`QUARANTINE_TABLE`, `READINGS_TABLE`, `CONFLICTS_TABLE`, `SOURCE_TIMEZONE`, and
-//! `DYNAMODB_ENDPOINT` for DynamoDB Local; AWS credentials and region as usual otherwise).
+//! the stream records the consumer gave up on, from the failure queue's message;
+//! `cgm-replay poison` lists the records it gave up on for good (written aside to the
+//! quarantine table) and redoes them with `--apply`. Configuration comes from the same
+//! environment as the functions (`QUARANTINE_TABLE`, `READINGS_TABLE`, `CONFLICTS_TABLE`,
+//! `SOURCE_TIMEZONE`, and `DYNAMODB_ENDPOINT` for DynamoDB Local; AWS credentials and region
+//! as usual otherwise).
 
 use anyhow::Context;
 use cgm_shared::Config;
@@ -45,6 +48,17 @@ enum Command {
     Stream {
         /// The message body (with its DDBStreamBatchInfo), a file or - for stdin.
         message: String,
+    },
+    /// List the readings-stream records the consumer gave up on for good (testId, deviceSn,
+    /// sequence number, reason, when). With --apply, once the cause is fixed, read each
+    /// reading again and run it through the consumer's steps; those done are removed.
+    Poison {
+        /// Redo them, and remove those that went through.
+        #[arg(long)]
+        apply: bool,
+        /// Only the record(s) of this testId (or whose key starts with this).
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -91,6 +105,29 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         };
         println!("cgm-replay stream: {} records redone, {} failed again", done.records, done.failed.len());
         return Ok(done.failed.is_empty());
+    }
+    if let Some(Command::Poison { apply, only }) = &args.command {
+        eprintln!(
+            "cgm-replay poison: quarantine table {}{}",
+            cfg.tables.quarantine,
+            if *apply { " (--apply: records are redone)" } else { " (dry run)" }
+        );
+        let lines = match cfg.dynamodb_endpoint {
+            // Locally there is no EventBridge: the events print.
+            Some(_) => {
+                let service = cgm_events::with_sink(&cfg, &sdk, cgm_events::sink::MemorySink::printing());
+                cgm_replay::poison::run(&client, &cfg.tables.readings, &service, *apply, only.as_deref()).await?
+            }
+            None => {
+                let service = cgm_events::from_config(&cfg).await.context("the events configuration")?;
+                cgm_replay::poison::run(&client, &cfg.tables.readings, &service, *apply, only.as_deref()).await?
+            }
+        };
+        for line in &lines {
+            println!("{}", cgm_replay::poison::describe(line));
+        }
+        println!("{}", cgm_replay::poison::summary(&lines, *apply));
+        return Ok(cgm_replay::poison::all_done(&lines));
     }
     if let Some(Command::Rollups { resume }) = args.command {
         let reads = cgm_shared::store::reads::dynamodb::DynamoReadStore::new(

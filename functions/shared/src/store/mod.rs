@@ -6,6 +6,8 @@
 //! - [`reads`]: a device's readings through the device/time index, and follower tokens;
 //! - [`rollups`]: daily rollups, written by the readings-stream consumer;
 //! - [`sensors`]: sensor sessions and their alerts, written by the same consumer;
+//! - [`poison`]: stream records the same consumer gave up on for good, kept (in the
+//!   quarantine table) for the operator to redo;
 //! - [`patients`]: who wore a device, for the AGP PDF's header when a setting allows it;
 //! - [`submissions`]: one-time FHIR submissions, asked for by the FHIR function and sent by
 //!   the FHIR submitter.
@@ -16,6 +18,7 @@
 
 pub mod attr;
 pub mod patients;
+pub mod poison;
 pub mod push;
 pub mod reads;
 pub mod rollups;
