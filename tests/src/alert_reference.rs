@@ -44,7 +44,7 @@ pub fn episodes(readings: &[RefReading], s: RefSettings) -> Vec<RefEpisode> {
                 && r.at_ms - r.received_ms <= s.clock_ahead_minutes * min
         })
         .collect();
-    rs.sort_by(|a, b| (a.at_ms, a.serial).cmp(&(b.at_ms, b.serial)));
+    rs.sort_by_key(|a| (a.at_ms, a.serial));
     rs.dedup_by(|a, b| (a.at_ms, a.serial) == (b.at_ms, b.serial));
     let mut out = Vec::new();
     for kind in KINDS {
