@@ -3,10 +3,11 @@
 use crate::auth::{Denied, PushAuth};
 use cgm_edge::frame::LogFields;
 use cgm_edge::{Answer, Api, Frame, HttpService, reply};
-use cgm_shared::push::{MAX_BODY_BYTES, parse_push};
+use cgm_shared::alerts::AlertSettings;
+use cgm_shared::push::{MAX_BODY_BYTES, Reading, parse_push_arrived};
 use cgm_shared::store::StoreError;
 use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
-use cgm_shared::time::{SourceZone, now_ms};
+use cgm_shared::time::{SourceZone, Timestamp, now_ms};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
@@ -17,11 +18,19 @@ const STUB_BYTES: usize = 4 * 1024;
 
 const UNAVAILABLE: &str = "storage unavailable, retry later";
 
+/// The quarantine reason of a reading the parser accepted but storage refused for good
+/// (DynamoDB's `ValidationException`): a re-send would be refused again, so the body is
+/// kept and answered 0 rather than 503 for ever. It means the parser missed a bound.
+pub const STORAGE_REFUSED: &str = "storage refused the reading";
+
 pub struct PushService<S> {
     store: S,
     auth: PushAuth,
     zone: SourceZone,
     deadline: Duration,
+    /// How far after its arrival a reading may be measured before it is flagged
+    /// `clockAhead` (`CLOCK_AHEAD_MINUTES`).
+    clock_ahead: Duration,
 }
 
 /// What happened to one push: the `outcome` field of its log line, which the template's
@@ -102,8 +111,16 @@ impl<S: PushStore> HttpService for PushService<S> {
 }
 
 impl<S: PushStore> PushService<S> {
+    /// With `CLOCK_AHEAD_MINUTES`' default; [`Self::with_clock_ahead`] sets another.
     pub fn new(store: S, auth: PushAuth, zone: SourceZone, deadline: Duration) -> Self {
-        Self { store, auth, zone, deadline }
+        let clock_ahead = Duration::from_secs(AlertSettings::default().clock_ahead_minutes.saturating_mul(60));
+        Self { store, auth, zone, deadline, clock_ahead }
+    }
+
+    /// Readings measured more than `tolerance` after their arrival are flagged `clockAhead`.
+    pub fn with_clock_ahead(mut self, tolerance: Duration) -> Self {
+        self.clock_ahead = tolerance;
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -141,22 +158,10 @@ impl<S: PushStore> PushService<S> {
             return Ok(answer(Outcome::Quarantined, StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
         }
 
-        let reading = match parse_push(body, &self.zone) {
+        let received_at = Timestamp(arrival.received_at_ms);
+        let reading = match parse_push_arrived(body, &self.zone, received_at, self.clock_ahead) {
             Ok(r) => r,
-            Err(why) => {
-                let reason = why.to_string();
-                let q = Quarantined {
-                    body_sha256: sha256_hex(body),
-                    reason: &reason,
-                    body,
-                    body_length: body.len(),
-                    truncated: false,
-                };
-                let recorded = self.store.put_quarantine(&q, arrival).await?;
-                let mut a = answer(Outcome::Quarantined, StatusCode::OK, "");
-                a.log.reason = Some(format!("{reason}{}", repeat_note(recorded)));
-                return Ok(a);
-            }
+            Err(why) => return self.quarantine(body, &why.to_string(), arrival).await,
         };
 
         let mut a = answer(Outcome::Stored, StatusCode::OK, "");
@@ -166,20 +171,57 @@ impl<S: PushStore> PushService<S> {
             let names: Vec<&str> = reading.out_of_range.keys().map(String::as_str).collect();
             a.log.out_of_range = Some(names.join(","));
         }
-        match self.store.put_reading(&reading, arrival).await? {
+        if reading.clock_ahead {
+            a.log.reason = Some("testTime is ahead of arrival: stored, flagged clockAhead".into());
+        }
+        match self.store_reading(&reading, body, arrival, &mut a).await {
+            Ok(()) => Ok(a),
+            // Storage refused the item itself: every re-send would be refused alike, so the
+            // body goes to quarantine and Sinocare gets its 0. Only what a re-send can cure
+            // (a timeout, throttling, an outage) is a 503.
+            Err(e) if e.is_permanent() => {
+                let mut q = self.quarantine(body, STORAGE_REFUSED, arrival).await?;
+                q.log.test_id = a.log.test_id;
+                q.log.device_sn = a.log.device_sn;
+                q.log.warn = true;
+                Ok(q)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The reading once (or, for a second delivery, nothing new or a recorded conflict);
+    /// the log line says which.
+    async fn store_reading(
+        &self,
+        reading: &Reading,
+        body: &[u8],
+        arrival: &Arrival,
+        a: &mut Answer,
+    ) -> Result<(), StoreError> {
+        match self.store.put_reading(reading, arrival).await? {
             PutOutcome::Stored => {}
             PutOutcome::Existing(Some(old)) if old == reading.measurement() => {
                 a.log.outcome = Some(Outcome::Duplicate.as_str());
             }
             PutOutcome::Existing(_) => {
-                let conflict =
-                    Conflict { reading: &reading, measurement_hash: reading.measurement().hash(), raw_body: body };
+                let conflict = Conflict { reading, measurement_hash: reading.measurement().hash(), raw_body: body };
                 let recorded = self.store.put_conflict(&conflict, arrival).await?;
                 a.log.outcome = Some(Outcome::Conflict.as_str());
                 a.log.warn = true;
                 a.log.reason = Some(format!("same testId, different measurement; first kept{}", repeat_note(recorded)));
             }
         }
+        Ok(())
+    }
+
+    /// Keeps a whole body that cannot be a reading, under its SHA-256, with `reason` (a
+    /// fixed sentence, never part of the body): answered 0 once it is durable.
+    async fn quarantine(&self, body: &[u8], reason: &str, arrival: &Arrival) -> Result<Answer, PushError> {
+        let q = Quarantined { body_sha256: sha256_hex(body), reason, body, body_length: body.len(), truncated: false };
+        let recorded = self.store.put_quarantine(&q, arrival).await?;
+        let mut a = answer(Outcome::Quarantined, StatusCode::OK, "");
+        a.log.reason = Some(format!("{reason}{}", repeat_note(recorded)));
         Ok(a)
     }
 }
@@ -360,6 +402,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reading_storage_refuses_for_good_is_quarantined_with_code_0() {
+        // Given a store that refuses the item as DynamoDB refuses a value it cannot hold
+        let svc = service(&[], &[]);
+        svc.store.refuse.store(true, Ordering::SeqCst);
+        // When the push arrives, and again when Sinocare re-sends it
+        for _ in 0..2 {
+            assert_eq!(call(&svc, event(SEED_EXAMPLE, "")).await, (200, json!({"code": 0, "msg": ""})));
+        }
+        // Then the body is in quarantine, once, saying why; no reading
+        assert!(svc.store.readings.lock().unwrap().is_empty());
+        let q = svc.store.quarantine.lock().unwrap();
+        let kept: Vec<_> = q.values().map(|k| (k.reason.as_str(), k.body.as_slice())).collect();
+        assert_eq!(kept, [(STORAGE_REFUSED, SEED_EXAMPLE.as_bytes())]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_conflict_is_quarantined_too() {
+        let svc = service(&[], &[]);
+        call(&svc, event(SEED_EXAMPLE, "")).await;
+        svc.store.refuse.store(true, Ordering::SeqCst);
+        let other = seed_with(json!({"testResult": "7.1"}));
+        assert_eq!(call(&svc, event(&other, "")).await, (200, json!({"code": 0, "msg": ""})));
+        assert_eq!(svc.store.quarantine.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_time_rules_use_the_arrival() {
+        let svc = service(&[], &[]);
+        let china = |ms: i64| SourceZone::default().format_local_ms(ms).unwrap()[..19].replace('T', " ");
+        let now = now_ms();
+        let pushes = [
+            ("ahead-1h", china(now + 3_600_000)),
+            ("on-time", china(now - 60_000)),
+            ("ahead-2d", china(now + 2 * 86_400_000)),
+            ("year-262142", "+262142-12-31 20:00:00".to_string()),
+            ("before-2015", "2014-12-31 23:59:59".to_string()),
+        ];
+        for (id, t) in &pushes {
+            let body = seed_with(json!({"testId": id, "testTime": t}));
+            assert_eq!(call(&svc, event(&body, "")).await, (200, json!({"code": 0, "msg": ""})), "{id}");
+        }
+        let readings = svc.store.readings.lock().unwrap();
+        assert!(readings["ahead-1h"].clock_ahead);
+        assert!(!readings["on-time"].clock_ahead);
+        assert_eq!(readings.len(), 2);
+        let q = svc.store.quarantine.lock().unwrap();
+        let mut reasons: Vec<&str> = q.values().map(|k| k.reason.as_str()).collect();
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            [
+                "testTime is before 2015",
+                "testTime is more than a day after arrival",
+                "testTime is more than a day after arrival"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_clock_ahead_tolerance_is_a_setting() {
+        let svc = service(&[], &[]).with_clock_ahead(Duration::from_secs(2 * 3600));
+        let t = SourceZone::default().format_local_ms(now_ms() + 3_600_000).unwrap()[..19].replace('T', " ");
+        call(&svc, event(&seed_with(json!({"testTime": t})), "")).await;
+        assert!(!svc.store.readings.lock().unwrap()["23434335345"].clock_ahead, "an hour is within two");
+    }
+
+    #[tokio::test]
     async fn other_methods_are_405() {
         let svc = service(&[], &[]);
         let mut req = event(SEED_EXAMPLE, "");
@@ -424,7 +533,7 @@ mod props {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
-        fn every_reply_is_in_the_design_table(body in body(), failing in any::<bool>()) {
+        fn every_reply_is_in_the_design_table(body in body(), failing in any::<bool>(), refusing in any::<bool>()) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
             let svc = PushService::new(
                 MemoryStore::default(),
@@ -433,6 +542,8 @@ mod props {
                 Duration::from_secs(3),
             );
             svc.store().fail.store(failing, Ordering::SeqCst);
+            // A permanent refusal is never a 503: the body goes to quarantine instead.
+            svc.store().refuse.store(refusing, Ordering::SeqCst);
             let mut req = Request::new(Body::from(body.clone()));
             *req.method_mut() = Method::POST;
             let resp = rt.block_on(svc.handle(req));

@@ -9,7 +9,7 @@ pub mod auth;
 mod handler;
 
 pub use auth::{Denied, PushAuth};
-pub use handler::{Outcome, PushApi, PushError, PushService};
+pub use handler::{Outcome, PushApi, PushError, PushService, STORAGE_REFUSED};
 
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError, SecretSetting, split_keys};
@@ -41,7 +41,8 @@ pub async fn from_config(cfg: &Config) -> Result<PushService<DynamoStore>, Confi
         PushAuth::new(&keys, cfg.allowed_source_cidrs.clone()),
         cfg.source_timezone,
         Duration::from_millis(cfg.push_deadline_ms),
-    ))
+    )
+    .with_clock_ahead(Duration::from_secs(cfg.alerts.clock_ahead_minutes.saturating_mul(60))))
 }
 
 /// The keys the route accepts. Inside Lambda there must be at least one, each at least

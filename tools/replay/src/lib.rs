@@ -19,16 +19,18 @@ pub mod rollups;
 pub mod stream;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_shared::alerts::AlertSettings;
 use cgm_shared::ids::TestId;
-use cgm_shared::push::{Unusable, parse_push};
+use cgm_shared::push::{EARLIEST_MEASURED_AT, Reading, Unusable, parse_push_arrived};
 use cgm_shared::store::StoreError;
 use cgm_shared::store::attr::{self, classify};
 use cgm_shared::store::poison::Poisoned;
 use cgm_shared::store::poison::dynamodb::poisoned_of;
 use cgm_shared::store::push::dynamodb::DynamoStore;
 use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome};
-use cgm_shared::time::SourceZone;
+use cgm_shared::time::{SourceZone, Timestamp};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// One quarantined body, as the push route kept it.
 #[derive(Clone, PartialEq)]
@@ -151,10 +153,22 @@ pub fn judge(item: &Quarantined, zone: &SourceZone) -> Verdict {
     if item.truncated {
         return Verdict::Truncated;
     }
-    match parse_push(&item.body, zone) {
+    match parse(item, zone) {
         Ok(r) => Verdict::Parses { test_id: r.test_id },
         Err(why) => Verdict::StillUnusable(why),
     }
+}
+
+/// The body parsed as the push route parsed it: the time rules against the time it arrived
+/// (`receivedAt`), so a reading is judged as it was then, not by how long it has waited in
+/// quarantine. An item without a `receivedAt`, or with one before any push this stack can
+/// have taken (tools write 0 for "unknown"), is judged against now. The clock-ahead flag
+/// uses `CLOCK_AHEAD_MINUTES`' default.
+fn parse(item: &Quarantined, zone: &SourceZone) -> Result<Reading, Unusable> {
+    let received_at =
+        item.received_at_ms.map(Timestamp).filter(|t| *t >= EARLIEST_MEASURED_AT).unwrap_or_else(Timestamp::now);
+    let clock_ahead = Duration::from_secs(AlertSettings::default().clock_ahead_minutes.saturating_mul(60));
+    parse_push_arrived(&item.body, zone, received_at, clock_ahead)
 }
 
 /// Judges every quarantined item (matching `only`) and, with `apply`, stores those that now
@@ -179,7 +193,7 @@ pub async fn replay(
 }
 
 async fn store_and_release(store: &DynamoStore, zone: &SourceZone, item: &Quarantined) -> Action {
-    let Ok(reading) = parse_push(&item.body, zone) else { return Action::Kept };
+    let Ok(reading) = parse(item, zone) else { return Action::Kept };
     // The reading arrived when the push did, through that request.
     let arrival = Arrival {
         received_at_ms: item.received_at_ms.unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
@@ -294,10 +308,27 @@ mod tests {
     #[test]
     fn verdicts_follow_the_current_parser() {
         let z = SourceZone::default();
-        let ok = br#"{"reservedCode":"01","data":{"testId":"t1","testResult":"5.6","testTime":"2024-01-01 08:00:00"}}"#;
+        let ok = br#"{"reservedCode":"01","data":{"testId":"t1","testResult":"5.6","testTime":"2023-11-14 08:00:00"}}"#;
         assert_eq!(judge(&item(ok, false), &z), Verdict::Parses { test_id: "t1".into() });
         assert_eq!(judge(&item(ok, true), &z), Verdict::Truncated, "a stub is never parsed");
         assert_eq!(judge(&item(b"{", false), &z), Verdict::StillUnusable(Unusable::NotJson));
+    }
+
+    #[test]
+    fn the_time_rules_use_the_items_arrival() {
+        let z = SourceZone::default();
+        // Arrived 2023-11-14T22:13:20Z, 2023-11-15 06:13:20 in China.
+        let at = |t: &str| {
+            format!(r#"{{"reservedCode":"01","data":{{"testId":"t1","testResult":"5.6","testTime":"{t}"}}}}"#)
+        };
+        let ahead = item(at("2023-11-15 07:00:00").as_bytes(), false);
+        assert_eq!(judge(&ahead, &z), Verdict::Parses { test_id: "t1".into() }, "within the day after arrival");
+        let far = item(at("2023-11-16 07:00:00").as_bytes(), false);
+        assert_eq!(judge(&far, &z), Verdict::StillUnusable(Unusable::TestTimeAfterArrival));
+        let absurd = item(at("+262142-12-31 20:00:00").as_bytes(), false);
+        assert_eq!(judge(&absurd, &z), Verdict::StillUnusable(Unusable::TestTimeAfterArrival));
+        let unknown = Quarantined { received_at_ms: Some(0), ..item(at("2023-11-16 07:00:00").as_bytes(), false) };
+        assert_eq!(judge(&unknown, &z), Verdict::Parses { test_id: "t1".into() }, "an arrival of 0 is unknown: now");
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub const EXTRA_ENVELOPE: &str = "extraEnvelope";
 pub const OUT_OF_RANGE: &str = "outOfRange";
 pub const RECEIVED_AT: &str = "receivedAt";
 pub const REQUEST_ID: &str = "requestId";
+/// `true` when the reading was measured more than `CLOCK_AHEAD_MINUTES` after it arrived
+/// (the device's clock runs ahead); absent otherwise.
+pub const CLOCK_AHEAD: &str = "clockAhead";
 
 /// The personal fields of a stored reading: never projected by the read side.
 pub const PERSONAL: [&str; 5] = [ID_CARD, PATIENT_NAME, VISIT_ID, PATIENT_ID, IN_SERIAL_ID];

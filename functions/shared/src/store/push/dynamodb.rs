@@ -160,7 +160,9 @@ impl PushStore for DynamoStore {
     }
 }
 
-/// The readings-table item for a reading.
+/// The readings-table item for a reading. Every value in it is one DynamoDB accepts because
+/// the parser bounded it: keys and text within their byte limits, `f64`s that
+/// [`crate::push::fits_dynamodb_number`], whole numbers as `u64`/`i64` (20 digits at most).
 pub fn reading_item(r: &Reading, arrival: &Arrival) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::with_capacity(28);
     item.insert(attr::TEST_ID.into(), s(r.test_id.as_str()));
@@ -215,6 +217,9 @@ pub fn reading_item(r: &Reading, arrival: &Arrival) -> HashMap<String, Attribute
     }
     if !r.extra_envelope.is_empty() {
         item.insert(attr::EXTRA_ENVELOPE.into(), s(&serde_json::Value::Object(r.extra_envelope.clone()).to_string()));
+    }
+    if r.clock_ahead {
+        item.insert(attr::CLOCK_AHEAD.into(), AttributeValue::Bool(true));
     }
     put_arrival(&mut item, arrival);
     item
@@ -272,6 +277,46 @@ mod tests {
         any::<String>().prop_filter("not blank, at most 1 KiB", |s| !s.trim().is_empty() && s.len() <= 1024)
     }
 
+    const SEED_EXAMPLE: &str = include_str!("../../../tests/data/seed-example.json");
+
+    fn seed_with(patch: serde_json::Value) -> Vec<u8> {
+        let mut body: serde_json::Value = serde_json::from_str(SEED_EXAMPLE).expect("the seed example");
+        for (k, v) in patch.as_object().expect("an object") {
+            body["data"][k] = v.clone();
+        }
+        body.to_string().into_bytes()
+    }
+
+    #[test]
+    fn clock_ahead_is_true_when_ahead_and_absent_otherwise() {
+        // The seed's testTime, 2021-11-02 12:33:33 in China, is 2021-11-02T04:33:33Z.
+        let measured = Timestamp(1_635_827_613_000);
+        let five = std::time::Duration::from_secs(300);
+        let arrival = |at: Timestamp| Arrival { received_at_ms: at.ms(), request_id: String::new() };
+        let body = seed_with(serde_json::json!({}));
+        let early = measured.minus_ms(3_600_000);
+        let r = crate::push::parse_push_arrived(&body, &SourceZone::default(), early, five).expect("a reading");
+        assert_eq!(reading_item(&r, &arrival(early)).get(attr::CLOCK_AHEAD), Some(&AttributeValue::Bool(true)));
+        let r = crate::push::parse_push_arrived(&body, &SourceZone::default(), measured, five).expect("a reading");
+        assert_eq!(reading_item(&r, &arrival(measured)).get(attr::CLOCK_AHEAD), None);
+    }
+
+    #[test]
+    fn thresholds_dynamodb_cannot_hold_are_no_number_attribute() {
+        let body = seed_with(serde_json::json!({"low": 1e-300, "high": "1e-131"}));
+        let r = parse_push(&body, &SourceZone::default()).expect("a reading");
+        let item = reading_item(&r, &Arrival { received_at_ms: 7, request_id: String::new() });
+        assert_eq!((item.get(attr::LOW), item.get(attr::HIGH)), (None, None));
+        let AttributeValue::M(kept) = &item[attr::OUT_OF_RANGE] else { panic!("outOfRange is a map") };
+        assert_eq!(kept.get("low"), Some(&s("1e-300")));
+        assert_eq!(kept.get("high"), Some(&s("\"1e-131\"")));
+        for (name, v) in &item {
+            if let AttributeValue::N(n) = v {
+                assert!(crate::push::dynamodb_accepts(n), "{name} = {n}");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -284,7 +329,8 @@ mod tests {
             whole in 0u32..=99,
             frac in 0u32..10,
             digits in 0usize..3,
-            secs in 946_684_800i64..4_102_444_800,
+            // China wall clock from 2015-01-01 08:00:00 (2015-01-01T00:00:00Z): earlier is unusable.
+            secs in 1_420_099_200i64..4_102_444_800,
             serial in 0u32..=1_000_000,
             status in prop::sample::select(&["0", "1", "7"][..]),
         ) {

@@ -27,6 +27,9 @@ pub struct MemoryStore {
     pub quarantine: Mutex<HashMap<String, KeptBody>>,
     /// When set, every call fails as an unreachable table would.
     pub fail: AtomicBool,
+    /// When set, readings and conflicts are refused as DynamoDB refuses an item it cannot
+    /// hold (`ValidationException`, a permanent failure); the quarantine still takes bodies.
+    pub refuse: AtomicBool,
 }
 
 impl MemoryStore {
@@ -36,11 +39,23 @@ impl MemoryStore {
         }
         Ok(())
     }
+
+    /// [`Self::check`] for a write of a reading's values, which `refuse` refuses.
+    fn check_item(&self) -> Result<(), StoreError> {
+        self.check()?;
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed {
+                kind: "ValidationException".into(),
+                source: "memory store set to refuse the item".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl PushStore for MemoryStore {
     async fn put_reading(&self, reading: &Reading, _: &Arrival) -> Result<PutOutcome, StoreError> {
-        self.check()?;
+        self.check_item()?;
         let mut map = self.readings.lock().expect("memory store lock");
         if let Some(old) = map.get(&reading.test_id) {
             return Ok(PutOutcome::Existing(Some(old.measurement())));
@@ -50,7 +65,7 @@ impl PushStore for MemoryStore {
     }
 
     async fn put_conflict(&self, c: &Conflict<'_>, _: &Arrival) -> Result<Recorded, StoreError> {
-        self.check()?;
+        self.check_item()?;
         let mut map = self.conflicts.lock().expect("memory store lock");
         let key = (c.reading.test_id.clone(), c.measurement_hash.clone());
         if map.contains_key(&key) {
