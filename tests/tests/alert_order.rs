@@ -406,3 +406,96 @@ proptest! {
         }
     }
 }
+
+/// A sample of the cases end to end: pushed in a shuffled order through the push route
+/// (each stamped with its real arrival), carried by DynamoDB Local's stream to the consumer
+/// as `make dev` runs it, and compared with the model as above.
+#[tokio::test]
+async fn a_sample_end_to_end_through_the_push_route_and_the_stream() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let stack = cgm_tests::Stack::new().await;
+    // Readings up to 90 minutes old count: each case's history is pushed now.
+    let cfg = stack.config(&[("ALERT_MAX_AGE_MINUTES", "120"), ("ALERT_HOLD_MINUTES", "6")]);
+    let base = cgm_tests::serve_locally(&cfg).await;
+    let consumer = cgm_local::stream_consumer(&cfg).await.expect("a stream consumer");
+    let service = consumer.service();
+    let running = tokio::spawn(consumer.run());
+    let http = reqwest::Client::new();
+    let now = Timestamp::now().ms() / 1000 * 1000;
+    let model = RefSettings { hold_minutes: 6, max_age_minutes: 120, clock_ahead_minutes: 5 };
+    let mut expected: BTreeMap<String, Vec<RefEpisode>> = BTreeMap::new();
+    let mut pushes: Vec<(String, String)> = Vec::new();
+    for c in 0..4 {
+        let case = case().new_tree(&mut runner).expect("a case").current();
+        for (d, dev) in case.devices.iter().enumerate() {
+            let sn = format!("E2E-{c}-{d}");
+            let mut idx = case.start_idx[d % case.start_idx.len()] as i64;
+            let mut mine = Vec::new();
+            for (i, (_, walk, arrival, valid)) in dev.steps.iter().take(25).enumerate() {
+                idx = (idx + i64::from(*walk)).clamp(0, PALETTE.len() as i64 - 1);
+                let mut at = now - 80 * MIN + i as i64 * 3 * MIN;
+                if let Arrival::Ahead(m) = arrival {
+                    at = now + m.max(&10) * MIN;
+                }
+                let mmol = PALETTE[idx as usize];
+                let local =
+                    chrono::DateTime::from_timestamp_millis(at).expect("an instant") + chrono::Duration::hours(8);
+                let body = cgm_tests::seed_with(serde_json::json!({
+                    "testId": format!("{sn}-{i}"), "deviceSn": sn, "serialNo": i + 1,
+                    "status": if *valid { "0" } else { "1" }, "cgmStatus": "2",
+                    "testTime": local.format("%Y-%m-%d %H:%M:%S").to_string(), "testResult": format!("{mmol:.1}"),
+                    "increMinute": 3, "cgmDay": 14,
+                }));
+                pushes.push((sn.clone(), body));
+                mine.push(RefReading { at_ms: at, serial: i as u64 + 1, mmol, received_ms: now, valid: *valid });
+            }
+            expected.insert(sn, alert_reference::episodes(&mine, model));
+        }
+        shuffle(&mut pushes, case.seed);
+    }
+    for (_, body) in &pushes {
+        let r = http.post(format!("{base}/sinocare/cgm")).body(body.clone()).send().await.expect("push");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+
+    // When the stream has been drained (nothing changes for three seconds)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut last = (usize::MAX, 0usize);
+    let sessions = loop {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let sessions: Vec<Session> = stack
+            .scan("SENSORS_TABLE")
+            .await
+            .iter()
+            .filter_map(cgm_shared::store::sensors::dynamodb::session_of)
+            .collect();
+        let state = (sessions.iter().map(|s| s.version as usize).sum::<usize>(), service.sink().taken().len());
+        let pending = sessions.iter().any(|s| !s.outbox.is_empty());
+        if state == last && !pending && !sessions.is_empty() {
+            break sessions;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stream was not drained in 90 s");
+        last = state;
+    };
+    running.abort();
+
+    // Then every device has the model's episodes
+    let events: Vec<Value> =
+        service.sink().taken().iter().map(|e| serde_json::from_str(&e.detail).unwrap_or(Value::Null)).collect();
+    let ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "nothing sent twice: {ids:?}");
+    let mut compared = 0;
+    for (sn, want) in &expected {
+        let Some(session) = sessions.iter().find(|s| s.device_sn.as_str() == sn) else {
+            assert!(want.is_empty(), "{sn}: no session, the model has {want:?}");
+            continue;
+        };
+        let got = outcome(session, &events).unwrap_or_else(|e| panic!("{sn}: {e}"));
+        let want_set: BTreeSet<(String, i64)> = want.iter().map(|e| (e.kind.to_string(), e.opened_at)).collect();
+        assert_eq!(got.kept, want_set, "{sn}: retracted {:?}", got.retracted);
+        compared += want.len();
+    }
+    assert!(compared > 0, "the sample held no episode at all: widen it");
+}
