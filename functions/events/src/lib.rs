@@ -164,7 +164,7 @@ impl<R: ReadStore, U: RollupStore, T: SensorStore, K: EventSink, P: PoisonStore>
         let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         macro_rules! line {
             ($level:ident) => {
-                tracing::$level!(target: "cgm_events", records = batch.readings.len() + batch.skipped, readings = batch.readings.len(), not_readings = batch.skipped, days = days.days, rollups_written = days.written, devices = sensors.devices, sessions_written = sensors.written, events_sent = sensors.events, failed_records = failed.len(), poisoned = poisoned.len(), received_to_done_ms = lag_ms, latency_ms, "stream batch")
+                tracing::$level!(target: "cgm_events", records = batch.readings.len() + batch.skipped, readings = batch.readings.len(), not_readings = batch.skipped, days = days.days, rollups_written = days.written, devices = sensors.devices, sessions_written = sensors.written, events_sent = sensors.events, clock_ahead = sensors.clock_ahead, outside_alert_window = sensors.outside_window, failed_records = failed.len(), poisoned = poisoned.len(), received_to_done_ms = lag_ms, latency_ms, "stream batch")
             };
         }
         if failed.is_empty() && poisoned.is_empty() {
