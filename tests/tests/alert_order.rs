@@ -386,7 +386,17 @@ impl std::fmt::Debug for Case {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    // A fixed seed, so a CI run is the same run every time; `PROPTEST_RNG_SEED=<n>` (and
+    // `PROPTEST_CASES`) explore others, as done for 15,000 cases each before this landed.
+    #![proptest_config(ProptestConfig {
+        cases: 2_000,
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            ProptestConfig::default().rng_seed
+        } else {
+            proptest::test_runner::RngSeed::Fixed(20_261_207)
+        },
+        ..ProptestConfig::default()
+    })]
 
     /// In any order, batch split and interleaving: the model's episodes, each opened once
     /// and resolved once, nothing sent twice.
