@@ -238,8 +238,9 @@ impl Session {
         day_counts: &BTreeMap<NaiveDate, u64>,
         s: &AlertSettings,
     ) -> Applied {
-        let clock_ahead = readings.iter().filter(|r| r.clock_ahead(s)).count();
-        let mut sorted: Vec<&SensorReading> = readings.iter().filter(|r| !r.clock_ahead(s)).collect();
+        let (ahead, mut sorted): (Vec<&SensorReading>, Vec<&SensorReading>) =
+            readings.iter().partition(|r| r.clock_ahead(s));
+        let clock_ahead = ahead.len();
         sorted.sort_by_key(|r| r.key());
         let mut events = Vec::new();
         let fresh = current.is_none();

@@ -63,6 +63,33 @@ pub struct Run {
     pub threshold_mmol: Option<f64>,
 }
 
+impl Run {
+    /// An announced episode's run: carried in under its id.
+    fn told(ep: &Episode) -> Run {
+        Run {
+            id: Some(ep.id.clone()),
+            opened_at: ep.opened_at,
+            notified_at: ep.notified_at,
+            notifications: ep.notifications,
+            value_mmol: ep.value_mmol,
+            threshold_mmol: ep.threshold_mmol,
+        }
+    }
+
+    /// The run as an episode under `id`, not acknowledged.
+    fn episode(&self, id: String) -> Episode {
+        Episode {
+            id,
+            opened_at: self.opened_at,
+            notified_at: self.notified_at,
+            notifications: self.notifications,
+            acknowledged_at: None,
+            value_mmol: self.value_mmol,
+            threshold_mmol: self.threshold_mmol,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KindState {
     pub pending_since: Option<Timestamp>,
@@ -101,20 +128,8 @@ impl AlertWindow {
     pub fn from_alerts(alerts: &Alerts, base_at: Timestamp) -> AlertWindow {
         let mut base = FoldState::default();
         for (kind, st) in alerts.iter().filter(|(k, _)| **k != AlertKind::SignalLost) {
-            base.kinds.insert(
-                *kind,
-                KindState {
-                    pending_since: st.pending_since,
-                    open: st.open.as_ref().map(|ep| Run {
-                        id: Some(ep.id.clone()),
-                        opened_at: ep.opened_at,
-                        notified_at: ep.notified_at,
-                        notifications: ep.notifications,
-                        value_mmol: ep.value_mmol,
-                        threshold_mmol: ep.threshold_mmol,
-                    }),
-                },
-            );
+            base.kinds
+                .insert(*kind, KindState { pending_since: st.pending_since, open: st.open.as_ref().map(Run::told) });
         }
         AlertWindow { base_at, base, samples: Vec::new(), closed: Vec::new(), clock: Timestamp::MIN }
     }
@@ -173,11 +188,12 @@ pub fn evaluate(
     let mut events = Vec::new();
     let mut closed = Vec::new();
     let mut ids: Vec<(AlertKind, Timestamp, String)> = Vec::new();
+    let no_trace = Trace::default();
     for kind in AlertKind::GLUCOSE {
-        let trace = folded.traces.get(&kind).cloned().unwrap_or_default();
+        let trace = folded.traces.get(&kind).unwrap_or(&no_trace);
         let open_told = alerts.get(&kind).and_then(|st| st.open.clone());
         let closed_told: Vec<Closed> = window.closed.iter().filter(|c| c.kind == kind).cloned().collect();
-        let out = reconcile(device_sn, kind, &trace, open_told, closed_told, frontier_before);
+        let out = reconcile(device_sn, kind, trace, open_told, closed_told, frontier_before);
         events.extend(out.events);
         let st =
             AlertState { pending_since: folded.last.kinds.get(&kind).and_then(|k| k.pending_since), open: out.open };
@@ -417,41 +433,22 @@ pub fn reconcile(
     let mut closed = Vec::new();
     let mut ids = Vec::new();
     for (ri, tr) in trace.runs.iter().enumerate() {
-        let (mut ep, sent, resolved_told) = match told_of_run[ri] {
-            Some(ti) => {
+        let (mut ep, sent, resolved_told) = match (told_of_run[ri], tr.run.id.clone()) {
+            (Some(ti), _) => {
                 let (ep, resolved) = told[ti].clone();
                 let sent = ep.notifications;
                 (ep, sent, resolved)
             }
             // Carried in from the base under an id that is neither open nor recently
             // resolved: resolved long ago as told; nothing more is said of it.
-            None if tr.run.id.is_some() => {
-                let ep = Episode {
-                    id: tr.run.id.clone().unwrap_or_default(),
-                    opened_at: tr.run.opened_at,
-                    notified_at: tr.run.notified_at,
-                    notifications: tr.run.notifications,
-                    acknowledged_at: None,
-                    value_mmol: tr.run.value_mmol,
-                    threshold_mmol: tr.run.threshold_mmol,
-                };
-                (ep, tr.run.notifications, Some(Timestamp::MIN))
-            }
-            None => {
+            (None, Some(id)) => (tr.run.episode(id), tr.run.notifications, Some(Timestamp::MIN)),
+            (None, None) => {
                 // Never the id of an episode told before (one retracted at this instant).
                 let mut id_at = tr.run.opened_at;
                 while burnt.contains(&alert_id(device_sn, kind, id_at)) {
                     id_at = id_at.plus_ms(1);
                 }
-                let ep = Episode {
-                    id: alert_id(device_sn, kind, id_at),
-                    opened_at: tr.run.opened_at,
-                    notified_at: tr.run.notified_at,
-                    notifications: tr.run.notifications,
-                    acknowledged_at: None,
-                    value_mmol: tr.run.value_mmol,
-                    threshold_mmol: tr.run.threshold_mmol,
-                };
+                let ep = tr.run.episode(alert_id(device_sn, kind, id_at));
                 let mut e = event(device_sn, kind, Transition::Opened, &ep, tr.run.opened_at, 0);
                 e.found_late = found_late(tr.run.opened_at);
                 events.push(e);

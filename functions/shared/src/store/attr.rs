@@ -2,7 +2,8 @@
 //! DynamoDB attribute values and back. Sinocare's own field names are kept for what it sent;
 //! derived values have names of their own.
 
-use super::StoreError;
+use super::{Recorded, StoreError};
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -154,6 +155,24 @@ pub async fn scan_all(
         if start.is_none() {
             return Ok(items);
         }
+    }
+}
+
+/// Puts `item` only if no item has its key (`key_attr`): one round trip, and a repeat of the
+/// same record is [`Recorded::AlreadyThere`], not an error.
+pub async fn put_new(client: &Client, table: &str, key_attr: &str, item: Item) -> Result<Recorded, StoreError> {
+    let res = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#k)")
+        .expression_attribute_names("#k", key_attr)
+        .send()
+        .await;
+    match res {
+        Ok(_) => Ok(Recorded::New),
+        Err(e) if is_condition_failure(&e) => Ok(Recorded::AlreadyThere),
+        Err(e) => Err(classify(e)),
     }
 }
 

@@ -40,6 +40,14 @@ pub enum StoreError {
     },
 }
 
+/// Whether a record written once (a conflict, a quarantined body, a poisoned stream record)
+/// was new or collapsed onto an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    AlreadyThere,
+}
+
 impl StoreError {
     /// A failure that no retry can cure: the store refused the request itself (DynamoDB's
     /// `ValidationException`: a key over its size, a number it cannot hold). The caller

@@ -65,20 +65,7 @@ pub fn poisoned_of(item: &Item) -> Option<Poisoned> {
 
 impl PoisonStore for DynamoPoisonStore {
     async fn put_poison(&self, p: &Poisoned) -> Result<Recorded, StoreError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(poison_item(p, self.retention_s)))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", attr::BODY_SHA256)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Recorded::New),
-            Err(e) if is_condition_failure(&e) => Ok(Recorded::AlreadyThere),
-            Err(e) => Err(classify(e)),
-        }
+        attr::put_new(&self.client, &self.table, attr::BODY_SHA256, poison_item(p, self.retention_s)).await
     }
 
     /// One filtered scan: the quarantine is expected to be small.

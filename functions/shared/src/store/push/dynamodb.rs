@@ -72,28 +72,6 @@ impl DynamoStore {
             .map_err(classify)?;
         Ok(out.item.as_ref().and_then(measurement_of))
     }
-
-    async fn put_once(
-        &self,
-        table: &str,
-        key_attr: &str,
-        item: HashMap<String, AttributeValue>,
-    ) -> Result<Recorded, StoreError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", key_attr)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Recorded::New),
-            Err(e) if is_condition_failure(&e) => Ok(Recorded::AlreadyThere),
-            Err(e) => Err(classify(e)),
-        }
-    }
 }
 
 impl PushStore for DynamoStore {
@@ -142,7 +120,7 @@ impl PushStore for DynamoStore {
         item.insert(attr::BODY.into(), AttributeValue::S(String::from_utf8_lossy(c.raw_body).into_owned()));
         put_arrival(&mut item, arrival);
         item.insert(attr::EXPIRES_AT.into(), self.expires_at(arrival.received_at_ms));
-        self.put_once(&self.tables.conflicts, attr::TEST_ID, item).await
+        attr::put_new(&self.client, &self.tables.conflicts, attr::TEST_ID, item).await
     }
 
     async fn put_quarantine(&self, q: &Quarantined<'_>, arrival: &Arrival) -> Result<Recorded, StoreError> {
@@ -156,7 +134,7 @@ impl PushStore for DynamoStore {
         item.insert(attr::TRUNCATED.into(), AttributeValue::Bool(q.truncated));
         put_arrival(&mut item, arrival);
         item.insert(attr::EXPIRES_AT.into(), self.expires_at(arrival.received_at_ms));
-        self.put_once(&self.tables.quarantine, attr::BODY_SHA256, item).await
+        attr::put_new(&self.client, &self.tables.quarantine, attr::BODY_SHA256, item).await
     }
 }
 

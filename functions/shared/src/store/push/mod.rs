@@ -29,12 +29,7 @@ pub enum PutOutcome {
     Existing(Option<Measurement>),
 }
 
-/// Whether a conflict or quarantine record was new or collapsed onto an earlier one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    New,
-    AlreadyThere,
-}
+pub use super::Recorded;
 
 /// A second, different measurement under a `testId` that is already stored.
 #[derive(Debug, Clone)]
