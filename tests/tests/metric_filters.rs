@@ -88,3 +88,97 @@ async fn each_push_metric_counts_exactly_its_own_outcomes() {
     seen.sort();
     assert_eq!(seen, want.keys().copied().collect::<Vec<_>>(), "every push metric filter was checked");
 }
+
+/// A stored reading's stream image: device `SN-FILTER`, 5.5 mmol/L at `at_ms`.
+fn stream_item(test_id: &str, at_ms: i64) -> cgm_shared::store::attr::Item {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    use cgm_shared::store::attr;
+    cgm_shared::store::attr::Item::from([
+        (attr::TEST_ID.to_string(), S(test_id.to_string())),
+        (attr::DEVICE_SN.to_string(), S("SN-FILTER".to_string())),
+        (attr::MEASURED_AT.to_string(), N(at_ms.to_string())),
+        (attr::GLUCOSE_MMOL.to_string(), N("5.5".to_string())),
+        (attr::STATUS.to_string(), S("0".to_string())),
+    ])
+}
+
+#[tokio::test]
+async fn each_stream_metric_counts_exactly_its_own_batches() {
+    use cgm_events::EventsService;
+    use cgm_events::sink::MemorySink;
+    use cgm_events::stream::event_of_items;
+    use cgm_shared::store::poison::memory::MemoryPoisonStore;
+    use cgm_shared::store::reads::memory::MemoryReadStore;
+    use cgm_shared::store::rollups::memory::MemoryRollupStore;
+    use cgm_shared::store::sensors::memory::MemorySensorStore;
+
+    // Given the events function on memory stores, as its cold start builds it
+    let cfg = cgm_shared::config::Config::from_lookup(|_| None).expect("the default configuration");
+    let svc = EventsService::new(
+        MemoryReadStore::default(),
+        MemoryRollupStore::default(),
+        MemorySensorStore::default(),
+        MemorySink::default(),
+        MemoryPoisonStore::default(),
+        &cfg,
+    );
+    let may = 1_714_492_800_000; // 2024-05-01T00:00:00+08:00
+    // The calendar's last day: a reading there has a day with no next midnight, which no
+    // retry can roll up.
+    let last_day = chrono::NaiveDate::from_ymd_opt(262_142, 12, 31).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let far = last_day.and_utc().timestamp_millis();
+    let (logs, guard) = capture_logs("info");
+
+    // When a clean batch, then a batch with two poisoned records among good ones, is handled
+    let kinds = ["clean", "poisoned"];
+    svc.handle(event_of_items(&[
+        ("1".into(), stream_item("F-1", may)),
+        ("2".into(), stream_item("F-2", may + 180_000)),
+    ]))
+    .await;
+    let answer = svc
+        .handle(event_of_items(&[
+            ("3".into(), stream_item("F-3", may + 360_000)),
+            ("4".into(), stream_item("F-FAR-1", far)),
+            ("5".into(), stream_item("F-FAR-2", far + 60_000)),
+        ]))
+        .await;
+    drop(guard);
+    assert!(answer.batch_item_failures.is_empty(), "the poisoned records are not retried: {answer:?}");
+
+    // Then each of the events function's metric filters counts exactly its own batches,
+    // with the value the alarm sums
+    let lines: Vec<Value> = logs.text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let batch_lines: Vec<&Value> = lines.iter().filter(|l| l["message"] == "stream batch").collect();
+    assert_eq!(batch_lines.len(), kinds.len(), "one line per batch: {lines:#?}");
+    let want: BTreeMap<&str, (Vec<&str>, Vec<f64>)> = BTreeMap::from([
+        ("StreamBatchesRetried", (vec![], vec![])),
+        ("StreamRecordsPoisoned", (vec!["poisoned"], vec![2.0])),
+    ]);
+    let filters: Vec<_> = Template::load_default()
+        .expect("infra/template.yaml")
+        .metric_filters()
+        .into_iter()
+        .filter(|f| f.log_group.as_deref() == Some("EventsFunctionLogGroup"))
+        .collect();
+    let mut seen = Vec::new();
+    for f in &filters {
+        let pattern = FilterPattern::parse(&f.pattern).unwrap_or_else(|e| panic!("{}: {e}", f.logical_id));
+        let matched: Vec<(&str, &Value)> =
+            batch_lines.iter().zip(kinds).filter(|(l, _)| pattern.matches(l)).map(|(l, k)| (k, *l)).collect();
+        let (kinds_want, values_want) =
+            want.get(f.metric.as_str()).unwrap_or_else(|| panic!("no expectation for metric {}", f.metric));
+        assert_eq!(
+            &matched.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            kinds_want,
+            "{} ({})",
+            f.logical_id,
+            f.pattern
+        );
+        let values: Vec<f64> = matched.iter().map(|(_, l)| f.value_of(l).expect("a metric value")).collect();
+        assert_eq!(&values, values_want, "{}: the metric's value", f.logical_id);
+        seen.push(f.metric.as_str());
+    }
+    seen.sort();
+    assert_eq!(seen, want.keys().copied().collect::<Vec<_>>(), "every events metric filter was checked");
+}

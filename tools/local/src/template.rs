@@ -56,6 +56,19 @@ pub struct MetricFilter {
     pub log_group: Option<String>,
     pub pattern: String,
     pub metric: String,
+    /// `MetricValue`: a number, or `$.field` of the matched line.
+    pub value: String,
+}
+
+impl MetricFilter {
+    /// What the metric gets from a line the pattern matched: the constant, or the line's
+    /// field (`None` when the line has no such number).
+    pub fn value_of(&self, line: &serde_json::Value) -> Option<f64> {
+        match self.value.strip_prefix("$.") {
+            Some(field) => line.get(field)?.as_f64(),
+            None => self.value.parse().ok(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,17 +164,13 @@ impl Template {
         self.resources_of_type("AWS::Logs::MetricFilter")
             .filter_map(|(id, f)| {
                 let p = f.get("Properties")?;
+                let transformation = p.get("MetricTransformations")?.as_sequence()?.first()?;
                 Some(MetricFilter {
                     logical_id: id.to_string(),
                     log_group: p.get("LogGroupName").and_then(ref_target).map(str::to_string),
                     pattern: p.get("FilterPattern")?.as_str()?.to_string(),
-                    metric: p
-                        .get("MetricTransformations")?
-                        .as_sequence()?
-                        .first()?
-                        .get("MetricName")?
-                        .as_str()?
-                        .to_string(),
+                    metric: transformation.get("MetricName")?.as_str()?.to_string(),
+                    value: transformation.get("MetricValue")?.as_str()?.to_string(),
                 })
             })
             .collect()
