@@ -91,7 +91,7 @@ pub async fn step<T: SensorStore, K: EventSink>(
                 report.outside_window += u.outside_window;
             }
             Err(Failure::Transient(why)) => {
-                tracing::warn!(target: "cgm_events", device_sn = sn.as_str(), why, "session not updated; its records are retried");
+                tracing::warn!(target: "cgm_events", device_sn = sn.as_str(), why, "device not brought up to date; its records are retried");
                 report.failed.extend(devices[sn].iter().map(|(seq, _)| seq.clone()));
             }
             Err(Failure::Permanent(why)) => {
