@@ -23,6 +23,8 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 /// 39 digits: one more than a DynamoDB number holds.
 const DIGITS_39: &str = "123456789012345678901234567890123456789";
+/// The seed example's `deviceSn`, which most of the corpus keeps.
+const SEED_DEVICE: &str = "23xxdrt33";
 
 async fn keyed(stack: &Stack) -> PushService<DynamoStore> {
     cgm_push::from_config(&stack.config(&[("PUSH_KEY", KEY)])).await.expect("push service")
@@ -237,21 +239,29 @@ fn size_cases() -> Vec<Case> {
     ]
 }
 
+/// The reply the design gives a push.
+fn design_reply(want: &Want) -> (u16, Value) {
+    match want {
+        Want::TooLarge => (413, json!({"code": 413, "msg": "body over 64 KiB"})),
+        Want::Stored(_) | Want::Quarantined(_) => code0(),
+    }
+}
+
+fn corpus() -> Vec<Case> {
+    [text_cases(), number_cases(), time_cases(), size_cases()].into_iter().flatten().collect()
+}
+
 #[tokio::test]
 async fn the_hostile_corpus_gets_the_replies_the_design_gives() {
     // Given the push route on DynamoDB Local
     let stack = Stack::new().await;
     let svc = keyed(&stack).await;
-    let cases: Vec<Case> = [text_cases(), number_cases(), time_cases(), size_cases()].into_iter().flatten().collect();
+    let cases = corpus();
 
     // When each hostile push arrives
     for c in &cases {
-        let want = match c.want {
-            Want::TooLarge => (413, json!({"code": 413, "msg": "body over 64 KiB"})),
-            Want::Stored(_) | Want::Quarantined(_) => code0(),
-        };
         // Then its reply is the design's, never a 503
-        assert_eq!(push(&svc, &c.body).await, want, "{}", c.what);
+        assert_eq!(push(&svc, &c.body).await, design_reply(&c.want), "{}", c.what);
     }
 
     // And each is stored, or quarantined under its hash with its own reason
@@ -314,6 +324,218 @@ async fn the_hostile_corpus_gets_the_replies_the_design_gives() {
     for id in ["t-now", "t-backlog", "t-2015", "size-64k"] {
         assert_eq!(flag(id), None, "{id}");
     }
+}
+
+/// Every byte but the unreserved ones percent-encoded: an id as one path segment or query
+/// value.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A device id short enough for an assertion's message.
+fn clip(sn: &str) -> String {
+    match sn.char_indices().nth(24) {
+        Some((at, _)) => format!("{}… ({} bytes)", &sn[..at], sn.len()),
+        None => sn.to_string(),
+    }
+}
+
+/// A body of the corpus as a running sensor sends it: the seed's warm-up status ("1") made
+/// "0", the same length, so each stored reading is valid and reaches the alerts, the feeds
+/// and the EHR. Bodies that set `status` themselves are left as they are.
+fn running_sensor(body: &str) -> String {
+    body.replacen("\"status\":\"1\"", "\"status\":\"0\"", 1)
+}
+
+#[tokio::test]
+async fn after_the_hostile_corpus_every_read_route_the_consumer_and_the_submitter_keep_working() {
+    use cgm_shared::session::Session;
+    use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+    const MPI: &str = "https://hospital.example/fhir/sid/mpi";
+
+    // Given every template route served on DynamoDB Local, the readings stream's consumer
+    // running as `make dev` runs it, and a stand-in EHR for the submitter
+    let stack = Stack::new().await;
+    let ehr = FakeEhr::start(TestKey::es384()).await;
+    let (ehr_base, fonts) = (ehr.base(), cgm_local::font_dir().display().to_string());
+    let cfg = stack.config(&[
+        ("PUSH_KEY", KEY),
+        ("FHIR_PATIENT_IDENTIFIER_SYSTEM", MPI),
+        ("READ_PATIENT_FIELDS", "true"),
+        ("FHIR_EHR_BASE_URL", &ehr_base),
+        ("FHIR_CLIENT_ID", CLIENT_ID),
+        ("FHIR_CLIENT_KEY_ID", KEY_ID),
+        ("FHIR_CLIENT_PRIVATE_KEY", ehr.private_pem()),
+        ("FHIR_CLIENT_SIGNING_ALG", "ES384"),
+        ("FHIR_SUMMARY_PERIOD_DAYS", "1"),
+        ("AGP_FONT_DIR", &fonts),
+    ]);
+    let base = serve_locally(&cfg).await;
+    let consumer = cgm_local::stream_consumer(&cfg).await.expect("a stream consumer");
+    let events = consumer.service();
+    let running = tokio::spawn(consumer.run());
+    let http = reqwest::Client::new();
+
+    // When the whole corpus is pushed over HTTP (each reply still the design's)
+    let cases = corpus();
+    for c in &cases {
+        let r = http.post(format!("{base}/sinocare/cgm?key={KEY}")).body(running_sensor(&c.body)).send().await;
+        let r = r.unwrap_or_else(|e| panic!("{}: the server is gone: {e}", c.what));
+        let status = r.status().as_u16();
+        assert_eq!((status, r.json::<Value>().await.expect("a JSON reply")), design_reply(&c.want), "{}", c.what);
+    }
+    let stored = stack.scan("READINGS_TABLE").await;
+    assert_eq!(stored.len(), cases.iter().filter(|c| matches!(c.want, Want::Stored(_))).count());
+    let quarantined = stack.scan("QUARANTINE_TABLE").await.len();
+    let device_of = |r: &Item| s(r, "deviceSn").expect("a stored reading names its device").to_string();
+    let devices: BTreeSet<String> = stored.iter().map(device_of).collect();
+    // A device whose every reading has its clock ahead gets no session (such a reading is
+    // never a sensor's first or latest); here every device has a reading on time.
+    let on_time: BTreeSet<String> = stored.iter().filter(|r| !r.contains_key("clockAhead")).map(device_of).collect();
+    assert_eq!(on_time, devices, "the corpus has no device of clock-ahead readings only");
+
+    // Then the consumer takes every record: each day's rollup counts all its readings, every
+    // device has its session with nothing left to send, and nothing changes any more
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = None;
+    let sessions = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sessions: Vec<Session> = stack
+            .scan("SENSORS_TABLE")
+            .await
+            .iter()
+            .filter_map(cgm_shared::store::sensors::dynamodb::session_of)
+            .collect();
+        let rollups = stack.scan("ROLLUPS_TABLE").await;
+        let rolled: u64 =
+            rollups.iter().filter_map(cgm_shared::store::rollups::dynamodb::rollup_of).map(|r| r.readings).sum();
+        let kept: BTreeSet<String> = sessions.iter().map(|s| s.device_sn.as_str().to_string()).collect();
+        let state = (rolled, sessions.iter().map(|s| s.version).sum::<u64>());
+        let done = rolled == stored.len() as u64 && kept == devices && sessions.iter().all(|s| s.outbox.is_empty());
+        if done && last == Some(state) {
+            break sessions;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer stalled: {rolled} of {} readings rolled up, sessions for {:?} of {:?}",
+            stored.len(),
+            kept.iter().map(|d| clip(d)).collect::<Vec<_>>(),
+            devices.iter().map(|d| clip(d)).collect::<Vec<_>>(),
+        );
+        last = Some(state);
+    };
+    running.abort();
+    // And every record of the stream, delivered again, is a reading taken: none failed, none
+    // written aside as poisoned
+    let (_, shards) = stack.stream_records("READINGS_TABLE").await;
+    let records: Vec<_> = shards.into_iter().flat_map(|(_, r)| r).collect();
+    assert_eq!(records.len(), stored.len(), "one stream record per stored reading");
+    for chunk in records.chunks(100) {
+        let batch = cgm_events::stream::readings(&cgm_local::stream::event_of(chunk));
+        assert_eq!(batch.skipped, 0, "every record is a reading");
+        let outcome = events.process(&batch).await;
+        assert!(outcome.failed.is_empty() && outcome.poisoned.is_empty(), "{outcome:?}");
+    }
+    assert_eq!(stack.scan("QUARANTINE_TABLE").await.len(), quarantined, "nothing poisoned");
+
+    // When every read route is called for every stored device, its id percent-encoded
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).format("%Y-%m-%d").to_string();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: the server is gone: {e}"));
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    for sn in &devices {
+        let (e, fid) = (encoded(sn), cgm_fhir_profiles::fhir_id(sn));
+        let created = http.post(format!("{base}/devices/{e}/follow-tokens")).send().await.expect("a follow token");
+        assert_eq!(created.status().as_u16(), 201, "{}", clip(sn));
+        let token: Value = created.json().await.expect("the token's JSON");
+        let t = format!("token={}", token["token"].as_str().expect("a token"));
+        let d = format!("{base}/devices/{e}");
+        let mut urls = vec![
+            format!("{d}/readings?include_invalid=true&limit=5000"),
+            format!("{d}/readings?format=csv&include_invalid=true"),
+            format!("{d}/gaps"),
+            format!("{d}/gaps?from=2021-11-01T00:00:00Z&to=2021-11-03T00:00:00Z"),
+            format!("{d}/summary"),
+            format!("{d}/summary?from=2021-11-01T00:00:00Z&to=2021-11-03T00:00:00Z"),
+            format!("{d}/chart.svg?date={today}"),
+            format!("{d}/chart.svg?date=2021-11-02"),
+            format!("{d}/agp.json"),
+            format!("{d}/agp.svg"),
+            format!("{d}/agp.pdf"),
+            format!("{d}/follow-tokens"),
+            format!("{base}/sensors/{e}"),
+            format!("{base}/api/v1/entries.json?{t}&count=1000"),
+            format!("{base}/api/v1/entries/sgv.json?{t}&find%5Bdate%5D%5B%24gte%5D=0"),
+            format!("{base}/api/v1/entries/current.json?{t}"),
+            format!("{base}/api/v1/status.json?{t}"),
+            format!("{base}/api/v2/properties?{t}"),
+            format!("{base}/fhir/Observation?device={fid}&_count=200"),
+            format!("{base}/fhir/Observation?device=Device/{fid}&include-warm-up=true&date=ge2015-01-01"),
+            format!("{base}/fhir/DiagnosticReport?device={fid}"),
+        ];
+        // Then each answers 200; a FHIR Device read, 404 where the id is too long to stand
+        // for its serial (a hashed `h-` id: the search by it finds nothing either)
+        let readable = cgm_fhir_profiles::text_of_fhir_id(&fid).is_some();
+        urls.push(format!("{base}/fhir/Device/{fid}"));
+        for url in &urls {
+            let (status, body) = get(url.clone()).await;
+            let want = if url.contains("/fhir/Device/") && !readable { 404 } else { 200 };
+            let shown: String = body.chars().take(300).collect();
+            assert_eq!(status, want, "{} {}: {shown}", clip(sn), url.replacen(&e, "{device_sn}", 1));
+        }
+        let (_, page) = get(urls[0].clone()).await;
+        let page: Value = serde_json::from_str(&page).expect("a readings page");
+        let mine = stored.iter().filter(|r| device_of(r) == *sn).count();
+        assert_eq!(page["readings"].as_array().map(Vec::len), Some(mine), "{}: each reading read back", clip(sn));
+    }
+    for path in ["/sensors?active=true", "/alerts", "/patients/12/sensors", "/fhir/metadata"] {
+        let (status, body) = get(format!("{base}{path}")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, _) = get(format!("{base}/devices/{}/readings?limit=1", encoded(SEED_DEVICE))).await;
+    assert_eq!(status, 200, "the server is still up");
+
+    // When the FHIR submitter runs once over the sensors
+    let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
+    let (logs, guard) = capture_logs("info");
+    let now = cgm_shared::time::Timestamp::now();
+    let run = submitter.run(now, Instant::now() + Duration::from_secs(120)).await;
+    drop(guard);
+    let run = run.expect("a run");
+
+    // Then it finishes with a result for each: a device that fails is counted, alone, and
+    // every valid reading of each other one reaches the EHR once, but those measured after
+    // the run's now (clocks ahead), which wait for a run after them
+    assert_eq!(run.devices, sessions.len(), "{run:?}");
+    let text = logs.text();
+    let failed: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "submission left for the next run")
+        .filter(|l| l["outcome"] != "later")
+        .filter_map(|l| l["device_sn"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!((run.failed, run.unfinished), (failed.len(), failed.len()), "{run:?}");
+    let sent = ehr.stored("Observation");
+    let measured = |r: &Item| n(r, "measuredAt").and_then(|t| t.parse::<i64>().ok()).expect("a measured time");
+    let valid = |r: &&Item| r.get("valid") == Some(&AttributeValue::Bool(true)) && measured(r) <= now.ms();
+    for r in stored.iter().filter(valid).filter(|r| !failed.contains(&device_of(r))) {
+        let id = s(r, "testId").expect("a testId");
+        let key = format!("urn:cgm-bridge:sinocare:test-id|{id}");
+        assert_eq!(sent.get(&key), Some(&1), "{}: {} sent once; run {run:?}", clip(&device_of(r)), clip(id));
+    }
+    assert_eq!(ehr.violations(), Vec::<String>::new());
 }
 
 /// Pushes `body` and returns the quarantine's reason for it, asserting code 0 and that no
