@@ -15,8 +15,8 @@
 //! is kept.
 
 use crate::metrics::GlucoseCounts;
+use crate::reading::StoredReading;
 use crate::rollup::{self, BIN_MINUTES, Piece};
-use crate::store::reads::StoredReading;
 use crate::time::SourceZone;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod metrics;
 pub mod push;
 pub mod random;
+pub mod reading;
 pub mod rollup;
 pub mod sensitive;
 pub mod session;

@@ -19,7 +19,7 @@
 use crate::gaps::{self, GapFinder, Run, Seq};
 use crate::ids::DeviceSn;
 use crate::metrics::{GlucoseCounts, Summary, summarize_counts};
-use crate::store::reads::StoredReading;
+use crate::reading::StoredReading;
 use crate::time::{SourceZone, Timestamp};
 use chrono::{NaiveDate, Timelike};
 use std::collections::{BTreeMap, BTreeSet};

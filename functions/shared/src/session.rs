@@ -18,7 +18,7 @@
 use crate::alerts::window::{self, AlertWindow, Sample};
 use crate::alerts::{self, AlertEvent, AlertKind, AlertSettings, Alerts};
 use crate::ids::DeviceSn;
-use crate::store::reads::StoredReading;
+use crate::reading::StoredReading;
 use crate::time::Timestamp;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;

@@ -15,9 +15,7 @@ pub use parse::{
     MAX_MMOL, MAX_TEXT_BYTES, MAX_THRESHOLD, MeasuredTime, SERIAL_NO_BOUNDS, Unusable, measured_time, parse_push,
     parse_push_arrived,
 };
-#[cfg(test)]
-pub(crate) use reading::dynamodb_accepts;
 pub use reading::{
     DYNAMODB_MAGNITUDE_BOUND, DYNAMODB_MAX_DIGITS, DYNAMODB_MIN_MAGNITUDE, Glucose, Measurement, Personal, Reading,
-    Threshold, fits_dynamodb_number, format_number,
+    Threshold, dynamodb_accepts, fits_dynamodb_number, format_number,
 };

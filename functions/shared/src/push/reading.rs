@@ -161,11 +161,12 @@ fn significant_digits(text: &str) -> usize {
     digits.trim_start_matches('0').trim_end_matches('0').len()
 }
 
-#[cfg(test)]
 /// DynamoDB's rule for a number's text, written from its documentation (and what
 /// DynamoDB Local answers) independently of [`fits_dynamodb_number`]: at most 38
-/// significant digits, and zero or a magnitude from 1E-130 to 9.99…9E+125.
-pub(crate) fn dynamodb_accepts(text: &str) -> bool {
+/// significant digits, and zero or a magnitude from 1E-130 to 9.99…9E+125. The oracle the
+/// tests of the parser and of the stores check numbers against (panics on a malformed
+/// exponent).
+pub fn dynamodb_accepts(text: &str) -> bool {
     let t = text.trim_start_matches(['-', '+']);
     let (mantissa, exp) = match t.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.parse::<i64>().expect("an exponent")),

@@ -8,6 +8,8 @@
 
 pub mod dynamodb;
 pub mod memory;
+#[cfg(test)]
+mod parse_props;
 
 use super::StoreError;
 use crate::push::{Measurement, Reading};

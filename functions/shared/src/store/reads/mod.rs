@@ -15,26 +15,9 @@ use super::StoreError;
 use crate::ids::{DeviceSn, TestId};
 use crate::sensitive::Sensitive;
 use crate::time::{Included, TimeRange, Timestamp};
-use std::future::Future;
 
-/// A stored reading as the read side sees it: measurement fields only, never patient data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredReading {
-    pub test_id: TestId,
-    pub device_sn: DeviceSn,
-    pub measured_at: Timestamp,
-    /// mmol/L.
-    pub mmol: f64,
-    pub serial_no: Option<u64>,
-    pub status: Option<String>,
-    /// False for warm-up (`status` 1) and other unusable readings.
-    pub valid: bool,
-    /// Minutes between readings, as the sensor reports it.
-    pub incre_minute: Option<u64>,
-    /// The device's low and high alert thresholds (mmol/L), when sent as numbers.
-    pub low: Option<f64>,
-    pub high: Option<f64>,
-}
+pub use crate::reading::StoredReading;
+use std::future::Future;
 
 /// A place in a device's time index: the key of the last reading a page covered. The next
 /// page starts after it.
