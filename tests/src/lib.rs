@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub type Item = HashMap<String, AttributeValue>;
 
 /// The seed's example payload, verbatim.
-pub const SEED_EXAMPLE: &str = include_str!("../../functions/shared/tests/data/seed-example.json");
+pub const SEED_EXAMPLE: &str = include_str!("../../crates/domain/tests/data/seed-example.json");
 /// A real API Gateway HTTP API (payload 2.0) event for the push route.
 pub const PUSH_EVENT: &str = include_str!("../../functions/push/tests/data/push-event.json");
 

@@ -252,7 +252,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     const EVENT: &str = include_str!("../tests/data/push-event.json");
-    const SEED_EXAMPLE: &str = include_str!("../../shared/tests/data/seed-example.json");
+    const SEED_EXAMPLE: &str = include_str!("../../../crates/domain/tests/data/seed-example.json");
 
     fn service(keys: &[&str], cidrs: &[&str]) -> PushService<MemoryStore> {
         let keys: Vec<_> = keys.iter().map(|k| Sensitive::new(k.to_string())).collect();
@@ -487,7 +487,7 @@ mod props {
     use serde_json::{Value, json};
     use std::sync::atomic::Ordering;
 
-    const SEED_EXAMPLE: &str = include_str!("../../shared/tests/data/seed-example.json");
+    const SEED_EXAMPLE: &str = include_str!("../../../crates/domain/tests/data/seed-example.json");
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

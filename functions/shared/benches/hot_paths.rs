@@ -8,7 +8,7 @@ use cgm_shared::time::SourceZone;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-const SEED: &str = include_str!("../tests/data/seed-example.json");
+const SEED: &str = include_str!("../../../crates/domain/tests/data/seed-example.json");
 
 fn push(c: &mut Criterion) {
     let zone = SourceZone::default();

@@ -140,7 +140,7 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
     };
     eprintln!("\nPush URL: {base}/sinocare/cgm{key_hint}");
     eprintln!(
-        "Try:  curl -s -X POST '{base}/sinocare/cgm{key_hint}' -H 'content-type: application/json' --data-binary @functions/shared/tests/data/seed-example.json"
+        "Try:  curl -s -X POST '{base}/sinocare/cgm{key_hint}' -H 'content-type: application/json' --data-binary @crates/domain/tests/data/seed-example.json"
     );
     eprintln!("Stop: Ctrl-C\n");
 

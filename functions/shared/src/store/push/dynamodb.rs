@@ -255,7 +255,7 @@ mod tests {
         any::<String>().prop_filter("not blank, at most 1 KiB", |s| !s.trim().is_empty() && s.len() <= 1024)
     }
 
-    const SEED_EXAMPLE: &str = include_str!("../../../tests/data/seed-example.json");
+    const SEED_EXAMPLE: &str = include_str!("../../../../../crates/domain/tests/data/seed-example.json");
 
     fn seed_with(patch: serde_json::Value) -> Vec<u8> {
         let mut body: serde_json::Value = serde_json::from_str(SEED_EXAMPLE).expect("the seed example");

@@ -5,8 +5,6 @@
 //! report function holds this store, and only when the setting is on. The values are
 //! [`Sensitive`], so no log line or error can print them.
 
-pub mod dynamodb;
-
 use crate::ids::DeviceSn;
 use crate::sensitive::Sensitive;
 use crate::store::StoreError;

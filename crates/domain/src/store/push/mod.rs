@@ -1,15 +1,12 @@
 //! Where pushes are kept: the readings, the conflicts and the quarantine, behind one narrow
-//! trait. [`dynamodb::DynamoStore`] is what runs; [`memory::MemoryStore`] serves fast unit
+//! trait. `cgm_shared`'s `DynamoStore` is what runs; [`memory::MemoryStore`] serves fast unit
 //! tests of the handler.
 //!
 //! A second delivery of a `testId` is an outcome, not an error: `put_reading` answers
 //! [`PutOutcome::Existing`] with the stored measurement, and the caller decides between
 //! duplicate and conflict.
 
-pub mod dynamodb;
 pub mod memory;
-#[cfg(test)]
-mod parse_props;
 
 use super::StoreError;
 use crate::push::{Measurement, Reading};

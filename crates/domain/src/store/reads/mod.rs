@@ -1,13 +1,12 @@
 //! What the read side needs from storage: a device's readings in time order through the
 //! device/time index, one page at a time, and the follower tokens of the Nightscout feed.
-//! [`dynamodb::DynamoReadStore`] is what runs; [`memory::MemoryReadStore`] serves unit
+//! `cgm_shared`'s `DynamoReadStore` is what runs; [`memory::MemoryReadStore`] serves unit
 //! tests of the routes.
 //!
 //! A stored reading here has measurement fields only: the queries name the attributes they
 //! fetch, so the patient fields (`idCard`, `patientName`, …) never reach the read side.
 //! Follower tokens are stored only as hashes.
 
-pub mod dynamodb;
 pub mod memory;
 pub mod paging;
 

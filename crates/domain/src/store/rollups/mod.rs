@@ -1,4 +1,4 @@
-//! Where daily rollups are kept: one item per device and local day. [`dynamodb::DynamoRollupStore`]
+//! Where daily rollups are kept: one item per device and local day. `cgm_shared`'s `DynamoRollupStore`
 //! is what runs; [`memory::MemoryRollupStore`] serves unit tests of the stream consumer.
 //!
 //! A rollup is written only over one made from fewer readings (the count of a day's
@@ -7,7 +7,6 @@
 //! batch writes nothing, and two instances racing on the same day can never replace a
 //! rollup with an older one.
 
-pub mod dynamodb;
 pub mod memory;
 
 use super::StoreError;

@@ -8,7 +8,6 @@
 //! check, never a scan; a hospital's sessions (`customerName`); a patient's (`patientId`,
 //! personal, IAM routes only).
 
-pub mod dynamodb;
 pub mod memory;
 
 use super::StoreError;

@@ -9,7 +9,6 @@
 //! table to add to the stack. A record holds the reading's keys and a reason only (no body,
 //! no personal field): the reading itself stays in the readings table.
 
-pub mod dynamodb;
 pub mod memory;
 
 use super::StoreError;

@@ -1,0 +1,5 @@
+//! `cgm_domain::store::poison` (re-exported) and its DynamoDB implementation.
+
+pub use cgm_domain::store::poison::*;
+
+pub mod dynamodb;

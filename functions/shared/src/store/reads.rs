@@ -1,0 +1,5 @@
+//! `cgm_domain::store::reads` (re-exported) and its DynamoDB implementation.
+
+pub use cgm_domain::store::reads::*;
+
+pub mod dynamodb;
