@@ -3,10 +3,10 @@
 
 #![no_main]
 
-use cgm_shared::push::{MAX_ID_BYTES, parse_push};
-use cgm_shared::store::push::Arrival;
+use cgm_domain::push::{MAX_ID_BYTES, parse_push};
+use cgm_domain::store::push::Arrival;
 use cgm_shared::store::push::dynamodb::{measurement_of, reading_item};
-use cgm_shared::time::SourceZone;
+use cgm_domain::time::SourceZone;
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
 

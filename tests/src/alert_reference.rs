@@ -1,5 +1,5 @@
 //! A simple in-order reference model of the glucose alerts, written apart from the
-//! production code (`cgm_shared::alerts`) to check it: take all of a device's readings,
+//! production code (`cgm_domain::alerts`) to check it: take all of a device's readings,
 //! keep the ones that may raise an alert, sort them by measured time and walk them once.
 //! No windows, no ids, no reconciliation: what a person would compute on paper.
 

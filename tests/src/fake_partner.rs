@@ -161,7 +161,7 @@ impl Respond for Responder {
 }
 
 fn now() -> i64 {
-    cgm_shared::time::now_ms()
+    cgm_domain::time::now_ms()
 }
 
 fn issue(st: &mut State, open_id: &str) -> Value {

@@ -6,14 +6,14 @@
 //! resolved once, no event sent twice. Thousands of cases in memory; a sample end to end
 //! through the push route and DynamoDB Local's stream.
 
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::session::{SensorReading, Session};
+use cgm_domain::store::reads::StoredReading;
+use cgm_domain::store::sensors::memory::MemorySensorStore;
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_events::sessions::{self, Settings};
 use cgm_events::sink::MemorySink;
-use cgm_shared::alerts::AlertSettings;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::session::{SensorReading, Session};
-use cgm_shared::store::reads::StoredReading;
-use cgm_shared::store::sensors::memory::MemorySensorStore;
-use cgm_shared::time::{SourceZone, Timestamp};
 use cgm_tests::alert_reference::{self, RefEpisode, RefReading, RefSettings};
 use proptest::prelude::*;
 use serde_json::Value;

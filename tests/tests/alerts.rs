@@ -2,9 +2,9 @@
 //! pushed through the push route, the consumer as `make dev` runs it, its events in the
 //! local sink (there is no local EventBridge), the scheduled check run at chosen instants.
 
-use cgm_shared::session::Session;
+use cgm_domain::session::Session;
+use cgm_domain::time::Timestamp;
 use cgm_shared::store::sensors::dynamodb::session_of;
-use cgm_shared::time::Timestamp;
 use cgm_tests::{Stack, seed_with, serve_locally};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;

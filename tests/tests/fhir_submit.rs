@@ -8,13 +8,13 @@
 //! makes (impossible times, checkpoints at the calendar's end) and a device whose bundles the
 //! EHR refuses whole fail alone: counted, and the others are sent.
 
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::session::Session;
+use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::time::Timestamp;
 use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::session::Session;
 use cgm_shared::store::attr;
-use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
-use cgm_shared::time::Timestamp;
 use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
 use cgm_tests::fhir_validator::validate;
 use cgm_tests::filter_pattern::FilterPattern;
@@ -60,7 +60,7 @@ async fn seed(stack: &Stack, sn: &str, days: i64) {
 
 /// Pushes `bodies` (of one device) and waits until its session, as the stream consumer
 /// keeps it, is `done`.
-async fn push_and_wait(stack: &Stack, bodies: &[String], done: impl Fn(&cgm_shared::session::Session) -> bool) {
+async fn push_and_wait(stack: &Stack, bodies: &[String], done: impl Fn(&cgm_domain::session::Session) -> bool) {
     let sn: Value = serde_json::from_str(&bodies[0]).unwrap();
     let sn = sn["data"]["deviceSn"].as_str().unwrap().to_string();
     let cfg = stack.config(&[]);
@@ -94,7 +94,7 @@ async fn push_and_wait(stack: &Stack, bodies: &[String], done: impl Fn(&cgm_shar
     );
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        use cgm_shared::store::sensors::SensorStore;
+        use cgm_domain::store::sensors::SensorStore;
         let s = sensors.session(&DeviceSn::from(sn.as_str())).await.expect("sessions");
         if s.as_ref().is_some_and(&done) {
             break;
@@ -107,8 +107,8 @@ async fn push_and_wait(stack: &Stack, bodies: &[String], done: impl Fn(&cgm_shar
     running.abort();
 }
 
-async fn session_of(stack: &Stack, sn: &str) -> cgm_shared::session::Session {
-    use cgm_shared::store::sensors::SensorStore;
+async fn session_of(stack: &Stack, sn: &str) -> cgm_domain::session::Session {
+    use cgm_domain::store::sensors::SensorStore;
     let sensors = cgm_shared::store::sensors::dynamodb::DynamoSensorStore::new(
         stack.client.clone(),
         stack.table("SENSORS_TABLE").into(),
@@ -135,8 +135,8 @@ fn later() -> Instant {
     Instant::now() + Duration::from_secs(120)
 }
 
-fn now() -> cgm_shared::time::Timestamp {
-    cgm_shared::time::Timestamp::now()
+fn now() -> cgm_domain::time::Timestamp {
+    cgm_domain::time::Timestamp::now()
 }
 
 /// Each identifier stored exactly once: the map of those stored more often.
@@ -220,7 +220,7 @@ async fn every_valid_reading_reaches_the_ehr_once_across_outages_partial_accepta
         "testTime": late_at.format("%Y-%m-%d %H:%M:%S").to_string(), "testResult": "6.6",
         "status": "0", "increMinute": 5, "patientId": "MPI-4711",
     }));
-    let counted = |s: &cgm_shared::session::Session| s.days.values().sum::<u64>();
+    let counted = |s: &cgm_domain::session::Session| s.days.values().sum::<u64>();
     let before = counted(&session_of(&stack, sn).await);
     push_and_wait(&stack, &[late], |s| counted(s) > before).await;
     let fourth = submitter.run(now(), later()).await.expect("a run");
@@ -389,7 +389,7 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     // is at 01:00 on the day after the sensor's last: the first submission starts at the
     // start of the sensor's last day, and the days before it are not taken for late ones.
     ehr.add_order(standing_order("so-2", "active", (1, "h"), Some((1, "d")), &["cgm-sensor-reading-mass-per-volume"]));
-    let at = cgm_shared::time::Timestamp(DAY0 + 3 * 86_400_000 + 3_600_000);
+    let at = cgm_domain::time::Timestamp(DAY0 + 3 * 86_400_000 + 3_600_000);
     let third = submitter.run(at, later()).await.expect("a run");
     assert_eq!((third.unfinished, third.late), (0, 0), "{third:?}");
     let stored = ehr.stored("Observation");
@@ -404,7 +404,7 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
 
     // Within the hour nothing is due.
     let before = ehr.submissions();
-    let fourth = submitter.run(cgm_shared::time::Timestamp(at.ms() + 1_800_000), later()).await.expect("a run");
+    let fourth = submitter.run(cgm_domain::time::Timestamp(at.ms() + 1_800_000), later()).await.expect("a run");
     assert_eq!((fourth.bundles, ehr.submissions()), (0, before), "{fourth:?}");
 
     // The searches named the patient as the IG's Data Receiver declares (patient, code),
@@ -416,7 +416,7 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     let mut other = standing_order("so-3", "active", (1, "h"), None, &["cgm-sensor-reading-moles-per-volume"]);
     other["subject"]["reference"] = json!("Patient/pat-other");
     ehr.add_order(other);
-    let fifth = submitter.run(cgm_shared::time::Timestamp(at.ms() + 7_200_000), later()).await.expect("a run");
+    let fifth = submitter.run(cgm_domain::time::Timestamp(at.ms() + 7_200_000), later()).await.expect("a run");
     assert_eq!((fifth.unfinished, fifth.bundles, ehr.submissions()), (1, 0, before), "{fifth:?}");
 
     let report = validate(&ehr.bundles());
@@ -543,7 +543,7 @@ async fn another_session(stack: &Stack, from: &str, other: &str, change: impl Fn
     s.version = 0;
     change(&mut s);
     let saved = sensors(stack).put_session(&s).await.expect("a session written");
-    assert_eq!(saved, cgm_shared::store::sensors::Saved::Stored);
+    assert_eq!(saved, cgm_domain::store::sensors::Saved::Stored);
 }
 
 /// The first `n` of `from`'s stored readings, copied as `other`'s (`<other>-00001`, …), the
@@ -614,7 +614,7 @@ async fn a_device_with_impossible_stored_values_fails_alone_and_the_others_are_s
         stack.client.clone(),
         stack.table("SUBMISSIONS_TABLE").into(),
     );
-    use cgm_shared::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
+    use cgm_domain::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
     let request = |id: &str, last: &str, attempts: u32, created: i64| SubmissionRequest {
         id: id.into(),
         device_sn: DeviceSn::from(sn),

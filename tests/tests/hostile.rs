@@ -3,8 +3,8 @@
 //! values on every route of the template that must never surface in a log line or an
 //! error reply.
 
+use cgm_domain::push::MAX_BODY_BYTES;
 use cgm_local::template::Template;
-use cgm_shared::push::MAX_BODY_BYTES;
 use cgm_tests::fake_partner::{self, FakePartner, T0};
 use cgm_tests::net::refused_url;
 use cgm_tests::*;

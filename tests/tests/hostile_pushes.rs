@@ -6,13 +6,13 @@
 //! 503: a 503 for a body storage can never take is a body Sinocare re-sends for ever.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::push::{MAX_BODY_BYTES, MAX_ID_BYTES, MAX_TEXT_BYTES, Reading, Threshold};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
+use cgm_domain::time::SourceZone;
 use cgm_edge::HttpService;
 use cgm_push::{PushService, STORAGE_REFUSED};
-use cgm_shared::push::{MAX_BODY_BYTES, MAX_ID_BYTES, MAX_TEXT_BYTES, Reading, Threshold};
-use cgm_shared::store::StoreError;
 use cgm_shared::store::push::dynamodb::DynamoStore;
-use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
-use cgm_shared::time::SourceZone;
 use cgm_tests::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -354,7 +354,7 @@ fn running_sensor(body: &str) -> String {
 
 #[tokio::test]
 async fn after_the_hostile_corpus_every_read_route_the_consumer_and_the_submitter_keep_working() {
-    use cgm_shared::session::Session;
+    use cgm_domain::session::Session;
     use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
@@ -509,7 +509,7 @@ async fn after_the_hostile_corpus_every_read_route_the_consumer_and_the_submitte
     // When the FHIR submitter runs once over the sensors
     let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
     let (logs, guard) = capture_logs("info");
-    let now = cgm_shared::time::Timestamp::now();
+    let now = cgm_domain::time::Timestamp::now();
     let run = submitter.run(now, Instant::now() + Duration::from_secs(120)).await;
     drop(guard);
     let run = run.expect("a run");
@@ -630,7 +630,7 @@ async fn a_reading_dynamodb_refuses_is_quarantined_with_code_0_not_503() {
     let store = Unbounded(DynamoStore::new(stack.client.clone(), cfg.tables.clone()));
     let svc = PushService::new(
         store,
-        cgm_push::PushAuth::new(&[cgm_shared::sensitive::Sensitive::new(KEY.to_string())], vec![]),
+        cgm_push::PushAuth::new(&[cgm_domain::sensitive::Sensitive::new(KEY.to_string())], vec![]),
         SourceZone::default(),
         std::time::Duration::from_secs(10),
     );

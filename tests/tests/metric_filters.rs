@@ -3,12 +3,12 @@
 //! the frame's message) can never silence an alarm unnoticed. No DynamoDB needed: the push
 //! service runs on its in-memory store, through the same edge frame as in Lambda.
 
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::store::push::memory::MemoryStore;
+use cgm_domain::time::SourceZone;
 use cgm_edge::HttpService;
 use cgm_local::template::Template;
 use cgm_push::{PushAuth, PushService};
-use cgm_shared::sensitive::Sensitive;
-use cgm_shared::store::push::memory::MemoryStore;
-use cgm_shared::time::SourceZone;
 use cgm_tests::filter_pattern::FilterPattern;
 use cgm_tests::{SEED_EXAMPLE, capture_logs, push_request, seed_with};
 use serde_json::{Value, json};
@@ -104,13 +104,13 @@ fn stream_item(test_id: &str, at_ms: i64) -> cgm_shared::store::attr::Item {
 
 #[tokio::test]
 async fn each_stream_metric_counts_exactly_its_own_batches() {
+    use cgm_domain::store::poison::memory::MemoryPoisonStore;
+    use cgm_domain::store::reads::memory::MemoryReadStore;
+    use cgm_domain::store::rollups::memory::MemoryRollupStore;
+    use cgm_domain::store::sensors::memory::MemorySensorStore;
     use cgm_events::EventsService;
     use cgm_events::sink::MemorySink;
     use cgm_events::stream::event_of_items;
-    use cgm_shared::store::poison::memory::MemoryPoisonStore;
-    use cgm_shared::store::reads::memory::MemoryReadStore;
-    use cgm_shared::store::rollups::memory::MemoryRollupStore;
-    use cgm_shared::store::sensors::memory::MemorySensorStore;
 
     // Given the events function on memory stores, as its cold start builds it
     let cfg = cgm_shared::config::Config::from_lookup(|_| None).expect("the default configuration");

@@ -132,7 +132,7 @@ fn assert_followable(entries: &Value, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdrip_v1_follower_sequence() {
     let (f, token, last_at) = follower_stack("SN-XDRIP").await;
-    let secret = cgm_shared::follow::sha1_hex(&token);
+    let secret = cgm_domain::follow::sha1_hex(&token);
     let h = [("api-secret", secret.as_str()), ("user-agent", "xDrip+ 2026.08.08")];
     let now = chrono::Utc::now().timestamp_millis();
     let (status, first) = f.get(&format!("/api/v1/entries.json?count=10&rr={now}"), &h).await;

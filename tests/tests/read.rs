@@ -781,11 +781,11 @@ async fn agp_json_over_fourteen_pushed_days_from_readings_then_from_rollups() {
     assert_eq!((bin["start"].as_str(), bin["readings"].as_u64()), (Some("12:00"), Some(14)));
     assert_eq!(
         bin["raw_percentiles_mmol"]["p50"].as_f64(),
-        Some(cgm_shared::metrics::round_to((noon[6] + noon[7]) / 2.0, 2))
+        Some(cgm_domain::metrics::round_to((noon[6] + noon[7]) / 2.0, 2))
     );
     assert_eq!(
         bin["raw_percentiles_mmol"]["p5"].as_f64(),
-        Some(cgm_shared::metrics::round_to(noon[0] + 0.65 * (noon[1] - noon[0]), 2))
+        Some(cgm_domain::metrics::round_to(noon[0] + 0.65 * (noon[1] - noon[0]), 2))
     );
 
     let cfg = env.stack.config(&[]);
@@ -795,7 +795,7 @@ async fn agp_json_over_fourteen_pushed_days_from_readings_then_from_rollups() {
         env.stack.client.clone(),
         cfg.tables.rollups.clone(),
     );
-    let zone = cgm_shared::time::SourceZone::default();
+    let zone = cgm_domain::time::SourceZone::default();
     let done =
         cgm_replay::rollups::backfill(&env.stack.client, &cfg.tables.readings, &reads, &rollups, &zone, None, |_| {})
             .await

@@ -4,11 +4,11 @@
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::push::Unusable;
+use cgm_domain::time::SourceZone;
 use cgm_edge::HttpService;
 use cgm_replay::{Action, Verdict, replay};
-use cgm_shared::push::Unusable;
 use cgm_shared::store::push::dynamodb::DynamoStore;
-use cgm_shared::time::SourceZone;
 use cgm_tests::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -145,7 +145,7 @@ async fn only_selects_items_by_hash_prefix() {
 /// `cgm-replay rollups`, equal to what the consumer would write; a second run writes none.
 #[tokio::test]
 async fn rollups_are_built_for_readings_stored_before_the_consumer() {
-    use cgm_shared::rollup::DayRollup;
+    use cgm_domain::rollup::DayRollup;
     use cgm_shared::store::reads::dynamodb::{DynamoReadStore, reading_of};
     use cgm_shared::store::rollups::dynamodb::{DynamoRollupStore, rollup_of};
     let stack = Stack::new().await;

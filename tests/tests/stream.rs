@@ -3,12 +3,12 @@
 //! writes, equal to rollups computed from the stored readings themselves; the summary and
 //! gaps read from them give the numbers the readings give.
 
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::rollup::DayRollup;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::rollup::DayRollup;
+use cgm_domain::store::rollups::{Bins, RollupStore};
+use cgm_domain::time::SourceZone;
 use cgm_shared::store::reads::dynamodb::reading_of;
 use cgm_shared::store::rollups::dynamodb::{DynamoRollupStore, rollup_of};
-use cgm_shared::store::rollups::{Bins, RollupStore};
-use cgm_shared::time::SourceZone;
 use cgm_tests::{Stack, seed_with, serve_locally};
 use chrono::NaiveDate;
 use serde_json::json;

@@ -10,7 +10,8 @@
 //!   the [`agp`]'s percentile bands and [`stats`];
 //! - sensor [`session`]s and the [`alerts`] they raise (with the [`trend`] arrows' rates);
 //! - page [`cursor`]s, one format for every paged route; follower tokens ([`follow`]);
-//!   [`random`] ids; personal data kept out of logs ([`sensitive`]);
+//!   [`random`] ids; personal data kept out of logs ([`sensitive`]); how FHIR output is
+//!   named ([`settings`]);
 //! - the stores' contracts ([`store`]): each a narrow trait with an in-memory
 //!   implementation. The DynamoDB implementations, configuration, cold start and logging
 //!   are in `cgm-shared`; HTTP is in `cgm-edge`.
@@ -28,6 +29,7 @@ pub mod reading;
 pub mod rollup;
 pub mod sensitive;
 pub mod session;
+pub mod settings;
 pub mod stats;
 pub mod store;
 pub mod time;

@@ -1,17 +1,30 @@
 //! The domain knows no AWS, by build: no crate of the AWS SDK, the Lambda runtime or an
-//! HTTP stack may be among cgm-domain's dependencies, direct or through another crate.
-//! (`cargo tree` would say the same; this reads the manifest and the lock file the build
-//! uses, so it runs offline and in the normal test run.)
+//! HTTP stack may be among cgm-domain's dependencies, direct or through another crate; and
+//! the libraries built on the domain alone (the AGP, the FHIR profiles) never reach the SDK
+//! nor `cgm-shared`. (`cargo tree` would say the same; this reads the lock file the build
+//! uses, whose entries name every dependency, dev ones included, so it runs offline in the
+//! normal test run.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Crate names (or prefixes ending in `-`) the domain must never build.
-const REFUSED: [&str; 8] =
-    ["aws-", "lambda_http", "lambda_runtime", "aws_lambda_events", "hyper", "reqwest", "http", "tracing-subscriber"];
+const NO_AWS_LAMBDA_OR_HTTP: &[&str] = &[
+    "aws-",
+    "lambda_http",
+    "lambda_runtime",
+    "aws_lambda_events",
+    "hyper",
+    "reqwest",
+    "http",
+    "tracing-subscriber",
+    "cgm-shared",
+];
+/// What the libraries on the domain alone must never build.
+const NO_AWS: &[&str] = &["aws-", "cgm-shared"];
 
-fn refused(name: &str) -> bool {
-    REFUSED.iter().any(|r| if r.ends_with('-') { name.starts_with(r) } else { name == *r })
+fn refused(name: &str, list: &[&str]) -> bool {
+    list.iter().any(|r| if r.ends_with('-') { name.starts_with(r) } else { name == *r })
 }
 
 /// `Cargo.lock`'s packages: name → names of its dependencies.
@@ -44,36 +57,28 @@ fn lock_graph(lock: &str) -> BTreeMap<String, Vec<String>> {
     graph
 }
 
-#[test]
-fn no_aws_lambda_or_http_crate_is_among_the_domains_dependencies() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("the workspace's Cargo.lock");
-    let graph = lock_graph(&lock);
-    assert!(graph.contains_key("cgm-domain"), "cgm-domain is in Cargo.lock");
-    assert!(graph.get("cgm-shared").is_some_and(|d| d.iter().any(|d| d.starts_with("aws-"))), "the reader sees AWS where it is");
-
-    // Everything cgm-domain builds (its normal dependencies, from its own manifest, then
-    // the lock file's closure).
-    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
-    let direct: Vec<String> = manifest
-        .split("[dependencies]")
-        .nth(1)
-        .expect("a [dependencies] table")
-        .split("\n[")
-        .next()
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(['.', '=', ' ']).next().filter(|n| !n.is_empty() && !n.starts_with('#')))
-        .map(str::to_string)
-        .collect();
-    assert!(direct.iter().any(|d| d == "chrono"), "the manifest was read: {direct:?}");
+/// Every crate `name` builds, by the lock file.
+fn closure(graph: &BTreeMap<String, Vec<String>>, name: &str) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
-    let mut todo = direct.clone();
+    let mut todo = graph.get(name).cloned().unwrap_or_else(|| panic!("{name} is in Cargo.lock"));
     while let Some(n) = todo.pop() {
         if seen.insert(n.clone()) {
             todo.extend(graph.get(&n).cloned().unwrap_or_default());
         }
     }
-    let bad: Vec<&String> = seen.iter().filter(|n| refused(n)).collect();
-    assert!(bad.is_empty(), "cgm-domain builds {bad:?}: the domain must know no AWS, Lambda or HTTP");
+    seen
+}
+
+#[test]
+fn no_aws_lambda_or_http_crate_is_among_the_domains_dependencies_nor_aws_among_its_libraries() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("the workspace's Cargo.lock");
+    let graph = lock_graph(&lock);
+    assert!(closure(&graph, "cgm-shared").iter().any(|d| d == "aws-sdk-dynamodb"), "the reader sees AWS where it is");
+    assert!(closure(&graph, "cgm-domain").contains("chrono"), "the reader follows the domain's dependencies");
+
+    for (krate, list) in [("cgm-domain", NO_AWS_LAMBDA_OR_HTTP), ("cgm-agp", NO_AWS), ("cgm-fhir-profiles", NO_AWS)] {
+        let bad: Vec<String> = closure(&graph, krate).into_iter().filter(|n| refused(n, list)).collect();
+        assert!(bad.is_empty(), "{krate} builds {bad:?}: it must know no {list:?}");
+    }
 }

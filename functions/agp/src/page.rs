@@ -11,8 +11,8 @@
 //! 23- or 25-hour day is drawn as long as it is. Pure: numbers in, text out.
 
 use crate::svg::xml_escape;
-use cgm_shared::agp::{DayProfile, PROFILE_BIN_MINUTES, ProfileBin};
-use cgm_shared::time::SourceZone;
+use cgm_domain::agp::{DayProfile, PROFILE_BIN_MINUTES, ProfileBin};
+use cgm_domain::time::SourceZone;
 use std::fmt::Write as _;
 
 /// A4 portrait at 96 px per inch: 210 × 297 mm.

@@ -6,11 +6,11 @@
 //! folder without a font stops the cold start instead.
 
 use crate::report::{AgpPage, agp_data, agp_page};
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::reads::paging::ReadAllError;
-use cgm_shared::store::rollups::RollupStore;
-use cgm_shared::time::{Included, SourceZone, TimeRange};
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::store::reads::paging::ReadAllError;
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::time::{Included, SourceZone, TimeRange};
 use std::path::Path;
 use std::sync::Arc;
 use svg2pdf::usvg;

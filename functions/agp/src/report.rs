@@ -1,18 +1,18 @@
 //! The numbers of a device's ambulatory glucose profile over a period of local days
-//! ([`cgm_shared::agp`]): the statistics and the consensus targets beside them, the time in
+//! ([`cgm_domain::agp`]): the statistics and the consensus targets beside them, the time in
 //! ranges, the modal day's percentiles in 15-minute bins, each day's profile and the
 //! data-sufficiency notice; and the page that draws them. What `agp.json`, `agp.svg`,
 //! `agp.pdf` and FHIR's summary PDF all show.
 
 use crate::summary::{SummaryReply, summary_of};
-use cgm_shared::agp::{self, DayProfile, ProfileBin};
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::metrics::round_to;
-use cgm_shared::rollup::Period;
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::reads::paging::ReadAllError;
-use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
-use cgm_shared::time::{Included, SourceZone, TimeRange};
+use cgm_domain::agp::{self, DayProfile, ProfileBin};
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::metrics::round_to;
+use cgm_domain::rollup::Period;
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::store::reads::paging::ReadAllError;
+use cgm_domain::store::rollups::{Bins, RollupStore, read_range};
+use cgm_domain::time::{Included, SourceZone, TimeRange};
 use serde::Serialize;
 
 /// A backstop far above what 90 days can hold, so a runaway device cannot exhaust memory.

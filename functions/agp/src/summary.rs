@@ -1,12 +1,12 @@
 //! The glucose statistics of a device's period (what `/summary` answers and the AGP's
 //! statistics panel shows), from the period's daily rollups and readings
-//! ([`cgm_shared::rollup::Period`]).
+//! ([`cgm_domain::rollup::Period`]).
 
-use cgm_shared::gaps;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::metrics::{self, round_to};
-use cgm_shared::rollup::Period;
-use cgm_shared::time::{Included, SourceZone, TimeRange};
+use cgm_domain::gaps;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::metrics::{self, round_to};
+use cgm_domain::rollup::Period;
+use cgm_domain::time::{Included, SourceZone, TimeRange};
 use serde::Serialize;
 
 const CV_METHOD: &str = "sample standard deviation (n - 1) divided by the mean";

@@ -8,7 +8,7 @@
 //! field or token is ever a field here.
 
 use crate::meta::RequestMeta;
-use cgm_shared::ids::clip_for_log;
+use cgm_domain::ids::clip_for_log;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::fmt::Display;

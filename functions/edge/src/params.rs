@@ -2,8 +2,8 @@
 //! the parameter and says what is expected; it never echoes the value (a token, a cursor or
 //! an id may end up in a log line through it).
 
-use cgm_shared::cursor::{self, CursorPayload, QueryHash};
-use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
+use cgm_domain::cursor::{self, CursorPayload, QueryHash};
+use cgm_domain::time::{Included, SourceZone, TimeRange, Timestamp};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use lambda_http::{Request, RequestExt};
 use serde_json::{Map, Value};
@@ -64,7 +64,7 @@ impl<'a> Params<'a> {
             None => Ok(()),
             Some(k) => Err(bad(format!(
                 "unknown query parameter {:?}; this route takes {}",
-                cgm_shared::ids::clip_for_log(k),
+                cgm_domain::ids::clip_for_log(k),
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ))),
         }

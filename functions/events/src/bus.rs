@@ -3,9 +3,9 @@
 //! `EVENT_PATIENT_FIELDS=true`.
 
 use crate::sink::BusEntry;
-use cgm_shared::metrics::MG_DL_PER_MMOL;
-use cgm_shared::session::{DomainEvent, Session};
-use cgm_shared::time::{SourceZone, Timestamp};
+use cgm_domain::metrics::MG_DL_PER_MMOL;
+use cgm_domain::session::{DomainEvent, Session};
+use cgm_domain::time::{SourceZone, Timestamp};
 use serde_json::{Value, json};
 
 pub fn entry(e: &DomainEvent, session: &Session, zone: &SourceZone, patient_fields: bool) -> BusEntry {

@@ -31,20 +31,20 @@ pub mod stream;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use cgm_shared::alerts::AlertSettings;
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::ids::clip_for_log;
+use cgm_domain::store::poison::{PoisonStore, Poisoned};
+use cgm_domain::store::push::Recorded;
+use cgm_domain::store::reads::{ReadStore, StoredReading};
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
-use cgm_shared::ids::clip_for_log;
 use cgm_shared::store::poison::dynamodb::DynamoPoisonStore;
-use cgm_shared::store::poison::{PoisonStore, Poisoned};
-use cgm_shared::store::push::Recorded;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
-use cgm_shared::store::reads::{ReadStore, StoredReading};
-use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
-use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
-use cgm_shared::time::{SourceZone, Timestamp};
 use sink::{EventBridgeSink, EventSink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -183,7 +183,7 @@ impl<R: ReadStore, U: RollupStore, T: SensorStore, K: EventSink, P: PoisonStore>
     async fn write_aside<'a>(
         &self,
         seq: &'a str,
-        r: &cgm_shared::session::SensorReading,
+        r: &cgm_domain::session::SensorReading,
         reasons: &[&'static str],
         now: Timestamp,
     ) -> (&'a str, Option<Poisoned>) {
@@ -255,11 +255,11 @@ pub fn with_sink<K: EventSink>(cfg: &Config, sdk: &aws_config::SdkConfig, sink: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgm_shared::session::SensorReading;
-    use cgm_shared::store::poison::memory::MemoryPoisonStore;
-    use cgm_shared::store::reads::memory::MemoryReadStore;
-    use cgm_shared::store::rollups::memory::MemoryRollupStore;
-    use cgm_shared::store::sensors::memory::MemorySensorStore;
+    use cgm_domain::session::SensorReading;
+    use cgm_domain::store::poison::memory::MemoryPoisonStore;
+    use cgm_domain::store::reads::memory::MemoryReadStore;
+    use cgm_domain::store::rollups::memory::MemoryRollupStore;
+    use cgm_domain::store::sensors::memory::MemorySensorStore;
     use chrono::NaiveDate;
     use sink::MemorySink;
     use std::sync::atomic::Ordering;

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
             return Ok::<_, Error>(serde_json::to_value(service.handle(event).await)?);
         }
         if payload.get("check").and_then(Value::as_str) == Some("sensors") {
-            let now = cgm_shared::time::Timestamp::now();
+            let now = cgm_domain::time::Timestamp::now();
             let report = service.check(now).await?;
             return Ok(serde_json::json!({"active": report.active, "events_sent": report.events}));
         }

@@ -8,12 +8,12 @@
 //! records: the consumer writes them aside and the shard moves on. Any other failure fails
 //! them, and Lambda retries.
 
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::rollup::DayRollup;
-use cgm_shared::store::StoreError;
-use cgm_shared::store::reads::{ReadAllError, ReadStore, ReadingQuery, StoredReading, read_all};
-use cgm_shared::store::rollups::{RollupStore, Written};
-use cgm_shared::time::SourceZone;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::rollup::DayRollup;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::reads::{ReadAllError, ReadStore, ReadingQuery, StoredReading, read_all};
+use cgm_domain::store::rollups::{RollupStore, Written};
+use cgm_domain::time::SourceZone;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
@@ -96,11 +96,11 @@ pub async fn step<R: ReadStore, U: RollupStore>(
             }
             Err(e) => match e.permanent() {
                 Some(why) => {
-                    tracing::warn!(target: "cgm_events", device_sn = cgm_shared::ids::clip_for_log(sn.as_str()), %day, error = %e, "rollup impossible; its records are written aside");
+                    tracing::warn!(target: "cgm_events", device_sn = cgm_domain::ids::clip_for_log(sn.as_str()), %day, error = %e, "rollup impossible; its records are written aside");
                     report.poisoned.extend(recs.iter().map(|(seq, _)| (seq.clone(), why)));
                 }
                 None => {
-                    tracing::warn!(target: "cgm_events", device_sn = cgm_shared::ids::clip_for_log(sn.as_str()), %day, error = %e, "rollup failed; its records are retried");
+                    tracing::warn!(target: "cgm_events", device_sn = cgm_domain::ids::clip_for_log(sn.as_str()), %day, error = %e, "rollup failed; its records are retried");
                     report.failed.extend(recs.iter().map(|(seq, _)| seq.clone()));
                 }
             },
@@ -133,9 +133,9 @@ pub async fn rollup_day<R: ReadStore, U: RollupStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgm_shared::store::reads::memory::MemoryReadStore;
-    use cgm_shared::store::rollups::memory::MemoryRollupStore;
-    use cgm_shared::time::Timestamp;
+    use cgm_domain::store::reads::memory::MemoryReadStore;
+    use cgm_domain::store::rollups::memory::MemoryRollupStore;
+    use cgm_domain::time::Timestamp;
     use std::sync::atomic::Ordering;
 
     fn reading(i: u64, at: i64) -> StoredReading {
@@ -200,7 +200,7 @@ mod tests {
             _: &DeviceSn,
             _: NaiveDate,
             _: NaiveDate,
-            _: cgm_shared::store::rollups::Bins,
+            _: cgm_domain::store::rollups::Bins,
         ) -> Result<Vec<DayRollup>, StoreError> {
             Ok(Vec::new())
         }

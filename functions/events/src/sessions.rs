@@ -10,12 +10,12 @@
 
 use crate::bus;
 use crate::sink::{self, EventSink};
-use cgm_shared::alerts::AlertSettings;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::session::{Outgoing, SensorReading, Session};
-use cgm_shared::store::StoreError;
-use cgm_shared::store::sensors::{Saved, SensorStore};
-use cgm_shared::time::SourceZone;
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::session::{Outgoing, SensorReading, Session};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::sensors::{Saved, SensorStore};
+use cgm_domain::time::SourceZone;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
@@ -178,7 +178,7 @@ pub async fn check<T: SensorStore, K: EventSink>(
     sensors: &T,
     sink: &K,
     s: &Settings<'_>,
-    now: cgm_shared::time::Timestamp,
+    now: cgm_domain::time::Timestamp,
 ) -> Result<CheckReport, &'static str> {
     let active = sensors.active().await.map_err(|_| "the sensors table failed")?;
     let mut report = CheckReport { active: active.len(), ..CheckReport::default() };
@@ -222,9 +222,9 @@ pub struct CheckReport {
 mod tests {
     use super::*;
     use crate::sink::MemorySink;
-    use cgm_shared::store::reads::StoredReading;
-    use cgm_shared::store::sensors::memory::MemorySensorStore;
-    use cgm_shared::time::Timestamp;
+    use cgm_domain::store::reads::StoredReading;
+    use cgm_domain::store::sensors::memory::MemorySensorStore;
+    use cgm_domain::time::Timestamp;
     use std::sync::atomic::Ordering;
 
     fn reading(sn: &str, i: i64, mmol: f64) -> (String, SensorReading) {

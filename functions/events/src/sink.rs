@@ -18,7 +18,7 @@ pub const MAX_ENTRIES: usize = 10;
 
 /// One event as the bus takes it (`cgm.alert.opened`, `cgm.sensor.started`, …, and its JSON
 /// detail): what a session's outbox keeps until it is sent.
-pub use cgm_shared::session::Outgoing as BusEntry;
+pub use cgm_domain::session::Outgoing as BusEntry;
 
 pub trait EventSink: Send + Sync {
     /// Sends up to [`MAX_ENTRIES`]; returns the indexes of the entries that were not taken

@@ -4,7 +4,7 @@
 //! never failed: retrying it could not make it one.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
-use cgm_shared::session::SensorReading;
+use cgm_domain::session::SensorReading;
 use cgm_shared::store::attr::Item;
 use cgm_shared::store::sensors::dynamodb::sensor_reading_of;
 

@@ -11,12 +11,12 @@
 
 pub mod summary;
 
-use cgm_shared::config::FhirSettings;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::metrics::{MG_DL_PER_MMOL, round_to};
-use cgm_shared::session::Session;
-use cgm_shared::store::reads::StoredReading;
-use cgm_shared::time::SourceZone;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::metrics::{MG_DL_PER_MMOL, round_to};
+use cgm_domain::session::Session;
+use cgm_domain::settings::FhirSettings;
+use cgm_domain::store::reads::StoredReading;
+use cgm_domain::time::SourceZone;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -2,14 +2,14 @@
 //! readings of days without one), by the metrics every other report uses.
 
 use crate::SummaryFigures;
-use cgm_shared::gaps::DEFAULT_INCRE_MINUTE;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::metrics;
-use cgm_shared::rollup::{self, Period};
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::reads::paging::ReadAllError;
-use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
-use cgm_shared::time::SourceZone;
+use cgm_domain::gaps::DEFAULT_INCRE_MINUTE;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::metrics;
+use cgm_domain::rollup::{self, Period};
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::store::reads::paging::ReadAllError;
+use cgm_domain::store::rollups::{Bins, RollupStore, read_range};
+use cgm_domain::time::SourceZone;
 use chrono::NaiveDate;
 
 /// A backstop far above what 90 days of readings without rollups can hold.

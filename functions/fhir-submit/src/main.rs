@@ -24,10 +24,10 @@ async fn main() -> Result<(), Error> {
         let run_for = left.saturating_sub(MARGIN).max(Duration::from_secs(5));
         // A deadline no clock can reach (a runtime's odd header) is a run of the margin's length.
         let until = Instant::now().checked_add(run_for).unwrap_or_else(|| Instant::now() + MARGIN);
-        let now = cgm_shared::time::Timestamp::now();
+        let now = cgm_domain::time::Timestamp::now();
         // `device_sn` asks for that one device now (an operator's one-time submission).
         let report = match ev.payload.get("device_sn").and_then(Value::as_str) {
-            Some(sn) => submitter.run_device(&cgm_shared::ids::DeviceSn::from(sn), now, until).await?,
+            Some(sn) => submitter.run_device(&cgm_domain::ids::DeviceSn::from(sn), now, until).await?,
             None => submitter.run(now, until).await?,
         };
         Ok::<_, Error>(serde_json::to_value(report)?)

@@ -4,8 +4,8 @@
 //! trades it for an access token with the client-credentials grant. The token is kept until
 //! a minute before it expires, and dropped on a 401.
 
+use cgm_domain::sensitive::Sensitive;
 use cgm_shared::config::SigningAlg;
-use cgm_shared::sensitive::Sensitive;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ impl Tokens {
             return Ok(t.value.clone());
         }
         let endpoint = self.token_endpoint().await?;
-        let jti = cgm_shared::random::random_hex::<16>().map_err(|_| SmartError::Sign)?;
+        let jti = cgm_domain::random::random_hex::<16>().map_err(|_| SmartError::Sign)?;
         let now_s = chrono::Utc::now().timestamp();
         let assertion = self.client.assertion(&endpoint, now_s, &jti)?;
         let form = [

@@ -2,8 +2,8 @@
 //! `OperationOutcome` (FHIR's error resource).
 
 use crate::resources::{FHIR_JSON, IssueType, operation_outcome};
+use cgm_domain::store::StoreError;
 use cgm_edge::{Api, BadRequest, reply};
-use cgm_shared::store::StoreError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::time::Duration;

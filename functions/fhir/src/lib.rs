@@ -23,25 +23,25 @@ pub mod search;
 pub mod submissions;
 
 use cgm_agp::pdf::{self as agp_pdf, fontdb};
+use cgm_domain::cursor::{self, CursorPayload, QueryHash};
+use cgm_domain::ids::DeviceSn;
 use cgm_edge::{Answer, Frame, HttpService, Params};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
-use cgm_shared::cursor::{self, CursorPayload, QueryHash};
-use cgm_shared::ids::DeviceSn;
 
+use cgm_domain::session::Session;
+use cgm_domain::store::reads::paging::ReadAllError;
+use cgm_domain::store::reads::{Position, ReadStore, ReadingQuery, paging};
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::time::SourceZone;
+use cgm_domain::time::Timestamp;
 use cgm_fhir_profiles::summary::{SummaryError, summary_figures};
 use cgm_fhir_profiles::{self as profiles, GlucoseUnit, LOINC, Naming, SUMMARY_CODE};
-use cgm_shared::session::Session;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
-use cgm_shared::store::reads::paging::ReadAllError;
-use cgm_shared::store::reads::{Position, ReadStore, ReadingQuery, paging};
-use cgm_shared::store::rollups::RollupStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
-use cgm_shared::store::sensors::SensorStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
 use cgm_shared::store::submissions::dynamodb::DynamoSubmissionRequests;
-use cgm_shared::time::SourceZone;
-use cgm_shared::time::Timestamp;
 use chrono::NaiveDate;
 use error::{FhirApi, FhirError, bad, fhir_reply};
 use lambda_http::http::{Method, StatusCode};
@@ -258,7 +258,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
     async fn has_readings(&self, sn: &DeviceSn) -> Result<bool, FhirError> {
         let q = ReadingQuery {
             device_sn: sn,
-            range: cgm_shared::time::TimeRange::ALL,
+            range: cgm_domain::time::TimeRange::ALL,
             valid_only: false,
             newest_first: true,
         };

@@ -1,8 +1,8 @@
 //! FHIR search parameters as this server takes them (R4 search, `date` and `token` types):
 //! an unknown parameter, prefix or modifier is a 400 naming it, never ignored.
 
+use cgm_domain::time::{Included, SourceZone, TimeRange, Timestamp};
 use cgm_edge::{BadRequest, Params};
-use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
 use chrono::{DateTime, NaiveDate};
 
 fn bad(msg: impl Into<String>) -> BadRequest {

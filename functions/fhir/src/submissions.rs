@@ -12,14 +12,14 @@
 
 use crate::error::{FhirError, bad};
 use crate::{FhirService, search};
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
+use cgm_domain::time::Timestamp;
 use cgm_edge::{Answer, Api, Params, reply};
 use cgm_fhir_profiles as profiles;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::rollups::RollupStore;
-use cgm_shared::store::sensors::SensorStore;
-use cgm_shared::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
-use cgm_shared::time::Timestamp;
 use chrono::NaiveDate;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -99,7 +99,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         {
             return Err(bad(format!(
                 "unknown field {:?}; the body takes {}",
-                cgm_shared::ids::clip_for_log(k),
+                cgm_domain::ids::clip_for_log(k),
                 FIELDS.join(", ")
             )));
         }

@@ -3,14 +3,14 @@
 //! resources themselves are validated by a FHIR validator in `tests/tests/fhir.rs`.
 
 use super::*;
-use cgm_shared::alerts::AlertSettings;
-use cgm_shared::config::FhirSettings;
-use cgm_shared::session::SensorReading;
-use cgm_shared::store::reads::StoredReading;
-use cgm_shared::store::reads::memory::MemoryReadStore;
-use cgm_shared::store::rollups::memory::MemoryRollupStore;
-use cgm_shared::store::sensors::memory::MemorySensorStore;
-use cgm_shared::time::Timestamp;
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::session::SensorReading;
+use cgm_domain::settings::FhirSettings;
+use cgm_domain::store::reads::StoredReading;
+use cgm_domain::store::reads::memory::MemoryReadStore;
+use cgm_domain::store::rollups::memory::MemoryRollupStore;
+use cgm_domain::store::sensors::memory::MemorySensorStore;
+use cgm_domain::time::Timestamp;
 use serde_json::json;
 use std::collections::BTreeMap;
 

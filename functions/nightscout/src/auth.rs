@@ -3,10 +3,10 @@
 //! `secret` query parameter, else the `api-secret`
 //! header (either may hold the SHA-1 hex of the token, the token itself, or
 //! `token=<token>`, as py-nightscout sends it), and the `token` query parameter. Each is
-//! reduced to the token's SHA-1 hex ([`cgm_shared::follow::presented_sha1`]).
+//! reduced to the token's SHA-1 hex ([`cgm_domain::follow::presented_sha1`]).
 
+use cgm_domain::follow;
 use cgm_edge::Params;
-use cgm_shared::follow;
 
 /// What a request presented.
 #[derive(Debug, Clone, PartialEq)]

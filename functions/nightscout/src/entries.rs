@@ -6,12 +6,12 @@
 //! `direction` (the trend arrow's name, always present: some followers skip an entry
 //! without one), `delta` (mg/dL over 5 minutes, when the previous reading is recent enough),
 //! `noise` and `device`. Arrow and delta come from the rate of change against the previous
-//! reading ([`cgm_shared::trend`]). Pure functions: no storage, no HTTP.
+//! reading ([`cgm_domain::trend`]). Pure functions: no storage, no HTTP.
 
-use cgm_shared::metrics::MG_DL_PER_MMOL;
-use cgm_shared::store::reads::StoredReading;
-use cgm_shared::time::SourceZone;
-use cgm_shared::trend::{self, direction};
+use cgm_domain::metrics::MG_DL_PER_MMOL;
+use cgm_domain::store::reads::StoredReading;
+use cgm_domain::time::SourceZone;
+use cgm_domain::trend::{self, direction};
 use serde::Serialize;
 
 /// mg/dL as Nightscout shows it: a whole number.
@@ -19,7 +19,7 @@ pub fn sgv(mmol: f64) -> i64 {
     (mmol * MG_DL_PER_MMOL).round() as i64
 }
 
-/// mg/dL per minute from `previous` to `current` ([`cgm_shared::trend::rate`]).
+/// mg/dL per minute from `previous` to `current` ([`cgm_domain::trend::rate`]).
 pub fn rate(current: &StoredReading, previous: Option<&StoredReading>) -> Option<f64> {
     trend::rate((current.measured_at, current.mmol), previous.map(|p| (p.measured_at, p.mmol)))
 }
@@ -78,7 +78,7 @@ mod tests {
         StoredReading {
             test_id: id.into(),
             device_sn: "SN1".into(),
-            measured_at: cgm_shared::time::Timestamp(at),
+            measured_at: cgm_domain::time::Timestamp(at),
             mmol,
             serial_no: None,
             status: Some("0".into()),
@@ -89,7 +89,7 @@ mod tests {
         }
     }
 
-    use cgm_shared::trend::TREND_WINDOW_MS;
+    use cgm_domain::trend::TREND_WINDOW_MS;
 
     #[test]
     fn thresholds_are_nightscouts() {

@@ -2,8 +2,8 @@
 //! in Nightscout's own shape (`{"status", "message"}`; a 401 as Nightscout's
 //! `lib/authorization` answers it, with `description`).
 
+use cgm_domain::store::StoreError;
 use cgm_edge::{Api, BadRequest, reply};
-use cgm_shared::store::StoreError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::json;

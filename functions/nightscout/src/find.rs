@@ -207,7 +207,7 @@ pub(crate) fn apply(
                 Dates::Ms => "date, dateString, type and sgv",
                 Dates::Moment => "date, srvModified, srvCreated, dateString, type and sgv",
             };
-            return Err(format!("{key}: the feed filters on {fields}, not {}", cgm_shared::ids::clip_for_log(other)));
+            return Err(format!("{key}: the feed filters on {fields}, not {}", cgm_domain::ids::clip_for_log(other)));
         }
     }
     Ok(())

@@ -33,12 +33,12 @@ pub mod properties;
 mod routes;
 pub mod v3;
 
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::time::SourceZone;
 use cgm_edge::{Answer, Frame, HttpService};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
-use cgm_shared::store::reads::ReadStore;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
-use cgm_shared::time::SourceZone;
 use error::{NightscoutApi, NsError};
 use lambda_http::{Body, Request, Response};
 use std::time::{Duration, Instant};

@@ -65,7 +65,7 @@ pub fn properties(entries: &[Entry], only: Option<&[&str]>, mmol: bool) -> Map<S
         })
         .collect();
     let scale =
-        |mgdl: f64| if mmol { (mgdl / cgm_shared::metrics::MG_DL_PER_MMOL * 10.0).round() / 10.0 } else { mgdl };
+        |mgdl: f64| if mmol { (mgdl / cgm_domain::metrics::MG_DL_PER_MMOL * 10.0).round() / 10.0 } else { mgdl };
     let recent = &buckets[0];
     let mean = recent.mean().unwrap_or(newest.sgv as f64);
     let wanted = |name: &str| only.is_none_or(|o| o.contains(&name));

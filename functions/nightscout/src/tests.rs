@@ -2,11 +2,11 @@
 //! the Lambda calls.
 
 use crate::NightscoutService;
+use cgm_domain::follow;
+use cgm_domain::store::reads::memory::MemoryReadStore;
+use cgm_domain::store::reads::{FollowToken, ReadStore, StoredReading};
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_edge::HttpService;
-use cgm_shared::follow;
-use cgm_shared::store::reads::memory::MemoryReadStore;
-use cgm_shared::store::reads::{FollowToken, ReadStore, StoredReading};
-use cgm_shared::time::{SourceZone, Timestamp};
 use serde_json::{Value, json};
 
 /// 2024-05-01T00:00:00+08:00.

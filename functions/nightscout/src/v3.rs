@@ -57,7 +57,7 @@ fn op(key: &str, name: &str) -> Result<Option<Op>, String> {
         // Nightscout's own operators this feed does not apply.
         "in" | "nin" | "re" => return Ok(None),
         other => {
-            return Err(format!("Unsupported filter operator {} ({key})", cgm_shared::ids::clip_for_log(other)));
+            return Err(format!("Unsupported filter operator {} ({key})", cgm_domain::ids::clip_for_log(other)));
         }
     }))
 }
@@ -130,7 +130,7 @@ fn sorted_by(collection: Collection, param: &str, field: &str) -> Result<bool, S
         }
         (_, other) => Err(format!(
             "{param}: the feed sorts entries by date (srvModified, srvCreated), not {}",
-            cgm_shared::ids::clip_for_log(other)
+            cgm_domain::ids::clip_for_log(other)
         )),
     }
 }

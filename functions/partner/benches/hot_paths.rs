@@ -1,7 +1,7 @@
 //! Micro-benchmark of the partner proxy's CPU work per upstream call: one request signed.
 
+use cgm_domain::sensitive::Sensitive;
 use cgm_partner::sign::Signer;
-use cgm_shared::sensitive::Sensitive;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 

@@ -8,10 +8,10 @@
 
 use crate::sign::{Signer, new_nonce};
 use crate::window::Window;
+use cgm_domain::random::NoRandomness;
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::time::now_ms;
 use cgm_shared::config::PartnerPaths;
-use cgm_shared::random::NoRandomness;
-use cgm_shared::sensitive::Sensitive;
-use cgm_shared::time::now_ms;
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! vendor's envelope.
 
 use crate::client::{PERMISSION_DENIED, UpstreamError};
+use cgm_domain::store::StoreError;
 use cgm_edge::{Api, BadRequest, reply};
-use cgm_shared::store::StoreError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::Value;

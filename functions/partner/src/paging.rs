@@ -5,8 +5,8 @@
 //! `measured_at`, `device_sn` and `package_num` are read.
 
 use crate::window::Window;
-use cgm_shared::cursor::{CursorPayload, read_pair};
-use cgm_shared::time::Timestamp;
+use cgm_domain::cursor::{CursorPayload, read_pair};
+use cgm_domain::time::Timestamp;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -58,7 +58,7 @@ pub fn prepare_window(records: Vec<Value>, window: Option<Window>) -> Vec<Value>
 }
 
 /// A position in a windowed listing: the next record to return is `offset` in window
-/// `window`. It travels as a cursor of kind `win` (see `cgm_shared::cursor`), tied to the
+/// `window`. It travels as a cursor of kind `win` (see `cgm_domain::cursor`), tied to the
 /// query it was issued for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowCursor {
@@ -138,7 +138,7 @@ pub fn take_page(
 mod tests {
     use super::*;
     use crate::window::window;
-    use cgm_shared::cursor::{QueryHash, decode, encode};
+    use cgm_domain::cursor::{QueryHash, decode, encode};
     use serde_json::json;
 
     fn rec(sn: &str, num: i64, t: i64) -> Value {
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn window_cursors_round_trip_through_the_shared_format() {
-        use cgm_shared::cursor::{CursorError, QueryHash, decode, encode};
+        use cgm_domain::cursor::{CursorError, QueryHash, decode, encode};
         let q = QueryHash::of(&["user", "u", "1", "2"]);
         for c in [WindowCursor { window: 0, offset: 0 }, WindowCursor { window: usize::MAX, offset: usize::MAX }] {
             assert_eq!(decode::<WindowCursor>(&encode(&c, q), q), Ok(c));
@@ -343,7 +343,7 @@ mod tests {
 mod props {
     use super::*;
     use crate::window::{split, window};
-    use cgm_shared::cursor::{QueryHash, decode, encode};
+    use cgm_domain::cursor::{QueryHash, decode, encode};
     use proptest::prelude::*;
     use serde_json::json;
 

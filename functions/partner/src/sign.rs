@@ -1,8 +1,8 @@
 //! The application signature (`X-App-Id`, `X-Timestamp`, `X-Nonce`, `X-Signature`) that the
 //! vendor's integration guide puts on every Partner API request.
 
-use cgm_shared::random::{NoRandomness, random_hex};
-use cgm_shared::sensitive::Sensitive;
+use cgm_domain::random::{NoRandomness, random_hex};
+use cgm_domain::sensitive::Sensitive;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 

@@ -1,7 +1,7 @@
 //! Splitting a requested time range into the upstream windows the vendor allows (at most 30
 //! days per glucose call).
 
-use cgm_shared::time::{Included, TimeRange, Timestamp};
+use cgm_domain::time::{Included, TimeRange, Timestamp};
 
 /// The vendor's largest glucose range, 30 days in milliseconds.
 pub const MAX_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;

@@ -2,7 +2,7 @@
 //! shared key (`?key=` or the `x-api-key` header), compared in constant time against each
 //! configured key, and optionally the source address must be in `ALLOWED_SOURCE_CIDRS`.
 
-use cgm_shared::sensitive::Sensitive;
+use cgm_domain::sensitive::Sensitive;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;

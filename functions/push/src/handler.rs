@@ -1,13 +1,13 @@
 //! [`PushService::handle`]: one push in, one row of the reply table out, and one log line.
 
 use crate::auth::{Denied, PushAuth};
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::push::{MAX_BODY_BYTES, Reading, parse_push_arrived};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
+use cgm_domain::time::{SourceZone, Timestamp, now_ms};
 use cgm_edge::frame::LogFields;
 use cgm_edge::{Answer, Api, Frame, HttpService, reply};
-use cgm_shared::alerts::AlertSettings;
-use cgm_shared::push::{MAX_BODY_BYTES, Reading, parse_push_arrived};
-use cgm_shared::store::StoreError;
-use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
-use cgm_shared::time::{SourceZone, Timestamp, now_ms};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
@@ -245,8 +245,8 @@ fn sha256_hex(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgm_shared::sensitive::Sensitive;
-    use cgm_shared::store::push::memory::MemoryStore;
+    use cgm_domain::sensitive::Sensitive;
+    use cgm_domain::store::push::memory::MemoryStore;
     use lambda_http::http::header;
     use serde_json::{Value, json};
     use std::sync::atomic::Ordering;
@@ -482,7 +482,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use cgm_shared::store::push::memory::MemoryStore;
+    use cgm_domain::store::push::memory::MemoryStore;
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use std::sync::atomic::Ordering;

@@ -11,9 +11,9 @@ mod handler;
 pub use auth::{Denied, PushAuth};
 pub use handler::{Outcome, PushApi, PushError, PushService, STORAGE_REFUSED};
 
+use cgm_domain::sensitive::Sensitive;
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError, SecretSetting, split_keys};
-use cgm_shared::sensitive::Sensitive;
 use cgm_shared::store::push::dynamodb::DynamoStore;
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //! Pure functions: no storage, no HTTP.
 
 use cgm_agp::svg::xml_escape;
-use cgm_shared::gaps::{DEFAULT_INCRE_MINUTE, usable_interval};
+use cgm_domain::gaps::{DEFAULT_INCRE_MINUTE, usable_interval};
 use std::fmt::Write as _;
 
 pub const WIDTH: f64 = 1200.0;
@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn on_a_23_hour_day_the_hour_grid_is_where_the_hours_are() {
-        use cgm_shared::time::SourceZone;
+        use cgm_domain::time::SourceZone;
         let berlin: SourceZone = "Europe/Berlin".parse().unwrap();
         let day = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
         let span = berlin.local_day(day).unwrap();

@@ -1,10 +1,10 @@
 //! The read side's one error, and the one place each becomes a status and
 //! `{"status", "message"}`.
 
+use cgm_domain::random::NoRandomness;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::reads::paging::ReadAllError;
 use cgm_edge::{Api, BadRequest, reply};
-use cgm_shared::random::NoRandomness;
-use cgm_shared::store::StoreError;
-use cgm_shared::store::reads::paging::ReadAllError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::time::Duration;

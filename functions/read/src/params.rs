@@ -2,8 +2,8 @@
 //! of the routes that compute over one, and the output format.
 
 use crate::error::{ReadError, bad};
+use cgm_domain::time::{Included, TimeRange, Timestamp};
 use cgm_edge::Params;
-use cgm_shared::time::{Included, TimeRange, Timestamp};
 
 pub const DAY_MS: i64 = 86_400_000;
 

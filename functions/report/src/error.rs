@@ -3,9 +3,9 @@
 //! not become a PDF.
 
 use cgm_agp::pdf::{AgpPdfError, PdfError};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::reads::paging::ReadAllError;
 use cgm_edge::{Api, BadRequest, reply};
-use cgm_shared::store::StoreError;
-use cgm_shared::store::reads::paging::ReadAllError;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use std::time::Duration;

@@ -1,10 +1,10 @@
 //! Micro-benchmarks of the CPU work on the push's hot path: a push parsed, validated and
 //! mapped to its DynamoDB item (target under 10 µs). The partner signer's is in cgm-partner.
 
-use cgm_shared::push::parse_push;
-use cgm_shared::store::push::Arrival;
+use cgm_domain::push::parse_push;
+use cgm_domain::store::push::Arrival;
+use cgm_domain::time::SourceZone;
 use cgm_shared::store::push::dynamodb::reading_item;
-use cgm_shared::time::SourceZone;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 

@@ -5,11 +5,11 @@
 //! route) long before Sinocare's 5 s deadline or API Gateway's 30 s.
 
 use crate::config::{Config, ConfigError, SecretSetting};
-use crate::sensitive::Sensitive;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use cgm_domain::sensitive::Sensitive;
 use std::time::Duration;
 
 /// Timeouts and attempts for one client.

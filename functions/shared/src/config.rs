@@ -5,9 +5,10 @@
 //! an SSM SecureString that the function that needs it reads once at cold start (see
 //! [`crate::aws::resolve_secret`]). Errors name the variable, never its value.
 
-use crate::alerts::AlertSettings;
-use crate::sensitive::Sensitive;
-use crate::time::SourceZone;
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::settings::FhirSettings;
+use cgm_domain::time::SourceZone;
 use ipnet::IpNet;
 use std::collections::HashMap;
 
@@ -147,28 +148,6 @@ pub struct Config {
     pub fhir_submit: FhirSubmitSettings,
 }
 
-/// How the FHIR function (`functions/fhir`) names what it serves and sends.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FhirSettings {
-    /// `FHIR_PATIENT_IDENTIFIER_SYSTEM`: the URI of the hospital's master patient index, the
-    /// system of `Patient.identifier` whose value is Sinocare's `patientId`. Unset, the FHIR
-    /// routes return no patient data: they answer 403 naming this setting (the CGM profiles
-    /// require a subject).
-    pub patient_identifier_system: Option<String>,
-    /// `FHIR_GLUCOSE_UNIT`: `mmol/L` (the default: the molar reading profile, LOINC
-    /// 105272-9) or `mg/dL` (the mass profile, 99504-3).
-    pub mg_dl: bool,
-    /// `FHIR_IDENTIFIER_SYSTEM_PREFIX`: what the systems of our own identifiers start with
-    /// (`<prefix>test-id` for a reading's `testId`, `<prefix>device-sn` for a sensor's
-    /// serial, `<prefix>summary` for a summary's resources).
-    pub identifier_prefix: String,
-    /// `FHIR_DEVICE_NAME`: the sensor's user-friendly name in `Device.deviceName`.
-    pub device_name: String,
-    /// `FHIR_BASE_URL`: the FHIR base the links in bundles start with (a custom domain);
-    /// unset, `https://<Host header>/fhir`.
-    pub base_url: Option<String>,
-}
-
 /// How the FHIR submitter reaches the hospital's EHR (the CGM IG's Data Receiver), and what
 /// it sends. The submitter refuses to start without the EHR's base, the client id, the key id
 /// and the private key, naming the one that is missing.
@@ -260,7 +239,7 @@ impl Config {
         };
         let source_timezone = match non_empty("SOURCE_TIMEZONE") {
             None => SourceZone::default(),
-            Some(z) => z.parse().map_err(|e: crate::time::BadZone| ConfigError::Invalid {
+            Some(z) => z.parse().map_err(|e: cgm_domain::time::BadZone| ConfigError::Invalid {
                 var: "SOURCE_TIMEZONE",
                 reason: e.to_string(),
             })?,

@@ -1,16 +1,10 @@
 //! What the deployed functions share besides the domain (`cgm-domain`): the DynamoDB
 //! implementations of the domain's stores ([`store`]), configuration read once at cold start
 //! ([`config`], [`aws`], [`startup`]) and logging ([`telemetry`]). This is the crate that
-//! speaks AWS; the domain it re-exports (for now, so every function's imports hold) knows
-//! none.
+//! speaks AWS; the domain knows none.
 //!
 //! No HTTP here: no `lambda_http`, no HTTP client. The HTTP edge is `cgm-edge`; the partner
 //! proxy's client, signer and token store are in `cgm-partner`.
-
-pub use cgm_domain::{
-    agp, alerts, cursor, follow, gaps, ids, metrics, push, random, reading, rollup, sensitive, session, stats, time,
-    trend,
-};
 
 pub mod aws;
 pub mod config;

@@ -1,7 +1,7 @@
 //! Logging as Lambda expects it: one JSON object per line by default (or plain text when
 //! `AWS_LAMBDA_LOG_FORMAT=Text`), level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
 //!
-//! Personal data is never handed to a log macro here (see [`crate::sensitive`]). Other
+//! Personal data is never handed to a log macro here (see [`cgm_domain::sensitive`]). Other
 //! crates are not so careful: the Lambda runtime logs every raw invocation event at TRACE
 //! (push keys, follower tokens, SigV4 headers, whole bodies with the patient fields), and
 //! the AWS SDK and its HTTP stack print whole request and response bodies at DEBUG and

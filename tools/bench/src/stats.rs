@@ -1,7 +1,7 @@
-//! Summaries of a set of durations. Percentiles are [`cgm_shared::stats::percentile`]:
+//! Summaries of a set of durations. Percentiles are [`cgm_domain::stats::percentile`]:
 //! linear interpolation between closest ranks, the project's one definition.
 
-use cgm_shared::stats::percentile;
+use cgm_domain::stats::percentile;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -172,7 +172,7 @@ async fn run(listener: StdListener, port: u16, endpoint: &str) -> anyhow::Result
         loop {
             every.tick().await;
             let until = std::time::Instant::now() + SUBMIT_EVERY;
-            if let Err(e) = s.run(cgm_shared::time::Timestamp::now(), until).await {
+            if let Err(e) = s.run(cgm_domain::time::Timestamp::now(), until).await {
                 eprintln!("cgm-dev: the submission run failed: {e}");
             }
         }
@@ -203,7 +203,7 @@ const LOCAL_PATIENT_IDENTIFIER_SYSTEM: &str = "urn:cgm-bridge:local:patient-id";
 fn local_config(endpoint: &str, tables: &HashMap<String, String>) -> anyhow::Result<Config> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let run_jwt_key = match (env("NIGHTSCOUT_JWT_KEY"), env("NIGHTSCOUT_JWT_KEY_PARAM")) {
-        (None, None) => Some(cgm_shared::random::random_hex::<32>().context("a JWT key for this run")?),
+        (None, None) => Some(cgm_domain::random::random_hex::<32>().context("a JWT key for this run")?),
         _ => None,
     };
     Config::from_lookup(|k| match k {

@@ -153,7 +153,7 @@ fn event_json(
             }
         }
     }
-    let now = cgm_shared::time::now_ms();
+    let now = cgm_domain::time::now_ms();
     let (body_field, base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_string()), false),

@@ -56,7 +56,7 @@ impl<K: EventSink + 'static> StreamConsumer<K> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = service.check(cgm_shared::time::Timestamp::now()).await {
+            if let Err(e) = service.check(cgm_domain::time::Timestamp::now()).await {
                 eprintln!("cgm-dev: the sensor check failed: {e}");
             }
         }

@@ -19,16 +19,16 @@ pub mod rollups;
 pub mod stream;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cgm_shared::alerts::AlertSettings;
-use cgm_shared::ids::TestId;
-use cgm_shared::push::{EARLIEST_MEASURED_AT, Reading, Unusable, parse_push_arrived};
-use cgm_shared::store::StoreError;
+use cgm_domain::alerts::AlertSettings;
+use cgm_domain::ids::TestId;
+use cgm_domain::push::{EARLIEST_MEASURED_AT, Reading, Unusable, parse_push_arrived};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::poison::Poisoned;
+use cgm_domain::store::push::{Arrival, Conflict, PushStore, PutOutcome};
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_shared::store::attr::{self, classify};
-use cgm_shared::store::poison::Poisoned;
 use cgm_shared::store::poison::dynamodb::poisoned_of;
 use cgm_shared::store::push::dynamodb::DynamoStore;
-use cgm_shared::store::push::{Arrival, Conflict, PushStore, PutOutcome};
-use cgm_shared::time::{SourceZone, Timestamp};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -284,7 +284,7 @@ pub fn summary(lines: &[Line], apply: bool) -> String {
 
 /// An id as the listing shows it: clipped as log lines clip it, marked when cut.
 pub fn short(s: &str) -> String {
-    let cut = cgm_shared::ids::clip_for_log(s);
+    let cut = cgm_domain::ids::clip_for_log(s);
     if cut.len() < s.len() { format!("{cut}…") } else { cut.to_string() }
 }
 
@@ -347,7 +347,7 @@ mod tests {
             "SN-9".into(),
             "4200",
             &["rollup: the day has no instants"],
-            cgm_shared::time::Timestamp(1_700_000_000_000),
+            cgm_domain::time::Timestamp(1_700_000_000_000),
         );
         let mut q = item(b"", false);
         q.body_sha256 = p.key.clone();

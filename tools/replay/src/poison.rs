@@ -8,12 +8,12 @@
 //! (deleted, say: the fix for an absurd reading). The stream's 24 hours do not matter here.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::poison::{PoisonStore, Poisoned};
 use cgm_events::Service;
 use cgm_events::sink::EventSink;
 use cgm_events::stream;
-use cgm_shared::store::StoreError;
 use cgm_shared::store::attr::{self, classify};
-use cgm_shared::store::poison::{PoisonStore, Poisoned};
 
 /// What `--apply` did with a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,7 @@ pub fn all_done(lines: &[Line]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgm_shared::time::Timestamp;
+    use cgm_domain::time::Timestamp;
 
     #[test]
     fn a_line_names_the_record_and_what_was_done() {

@@ -6,11 +6,11 @@
 //! complete) and safe to run twice; `--resume` continues after the last page a run printed.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cgm_shared::ids::DeviceSn;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::store::rollups::{RollupStore, Written};
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_shared::store::attr::{self, classify, num, text};
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::rollups::{RollupStore, Written};
-use cgm_shared::time::{SourceZone, Timestamp};
 use chrono::NaiveDate;
 use std::collections::BTreeSet;
 

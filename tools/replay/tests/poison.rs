@@ -7,13 +7,13 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::rollup::DayRollup;
+use cgm_domain::time::SourceZone;
 use cgm_events::sink::MemorySink;
 use cgm_replay::poison::{self, Redo};
 use cgm_shared::Config;
-use cgm_shared::rollup::DayRollup;
 use cgm_shared::store::poison::dynamodb::poisoned_of;
 use cgm_shared::store::rollups::dynamodb::rollup_of;
-use cgm_shared::time::SourceZone;
 use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
-//! The report's latency summaries. Percentiles are [`cgm_shared::stats::percentile`]:
+//! The report's latency summaries. Percentiles are [`cgm_domain::stats::percentile`]:
 //! linear interpolation between closest ranks, the project's one definition.
 
-use cgm_shared::stats::percentile;
+use cgm_domain::stats::percentile;
 
 /// p50, p95, p99 and max of some samples (in any order).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]

@@ -3,10 +3,10 @@
 use super::{Checkpoint, CheckpointStore, Kind, Saved};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::StoreError;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::StoreError;
+use cgm_domain::time::Timestamp;
 use cgm_shared::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, scan_all, text};
-use cgm_shared::time::Timestamp;
 
 pub mod submission_attr {
     pub const DEVICE_SN: &str = "deviceSn";

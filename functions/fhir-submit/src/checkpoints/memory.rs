@@ -1,8 +1,8 @@
 //! An in-memory [`CheckpointStore`] with the DynamoDB store's version check. Not durable.
 
 use super::{Checkpoint, CheckpointStore, Kind, Saved};
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::StoreError;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::StoreError;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 

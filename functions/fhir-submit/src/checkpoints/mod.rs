@@ -9,9 +9,9 @@
 pub mod dynamodb;
 pub mod memory;
 
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::StoreError;
-use cgm_shared::time::Timestamp;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::StoreError;
+use cgm_domain::time::Timestamp;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,7 +20,7 @@ use std::future::Future;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// `cgm-sensor-reading-*` Observations; `through` is the last reading's place in the
-    /// device/time index ([`cgm_shared::store::reads::Position::to_cursor_text`]).
+    /// device/time index ([`cgm_domain::store::reads::Position::to_cursor_text`]).
     Readings,
     /// `cgm-summary` panels; `through` is the last local day one covered (`YYYY-MM-DD`).
     Summary,

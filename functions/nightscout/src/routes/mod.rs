@@ -6,12 +6,12 @@ use crate::auth::{self, Presented};
 use crate::entries::{self, Entry};
 use crate::error::{NsError, bad};
 use crate::find::{self, EntryFilter};
+use cgm_domain::follow;
+use cgm_domain::store::reads::paging;
+use cgm_domain::store::reads::{FollowToken, ReadStore, ReadingQuery, StoredReading};
+use cgm_domain::time::{TimeRange, Timestamp};
+use cgm_domain::trend::TREND_WINDOW_MS;
 use cgm_edge::{Answer, Params, reply};
-use cgm_shared::follow;
-use cgm_shared::store::reads::paging;
-use cgm_shared::store::reads::{FollowToken, ReadStore, ReadingQuery, StoredReading};
-use cgm_shared::time::{TimeRange, Timestamp};
-use cgm_shared::trend::TREND_WINDOW_MS;
 use lambda_http::http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ fn only(p: &Params<'_>, known: &[&str], finds: bool) -> Result<(), NsError> {
         }
         return Err(bad(format!(
             "unknown query parameter {:?}; this route takes {}{}",
-            cgm_shared::ids::clip_for_log(k),
+            cgm_domain::ids::clip_for_log(k),
             [&COMMON[..], known].concat().join(", "),
             if finds { " and find[...]" } else { "" }
         )));

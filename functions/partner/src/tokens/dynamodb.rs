@@ -3,10 +3,10 @@
 
 use super::{TokenRecord, TokenStore};
 use aws_sdk_dynamodb::Client;
-use cgm_shared::sensitive::Sensitive;
-use cgm_shared::store::StoreError;
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::store::StoreError;
+use cgm_domain::time::now_ms;
 use cgm_shared::store::attr::{Item, classify, n, num, s, text};
-use cgm_shared::time::now_ms;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]

@@ -15,9 +15,9 @@ pub mod dynamodb;
 
 use crate::client::{Envelope, PartnerClient, UNAUTHORIZED, UpstreamError};
 use crate::error::ProxyError;
-use cgm_shared::sensitive::Sensitive;
-use cgm_shared::store::StoreError;
-use cgm_shared::time::now_ms;
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::store::StoreError;
+use cgm_domain::time::now_ms;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;

@@ -6,16 +6,16 @@ use crate::ReadService;
 use crate::error::ReadError;
 use crate::params::{self, DAY_MS};
 use cgm_agp::summary::{RangeHeader, summary_of};
+use cgm_domain::cursor::{self, CursorPayload, QueryHash, read_pair};
+use cgm_domain::gaps::{Gap, Neighbour};
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::rollup::{self, Period, Piece};
+use cgm_domain::store::reads::paging::{self, Side};
+use cgm_domain::store::reads::{ReadStore, StoredReading};
+use cgm_domain::store::rollups::{Bins, RollupStore, read_range};
+use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::time::{Included, SourceZone, TimeRange, Timestamp};
 use cgm_edge::{Answer, Params, reply};
-use cgm_shared::cursor::{self, CursorPayload, QueryHash, read_pair};
-use cgm_shared::gaps::{Gap, Neighbour};
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::rollup::{self, Period, Piece};
-use cgm_shared::store::reads::paging::{self, Side};
-use cgm_shared::store::reads::{ReadStore, StoredReading};
-use cgm_shared::store::rollups::{Bins, RollupStore, read_range};
-use cgm_shared::store::sensors::SensorStore;
-use cgm_shared::time::{Included, SourceZone, TimeRange, Timestamp};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
 
@@ -156,7 +156,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     }
 
     /// The range as rollups of its whole days and readings of the rest
-    /// ([`cgm_shared::store::rollups::read_range`]).
+    /// ([`cgm_domain::store::rollups::read_range`]).
     async fn pieces(&self, sn: &DeviceSn, range: TimeRange<Included>) -> Result<Vec<Piece>, ReadError> {
         self.pieces_with(sn, range, Bins::Without).await
     }

@@ -4,12 +4,12 @@ use super::MAX_READINGS_IN_MEMORY;
 use crate::ReadService;
 use crate::chart::{self, ChartInput, ChartPoint};
 use crate::error::{ReadError, bad};
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::reads::paging;
+use cgm_domain::store::reads::{ReadStore, ReadingQuery};
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::store::sensors::SensorStore;
 use cgm_edge::{Answer, Params, reply};
-use cgm_shared::ids::DeviceSn;
-use cgm_shared::store::reads::paging;
-use cgm_shared::store::reads::{ReadStore, ReadingQuery};
-use cgm_shared::store::rollups::RollupStore;
-use cgm_shared::store::sensors::SensorStore;
 use chrono::Utc;
 use lambda_http::http::StatusCode;
 

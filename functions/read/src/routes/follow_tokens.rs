@@ -4,14 +4,14 @@
 
 use crate::ReadService;
 use crate::error::{ReadError, bad};
+use cgm_domain::follow;
+use cgm_domain::ids::{DeviceSn, clip_for_log};
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::store::reads::{FollowToken, ReadStore};
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::time::Timestamp;
 use cgm_edge::{Answer, Params, reply};
-use cgm_shared::follow;
-use cgm_shared::ids::{DeviceSn, clip_for_log};
-use cgm_shared::sensitive::Sensitive;
-use cgm_shared::store::reads::{FollowToken, ReadStore};
-use cgm_shared::store::rollups::RollupStore;
-use cgm_shared::store::sensors::SensorStore;
-use cgm_shared::time::Timestamp;
 use lambda_http::http::StatusCode;
 use serde::Serialize;
 

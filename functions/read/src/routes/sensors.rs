@@ -6,14 +6,14 @@
 
 use crate::ReadService;
 use crate::error::{ReadError, bad};
+use cgm_domain::alerts::{self, AlertKind, Episode};
+use cgm_domain::ids::{DeviceSn, clip_for_log};
+use cgm_domain::session::{Mark, Session};
+use cgm_domain::store::reads::ReadStore;
+use cgm_domain::store::rollups::RollupStore;
+use cgm_domain::store::sensors::{Saved, SensorStore};
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_edge::{Answer, Params, reply};
-use cgm_shared::alerts::{self, AlertKind, Episode};
-use cgm_shared::ids::{DeviceSn, clip_for_log};
-use cgm_shared::session::{Mark, Session};
-use cgm_shared::store::reads::ReadStore;
-use cgm_shared::store::rollups::RollupStore;
-use cgm_shared::store::sensors::{Saved, SensorStore};
-use cgm_shared::time::{SourceZone, Timestamp};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
 

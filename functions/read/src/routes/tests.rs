@@ -2,12 +2,12 @@
 //! its refusals, through the same `handle` the Lambda calls.
 
 use crate::ReadService;
+use cgm_domain::store::reads::StoredReading;
+use cgm_domain::store::reads::memory::MemoryReadStore;
+use cgm_domain::store::rollups::memory::MemoryRollupStore;
+use cgm_domain::store::sensors::memory::MemorySensorStore;
+use cgm_domain::time::{SourceZone, Timestamp};
 use cgm_edge::HttpService;
-use cgm_shared::store::reads::StoredReading;
-use cgm_shared::store::reads::memory::MemoryReadStore;
-use cgm_shared::store::rollups::memory::MemoryRollupStore;
-use cgm_shared::store::sensors::memory::MemorySensorStore;
-use cgm_shared::time::{SourceZone, Timestamp};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
@@ -205,8 +205,8 @@ async fn a_follower_token_is_stored_by_its_hash_until_it_is_revoked() {
     let id = created["token_id"].as_str().unwrap().to_string();
 
     // What the Nightscout function looks a follower up by: the hash of the token's SHA-1.
-    use cgm_shared::follow::{secret_hash, sha1_hex};
-    use cgm_shared::store::reads::ReadStore;
+    use cgm_domain::follow::{secret_hash, sha1_hex};
+    use cgm_domain::store::reads::ReadStore;
     let hash = secret_hash(&sha1_hex(&token));
     let stored = svc.store().find_follow_token(&hash).await.unwrap().expect("the token is stored by its hash");
     assert_eq!((stored.token_id.as_str(), stored.device_sn.as_str()), (id.as_str(), "SN1"));
@@ -309,8 +309,8 @@ mod props {
 
 #[tokio::test]
 async fn summary_and_gaps_read_whole_days_from_rollups_and_give_the_readings_numbers() {
-    use cgm_shared::rollup::DayRollup;
-    use cgm_shared::store::rollups::RollupStore;
+    use cgm_domain::rollup::DayRollup;
+    use cgm_domain::store::rollups::RollupStore;
     // Three local days of readings; the middle one is rolled up, the ends are partial. Holes:
     // one every 50 readings, and 475-490 across midnight into the rolled-up day.
     let zone = SourceZone::default();
@@ -353,9 +353,9 @@ async fn summary_and_gaps_read_whole_days_from_rollups_and_give_the_readings_num
 
 mod sensors {
     use super::*;
-    use cgm_shared::alerts::AlertSettings;
-    use cgm_shared::session::{SensorReading, Session};
-    use cgm_shared::store::sensors::SensorStore;
+    use cgm_domain::alerts::AlertSettings;
+    use cgm_domain::session::{SensorReading, Session};
+    use cgm_domain::store::sensors::SensorStore;
     use std::collections::BTreeMap;
 
     fn sensor_reading(sn: &str, customer: &str, i: u64, mmol: f64) -> SensorReading {
@@ -476,8 +476,8 @@ mod sensors {
 
 mod agp {
     use super::*;
-    use cgm_shared::rollup::DayRollup;
-    use cgm_shared::store::rollups::RollupStore;
+    use cgm_domain::rollup::DayRollup;
+    use cgm_domain::store::rollups::RollupStore;
 
     /// 14 local days from 2024-05-01 of 3-minute readings, the first five warm-up; the value
     /// depends on the day and the time of day.
@@ -517,14 +517,14 @@ mod agp {
         let zone = SourceZone::default();
         let in_bin: Vec<f64> = readings
             .iter()
-            .filter(|r| r.valid && cgm_shared::rollup::bin_of(&zone, r.measured_at) / 3 == 32)
+            .filter(|r| r.valid && cgm_domain::rollup::bin_of(&zone, r.measured_at) / 3 == 32)
             .map(|r| r.mmol)
             .collect();
         let bin = &body["profile"][32];
         assert_eq!(bin["start"], "08:00");
         assert_eq!(bin["readings"], in_bin.len());
         for (name, p) in [("p5", 5.0), ("p25", 25.0), ("p50", 50.0), ("p75", 75.0), ("p95", 95.0)] {
-            let want = cgm_shared::metrics::round_to(by_hand(in_bin.clone(), p), 2);
+            let want = cgm_domain::metrics::round_to(by_hand(in_bin.clone(), p), 2);
             assert_eq!(bin["raw_percentiles_mmol"][name].as_f64(), Some(want), "{name}");
         }
         for b in body["profile"].as_array().unwrap() {

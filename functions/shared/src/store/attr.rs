@@ -2,10 +2,10 @@
 //! DynamoDB attribute values and back. Sinocare's own field names are kept for what it sent;
 //! derived values have names of their own.
 
-use super::{Recorded, StoreError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::store::{Recorded, StoreError};
 use std::collections::HashMap;
 
 /// One DynamoDB item.

@@ -1,8 +1,6 @@
-//! The DynamoDB implementations of the domain's stores (`cgm_domain::store`, whose traits
-//! and memory implementations this module re-exports), one `dynamodb` module per store, and
-//! [`attr`]: the attribute and index names and the value helpers every implementation uses.
-
-pub use cgm_domain::store::{Recorded, StoreError};
+//! The DynamoDB implementations of the domain's stores (`cgm_domain::store`: the traits and
+//! the memory implementations), one `dynamodb` module per store, and [`attr`]: the
+//! attribute and index names and the value helpers every implementation uses.
 
 pub mod attr;
 pub mod patients;

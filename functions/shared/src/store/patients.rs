@@ -1,5 +1,3 @@
-//! `cgm_domain::store::patients` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::patients::*;
+//! The DynamoDB implementation of `cgm_domain::store::patients`.
 
 pub mod dynamodb;

@@ -1,5 +1,3 @@
-//! `cgm_domain::store::poison` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::poison::*;
+//! The DynamoDB implementation of `cgm_domain::store::poison`.
 
 pub mod dynamodb;

@@ -1,6 +1,4 @@
-//! `cgm_domain::store::push` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::push::*;
+//! The DynamoDB implementation of `cgm_domain::store::push`.
 
 pub mod dynamodb;
 #[cfg(test)]

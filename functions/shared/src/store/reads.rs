@@ -1,5 +1,3 @@
-//! `cgm_domain::store::reads` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::reads::*;
+//! The DynamoDB implementation of `cgm_domain::store::reads`.
 
 pub mod dynamodb;

@@ -1,5 +1,3 @@
-//! `cgm_domain::store::rollups` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::rollups::*;
+//! The DynamoDB implementation of `cgm_domain::store::rollups`.
 
 pub mod dynamodb;

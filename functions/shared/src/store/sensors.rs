@@ -1,5 +1,3 @@
-//! `cgm_domain::store::sensors` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::sensors::*;
+//! The DynamoDB implementation of `cgm_domain::store::sensors`.
 
 pub mod dynamodb;

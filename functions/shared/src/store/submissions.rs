@@ -1,5 +1,3 @@
-//! `cgm_domain::store::submissions` (re-exported) and its DynamoDB implementation.
-
-pub use cgm_domain::store::submissions::*;
+//! The DynamoDB implementation of `cgm_domain::store::submissions`.
 
 pub mod dynamodb;

@@ -1,12 +1,12 @@
 //! The DynamoDB [`PatientStore`]: the newest reading's key from the device/time index (which
 //! projects no patient field), then that one item's `patientName` and `patientId` by its key.
 
-use super::{PatientRef, PatientStore};
-use crate::ids::DeviceSn;
-use crate::sensitive::Sensitive;
-use crate::store::StoreError;
 use crate::store::attr::{self, DEVICE_TIME_INDEX, classify, s, text};
 use aws_sdk_dynamodb::Client;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::patients::{PatientRef, PatientStore};
 
 #[derive(Debug, Clone)]
 pub struct DynamoPatientStore {

@@ -1,14 +1,14 @@
 //! The DynamoDB implementation of [`PoisonStore`]: items of the quarantine table with
 //! `source` = `stream`, written with one conditional `PutItem` and the table's TTL.
 
-use super::{KEY_PREFIX, PoisonStore, Poisoned, SEQUENCE_NUMBER, SOURCE, STREAM};
-use crate::ids::{DeviceSn, TestId};
-use crate::store::StoreError;
 use crate::store::attr::{self, Item, classify, is_condition_failure, n, num, s, scan_all, text};
-use crate::store::push::Recorded;
 use crate::store::push::dynamodb::DEFAULT_RAW_BODY_RETENTION_DAYS;
-use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
+use cgm_domain::ids::{DeviceSn, TestId};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::poison::{KEY_PREFIX, PoisonStore, Poisoned, SEQUENCE_NUMBER, SOURCE, STREAM};
+use cgm_domain::store::push::Recorded;
+use cgm_domain::time::Timestamp;
 
 #[derive(Debug, Clone)]
 pub struct DynamoPoisonStore {

@@ -5,17 +5,17 @@
 //! deliveries race, and on a second delivery the stored measurement comes back without a
 //! second read.
 
-use super::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
 use crate::config::Tables;
-use crate::ids::{DeviceSn, TestId};
-use crate::push::{Measurement, Reading, Threshold, format_number};
-use crate::store::StoreError;
 use crate::store::attr::{self, classify, is_condition_failure, n_u, put_opt_s, s};
-use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use cgm_domain::ids::{DeviceSn, TestId};
+use cgm_domain::push::{Measurement, Reading, Threshold, format_number};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
+use cgm_domain::time::Timestamp;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -140,7 +140,7 @@ impl PushStore for DynamoStore {
 
 /// The readings-table item for a reading. Every value in it is one DynamoDB accepts because
 /// the parser bounded it: keys and text within their byte limits, `f64`s that
-/// [`crate::push::fits_dynamodb_number`], whole numbers as `u64`/`i64` (20 digits at most).
+/// [`cgm_domain::push::fits_dynamodb_number`], whole numbers as `u64`/`i64` (20 digits at most).
 pub fn reading_item(r: &Reading, arrival: &Arrival) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::with_capacity(28);
     item.insert(attr::TEST_ID.into(), s(r.test_id.as_str()));
@@ -237,8 +237,8 @@ fn put_arrival(item: &mut HashMap<String, AttributeValue>, arrival: &Arrival) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::parse_push;
-    use crate::time::SourceZone;
+    use cgm_domain::push::parse_push;
+    use cgm_domain::time::SourceZone;
     use chrono::{NaiveDateTime, SecondsFormat};
     use proptest::prelude::*;
 
@@ -273,9 +273,9 @@ mod tests {
         let arrival = |at: Timestamp| Arrival { received_at_ms: at.ms(), request_id: String::new() };
         let body = seed_with(serde_json::json!({}));
         let early = measured.minus_ms(3_600_000);
-        let r = crate::push::parse_push_arrived(&body, &SourceZone::default(), early, five).expect("a reading");
+        let r = cgm_domain::push::parse_push_arrived(&body, &SourceZone::default(), early, five).expect("a reading");
         assert_eq!(reading_item(&r, &arrival(early)).get(attr::CLOCK_AHEAD), Some(&AttributeValue::Bool(true)));
-        let r = crate::push::parse_push_arrived(&body, &SourceZone::default(), measured, five).expect("a reading");
+        let r = cgm_domain::push::parse_push_arrived(&body, &SourceZone::default(), measured, five).expect("a reading");
         assert_eq!(reading_item(&r, &arrival(measured)).get(attr::CLOCK_AHEAD), None);
     }
 
@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(kept.get("high"), Some(&s("\"1e-131\"")));
         for (name, v) in &item {
             if let AttributeValue::N(n) = v {
-                assert!(crate::push::dynamodb_accepts(n), "{name} = {n}");
+                assert!(cgm_domain::push::dynamodb_accepts(n), "{name} = {n}");
             }
         }
     }

@@ -2,15 +2,15 @@
 //! and the item a parsed reading becomes holds only what DynamoDB accepts. (A property test
 //! of the parser and the push store together, so it lives with the store.)
 
-use crate::push::{
+use crate::store::attr;
+use crate::store::push::dynamodb::reading_item;
+use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::push::{
     EARLIEST_MEASURED_AT, MAX_ID_BYTES, MAX_MMOL, MAX_TEXT_BYTES, MAX_THRESHOLD, Reading, Threshold, dynamodb_accepts,
     parse_push,
 };
-use crate::store::attr;
-use crate::store::push::Arrival;
-use crate::store::push::dynamodb::reading_item;
-use crate::time::SourceZone;
-use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::store::push::Arrival;
+use cgm_domain::time::SourceZone;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 

@@ -2,17 +2,17 @@
 //! index that name the attributes they fetch (never a patient field), and the follower
 //! tokens table with its two hash indexes.
 
-use super::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading};
-use crate::ids::{DeviceSn, TestId, clip_for_log};
-use crate::push::{INCRE_MINUTE_BOUNDS, MAX_MMOL, MAX_THRESHOLD, SERIAL_NO_BOUNDS};
-use crate::sensitive::Sensitive;
-use crate::store::StoreError;
 use crate::store::attr::{
     self, DEVICE_TIME_INDEX, Item, classify, follow, is_condition_failure, n, num, query_all, s, text,
 };
-use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::ids::{DeviceSn, TestId, clip_for_log};
+use cgm_domain::push::{INCRE_MINUTE_BOUNDS, MAX_MMOL, MAX_THRESHOLD, SERIAL_NO_BOUNDS};
+use cgm_domain::sensitive::Sensitive;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::reads::{Batch, FollowToken, Position, ReadStore, ReadingQuery, StoredReading};
+use cgm_domain::time::Timestamp;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]

@@ -1,15 +1,15 @@
 //! The DynamoDB implementation of [`RollupStore`]: the rollups table, key (`deviceSn`,
 //! `day`), counts as maps keyed by the value in thousandths of a mmol/L.
 
-use super::{Bins, RollupStore, Written};
-use crate::gaps::Seq;
-use crate::ids::DeviceSn;
-use crate::metrics::GlucoseCounts;
-use crate::rollup::DayRollup;
-use crate::store::StoreError;
 use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, query_all, s, text};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::gaps::Seq;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::metrics::GlucoseCounts;
+use cgm_domain::rollup::DayRollup;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::rollups::{Bins, RollupStore, Written};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap};
 
@@ -257,8 +257,8 @@ impl RollupStore for DynamoRollupStore {
 mod tests {
     use super::*;
     use crate::store::attr::item_bytes;
-    use crate::store::reads::StoredReading;
-    use crate::time::{SourceZone, Timestamp};
+    use cgm_domain::store::reads::StoredReading;
+    use cgm_domain::time::{SourceZone, Timestamp};
 
     fn minute_reading(start: i64, m: u64, mmol: f64) -> StoredReading {
         StoredReading {
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn the_largest_days_stay_inside_the_size_budget() {
-        use crate::rollup::MAX_ROLLUP_BYTES;
+        use cgm_domain::rollup::MAX_ROLLUP_BYTES;
         let z = SourceZone::default();
         let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
         let start = z.local_day(day).unwrap().start().ms();

@@ -1,16 +1,16 @@
 //! The DynamoDB implementation of [`SensorStore`]: the sensors table, key `deviceSn`, with
 //! three indexes (active, customer, patient), each projecting the whole item.
 
-use super::{Saved, SensorStore};
-use crate::alerts::window::{AlertWindow, Closed, FoldState, KindState, Run, Sample};
-use crate::alerts::{AlertKind, AlertState, Alerts, Episode};
-use crate::ids::DeviceSn;
-use crate::session::{Mark, Outgoing, SensorReading, Session};
-use crate::store::StoreError;
 use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, put_opt_s, query_all, s, text};
-use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use cgm_domain::alerts::window::{AlertWindow, Closed, FoldState, KindState, Run, Sample};
+use cgm_domain::alerts::{AlertKind, AlertState, Alerts, Episode};
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::session::{Mark, Outgoing, SensorReading, Session};
+use cgm_domain::store::StoreError;
+use cgm_domain::store::sensors::{Saved, SensorStore};
+use cgm_domain::time::Timestamp;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap};
 
@@ -394,8 +394,8 @@ pub fn session_of(item: &Item) -> Option<Session> {
 /// A readings-table item (a stream record's new image) as a session reads it: the reading,
 /// the sensor's state beside it, and when the push route received it.
 pub fn sensor_reading_of(item: &Item) -> Option<SensorReading> {
-    use crate::push::CGM_DAY_BOUNDS;
     use crate::store::attr;
+    use cgm_domain::push::CGM_DAY_BOUNDS;
     Some(SensorReading {
         reading: crate::store::reads::dynamodb::reading_of(item)?,
         cgm_status: text(item, attr::CGM_STATUS).filter(|v| !v.is_empty() && v.len() <= 16),
@@ -453,8 +453,8 @@ impl SensorStore for DynamoSensorStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::AlertSettings;
-    use crate::store::reads::StoredReading;
+    use cgm_domain::alerts::AlertSettings;
+    use cgm_domain::store::reads::StoredReading;
 
     #[test]
     fn a_session_reads_back_as_written() {

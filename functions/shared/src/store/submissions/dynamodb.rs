@@ -1,12 +1,12 @@
 //! The DynamoDB [`SubmissionRequests`]: items of the submissions table keyed
 //! `deviceSn` = `request#<id>`, `kind` = `request`.
 
-use super::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
-use crate::ids::DeviceSn;
-use crate::store::StoreError;
 use crate::store::attr::{Item, classify, is_condition_failure, n, n_u, num, s, scan_all, text};
-use crate::time::Timestamp;
 use aws_sdk_dynamodb::Client;
+use cgm_domain::ids::DeviceSn;
+use cgm_domain::store::StoreError;
+use cgm_domain::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
+use cgm_domain::time::Timestamp;
 
 mod ra {
     pub const KEY: &str = "deviceSn";
