@@ -218,9 +218,9 @@ async fn events_the_bus_refuses_fail_their_records_and_come_again_with_the_same_
         .expect("infra/template.yaml")
         .metric_filters()
         .into_iter()
-        .filter(|f| f.log_group.as_deref() == Some("EventsFunctionLogGroup"))
+        .filter(|f| f.log_group.as_deref() == Some("EventsFunctionLogGroup") && f.metric == "StreamBatchesRetried")
         .collect();
-    assert_eq!(filters.len(), 1, "{filters:?}");
+    assert_eq!(filters.len(), 1, "the alerts-delayed alarm's filter: {filters:?}");
     let pattern = cgm_tests::filter_pattern::FilterPattern::parse(&filters[0].pattern).unwrap();
     let matched: Vec<bool> = batches.iter().map(|l| pattern.matches(l)).collect();
     assert_eq!(matched, failing, "{} over the stream batch lines", filters[0].pattern);
