@@ -284,13 +284,30 @@ mod tests {
     /// a crate: a new Lambda cannot be forgotten in the stack, nor a stale resource kept.
     #[test]
     fn every_lambda_crate_has_a_template_function_and_back() {
+        // functions/ holds the deployed Lambdas and nothing else; libraries are in crates/.
         let root = crate::repo_root();
         let mut crates: Vec<String> = std::fs::read_dir(root.join("functions"))
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("src/main.rs").is_file())
-            .map(|e| format!("functions/{}", e.file_name().to_string_lossy()))
+            .filter(|e| e.path().is_dir())
+            .map(|e| {
+                assert!(
+                    e.path().join("src/main.rs").is_file(),
+                    "{:?} in functions/ is no Lambda (a main.rs)",
+                    e.path()
+                );
+                format!("functions/{}", e.file_name().to_string_lossy())
+            })
             .collect();
+        let libraries: Vec<_> = std::fs::read_dir(root.join("crates")).unwrap().filter_map(|e| e.ok()).collect();
+        assert!(!libraries.is_empty());
+        for e in libraries {
+            assert!(
+                !e.path().join("src/main.rs").exists(),
+                "{:?} in crates/ is a binary: Lambdas go in functions/",
+                e.path()
+            );
+        }
         crates.sort();
         let mut built: Vec<String> = Template::load_default()
             .unwrap()
@@ -304,7 +321,7 @@ mod tests {
             .collect();
         built.sort();
         assert!(!crates.is_empty());
-        assert_eq!(crates, built, "Lambda crates under functions/ vs rust-cargolambda functions in the template");
+        assert_eq!(crates, built, "the crates under functions/ vs rust-cargolambda functions in the template");
     }
 
     #[test]
