@@ -6,7 +6,6 @@
 
 use crate::checkpoints::CheckpointStore;
 use crate::readings::Resent;
-use crate::send::Verdict;
 use crate::{FHIR_YEARS, RunReport, SubmitError, Submitter};
 use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::rollups::RollupStore;
@@ -65,7 +64,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             match self.fulfil(&r, until, report).await {
                 Ok(sent) => {
                     (r.status, r.accepted, r.declined, r.reason) =
-                        (RequestStatus::Done, sent.accepted, sent.declined, None);
+                        (RequestStatus::Done, sent.tally.accepted, sent.tally.declined, None);
                 }
                 Err(
                     e @ (SubmitError::Unfinished | SubmitError::Ehr(_) | SubmitError::Conflict | SubmitError::Store(_)),
@@ -109,19 +108,15 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             sent = self.resend(&session, &patient.subject, self.unit, range, until, report).await?;
         }
         if r.profiles.summary {
-            let verdicts = self
+            let summary = self
                 .send_summary(&session, &patient.subject, r.first, r.last, r.profiles.summary_pdf, true, until, report)
                 .await?;
-            for v in verdicts.unwrap_or_default() {
-                match v {
-                    Verdict::Pending => return Err(SubmitError::Unfinished),
-                    Verdict::Accepted => sent.accepted += 1,
-                    Verdict::Declined => sent.declined += 1,
-                }
+            if let Some(t) = summary {
+                sent.tally.add(t.whole()?);
             }
         }
-        report.accepted += sent.accepted;
-        report.declined += sent.declined;
+        report.accepted += sent.tally.accepted;
+        report.declined += sent.tally.declined;
         Ok(sent)
     }
 }

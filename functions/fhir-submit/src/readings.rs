@@ -11,7 +11,7 @@
 use crate::bundle::Entry;
 use crate::checkpoints::{Checkpoint, CheckpointStore, Kind};
 use crate::orders::ReadingsPlan;
-use crate::send::{Verdict, smaller, too_large, verdict};
+use crate::send::{Tally, smaller, too_large};
 use crate::{RunReport, SubmitError, Submitter};
 use cgm_domain::session::Session;
 use cgm_domain::store::reads::paging::fill_page;
@@ -30,9 +30,7 @@ const BUNDLE_BUDGET_BYTES: usize = 3_000_000;
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Resent {
     pub seen: u64,
-    pub created: u64,
-    pub accepted: u64,
-    pub declined: u64,
+    pub tally: Tally,
 }
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
@@ -110,24 +108,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                 }
             };
             // The checkpoint passes every reading up to the first entry the EHR did not get to.
-            let mut passed = page.items.len();
-            for (k, i) in sendable.iter().enumerate() {
-                // An entry without an answer was not taken.
-                match statuses.get(k).map_or(Verdict::Pending, |s| verdict(*s)) {
-                    Verdict::Accepted => {
-                        c.accepted += 1;
-                        report.accepted += 1;
-                    }
-                    Verdict::Declined => {
-                        c.declined += 1;
-                        report.declined += 1;
-                    }
-                    Verdict::Pending => {
-                        passed = *i;
-                        break;
-                    }
-                }
-            }
+            let tally = Tally::of(&statuses, sendable.len());
+            tally.credit(&mut c, report);
+            let passed = if tally.pending { sendable[tally.answered] } else { page.items.len() };
             for (_, day, _) in &page.items[..passed] {
                 if let Some(d) = day {
                     *c.days.entry(*d).or_default() += 1;
@@ -186,7 +169,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let Some(range) = range else { continue };
             let seen = match self.resend(session, subject, plan.unit, range, until, report).await {
                 Ok(r) => {
-                    report.late += r.created;
+                    report.late += r.tally.created;
                     r.seen
                 }
                 Err(SubmitError::NoConditionalCreate) => {
@@ -246,14 +229,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
                     }
                     other => other?,
                 };
-                for s in &statuses {
-                    match verdict(*s) {
-                        Verdict::Pending => return Err(SubmitError::Unfinished),
-                        Verdict::Accepted => out.accepted += 1,
-                        Verdict::Declined => out.declined += 1,
-                    }
-                }
-                out.created += statuses.iter().filter(|s| **s == 201).count() as u64;
+                out.tally.add(Tally::of(&statuses, statuses.len()).whole()?);
             }
             out.seen += seen;
             match page.next {

@@ -7,7 +7,7 @@
 use crate::bundle::Entry;
 use crate::checkpoints::{CheckpointStore, Kind};
 use crate::orders::SummaryPlan;
-use crate::send::{Verdict, verdict};
+use crate::send::Tally;
 use crate::{RunReport, SubmitError, Submitter};
 use cgm_agp::pdf::{self, fontdb};
 use cgm_domain::ids::DeviceSn;
@@ -103,7 +103,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             let (first, window_end) = (due.first, due.last);
             let place = due.period_last.format("%Y-%m-%d").to_string();
             let sent = self.send_summary(session, subject, first, window_end, plan.pdf, false, until, report).await?;
-            let Some(verdicts) = sent else {
+            let Some(tally) = sent else {
                 tracing::info!(device_sn = %sn.as_str(), %first, last = %window_end, "fewer than two valid readings: no summary for the period");
                 // Fewer than two valid readings: nothing to summarise, the period is passed.
                 c.through = Some(place);
@@ -112,17 +112,18 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             };
             // The panel and its members go together: the checkpoint moves when the EHR
             // answered for all seven.
-            if verdicts.iter().any(|v| matches!(v, Verdict::Pending)) {
-                return Err(SubmitError::Unfinished);
+            let tally = tally.whole()?;
+            tally.credit(&mut c, report);
+            if tally.answered > 0 {
+                c.through = Some(place);
+                self.save(&mut c).await?;
             }
-            let places = vec![place; verdicts.len()];
-            self.advance(&mut c, &verdicts, &places, report).await?;
         }
         self.close_if_done(c, session, Kind::Summary).await
     }
 
     /// The summary of the local days `first` to `last` (and its PDF when `pdf`), sent as one
-    /// bundle: what the EHR said to each of its entries; `None` when there is nothing to
+    /// bundle: what the EHR said to its entries; `None` when there is nothing to
     /// summarise (fewer than two valid readings).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send_summary(
@@ -135,7 +136,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         only_conditional: bool,
         until: Instant,
         report: &mut RunReport,
-    ) -> Result<Option<Vec<Verdict>>, SubmitError> {
+    ) -> Result<Option<Tally>, SubmitError> {
         let sn = &session.device_sn;
         let figures =
             summary_figures(&self.store, &self.rollups, &self.zone, sn, first, last).await.map_err(|e| match e {
@@ -157,8 +158,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         } else if pdf {
             tracing::warn!("the summary's PDF is asked for, but no fonts are loaded (AGP_FONT_DIR): it is not sent");
         }
-        let verdicts = self.send(entries, only_conditional, until, report).await?.into_iter().map(verdict).collect();
-        Ok(Some(verdicts))
+        let statuses = self.send(entries, only_conditional, until, report).await?;
+        Ok(Some(Tally::of(&statuses, statuses.len())))
     }
 
     /// The ambulatory glucose profile of `first` to `last` as one A4 PDF page, base64: the
