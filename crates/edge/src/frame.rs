@@ -22,8 +22,14 @@ pub trait Api {
     type Error: Display;
     /// The reply for a route's error: the family's one `match` from error to status.
     fn error_reply(e: &Self::Error) -> Response<Body>;
-    /// The reply when a route ran past its deadline.
-    fn deadline_reply(after: Duration) -> Response<Body>;
+    /// The reply when a route ran past its deadline: by default the `{status, message}`
+    /// family's 504.
+    fn deadline_reply(after: Duration) -> Response<Body> {
+        crate::reply::status_message(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the answer took longer than {} s", after.as_secs()),
+        )
+    }
     /// The log line's `outcome` when a route failed or ran late (the push route's metric
     /// filters count `unavailable`); none by default.
     const FAILURE_OUTCOME: Option<&'static str> = None;

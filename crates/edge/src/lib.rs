@@ -5,7 +5,9 @@
 //! - [`params`]: typed path, query and body parameters, with one [`params::BadRequest`];
 //! - [`frame`]: the serve frame: the route's deadline, the latency, one log line per request;
 //! - [`reply`]: the reply builders of each API family (the push envelope, the vendor envelope,
-//!   the read side's `{status, message}`).
+//!   the read side's `{status, message}`);
+//! - [`serve`]: the one way a request is served: a family's route table, the deadline, the
+//!   frame; an HTTP Lambda's `handle` is `cgm_edge::serve(self, req)`.
 //!
 //! Domain logic is not here: a function crate turns a request into a domain call through
 //! these pieces and maps its own error enum to a reply in one `match`. `lambda_http` lives
@@ -15,10 +17,12 @@ pub mod frame;
 pub mod meta;
 pub mod params;
 pub mod reply;
+pub mod serve;
 
 pub use frame::{Answer, Api, Failure, Frame};
 pub use meta::RequestMeta;
 pub use params::{BadRequest, Params};
+pub use serve::{ROUTE_DEADLINE, Route, Routes, serve};
 
 use lambda_http::{Body, Request, Response};
 use std::future::Future;

@@ -20,6 +20,12 @@ impl BadRequest {
     pub fn new(msg: impl Into<String>) -> Self {
         BadRequest(msg.into())
     }
+
+    /// A request whose `span` (range, period) holds more readings than a route reads at
+    /// once: the caller's to narrow. `why` says how many (`ReadAllError::TooMany`).
+    pub fn too_many_readings(why: impl std::fmt::Display, span: &str) -> Self {
+        BadRequest(format!("{why}; ask for a shorter {span}"))
+    }
 }
 
 fn bad(msg: impl Into<String>) -> BadRequest {

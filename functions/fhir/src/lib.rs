@@ -25,7 +25,7 @@ pub mod submissions;
 use cgm_agp::pdf::{self as agp_pdf, fontdb};
 use cgm_domain::cursor::{self, CursorPayload, QueryHash};
 use cgm_domain::ids::DeviceSn;
-use cgm_edge::{Answer, Frame, HttpService, Params};
+use cgm_edge::{Answer, Frame, HttpService, Params, Routes};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
 
@@ -52,7 +52,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Every route answers inside API Gateway's 30 s and the function's timeout.
-const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 /// A search page stops filling after this long and answers with what it has and a `next`.
 const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// A page's entries stay well under Lambda's 6 MB reply limit.
@@ -86,62 +85,58 @@ pub struct FhirService<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSen
     requests: Option<DynamoSubmissionRequests>,
 }
 
+/// A FHIR route (the one-time submissions are [`submissions`]' own family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Metadata,
     Device,
     Observations,
     Reports,
-    SubmissionCreate,
-    SubmissionGet,
 }
 
-impl Route {
-    fn of(method: &Method, path: &str) -> Option<Route> {
-        Some(match (method.as_str(), path) {
-            ("GET", "/fhir/metadata") => Route::Metadata,
-            ("GET", "/fhir/Device/{id}") => Route::Device,
-            ("GET", "/fhir/Observation") => Route::Observations,
-            ("GET", "/fhir/DiagnosticReport") => Route::Reports,
-            ("POST", "/fhir-submissions") => Route::SubmissionCreate,
-            ("GET", "/fhir-submissions/{id}") => Route::SubmissionGet,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Route::Metadata => "fhir_metadata",
-            Route::Device => "fhir_device",
-            Route::Observations => "fhir_observations",
-            Route::Reports => "fhir_reports",
-            Route::SubmissionCreate => "fhir_submission_create",
-            Route::SubmissionGet => "fhir_submission_get",
-        }
-    }
-}
+/// The FHIR read API's routes: the template's route keys, each with its log name.
+const ROUTES: &[cgm_edge::Route<Route>] = {
+    use cgm_edge::Route as R;
+    &[
+        R::new("GET", "/fhir/metadata", "fhir_metadata", Route::Metadata),
+        R::new("GET", "/fhir/Device/{id}", "fhir_device", Route::Device),
+        R::new("GET", "/fhir/Observation", "fhir_observations", Route::Observations),
+        R::new("GET", "/fhir/DiagnosticReport", "fhir_reports", Route::Reports),
+    ]
+};
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> HttpService for FhirService<S, U, T> {
-    /// Answers one request. Never fails: every outcome is a reply, errors `OperationOutcome`s.
+    /// Answers one request. Never fails: every outcome is a reply, errors `OperationOutcome`s
+    /// (`{status, message}` on the submission routes).
     async fn handle(&self, req: Request) -> Response<Body> {
-        let frame = Frame::start(&req);
-        let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
-            return frame.finish::<FhirApi>("unknown", Err(FhirError::NotFound("route").into()));
-        };
-        let started = frame.started();
+        if submissions::takes(&req) {
+            return cgm_edge::serve(&submissions::Submissions(self), req).await;
+        }
+        cgm_edge::serve(self, req).await
+    }
+}
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore> Routes for FhirService<S, U, T> {
+    type Api = FhirApi;
+    type Route = Route;
+
+    fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), FhirError> {
+        cgm_edge::serve::lookup(ROUTES, method, path).ok_or(FhirError::NotFound("route"))
+    }
+
+    async fn route(&self, route: Route, req: &Request, frame: &Frame) -> Result<Answer, FhirError> {
+        let p = Params::of(req);
+        search::check_format(p)?;
+        let base = self.base(p);
         match route {
-            Route::SubmissionCreate => {
-                let result = frame.within(ROUTE_DEADLINE, self.create_submission(&req)).await;
-                frame.finish::<submissions::SubmissionsApi>(route.name(), result)
+            Route::Metadata => {
+                p.only(&["_format"])?;
+                let body = resources::capability_statement(&base, env!("CARGO_PKG_VERSION"), CAPABILITY_DATE);
+                Ok(Answer::new(fhir_reply(StatusCode::OK, body.to_string())))
             }
-            Route::SubmissionGet => {
-                let result = frame.within(ROUTE_DEADLINE, self.get_submission(&req)).await;
-                frame.finish::<submissions::SubmissionsApi>(route.name(), result)
-            }
-            _ => {
-                let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
-                frame.finish::<FhirApi>(route.name(), result)
-            }
+            Route::Device => self.device(p).await,
+            Route::Observations => self.observations(p, &base, frame.started()).await,
+            Route::Reports => self.reports(p, &base).await,
         }
     }
 }
@@ -186,23 +181,6 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
     pub fn with_fonts(mut self, fonts: Option<Arc<fontdb::Database>>) -> Self {
         self.fonts = fonts;
         self
-    }
-
-    async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, FhirError> {
-        let p = Params::of(req);
-        search::check_format(p)?;
-        let base = self.base(p);
-        match route {
-            Route::Metadata => {
-                p.only(&["_format"])?;
-                let body = resources::capability_statement(&base, env!("CARGO_PKG_VERSION"), CAPABILITY_DATE);
-                Ok(Answer::new(fhir_reply(StatusCode::OK, body.to_string())))
-            }
-            Route::Device => self.device(p).await,
-            Route::Observations => self.observations(p, &base, started).await,
-            Route::Reports => self.reports(p, &base).await,
-            Route::SubmissionCreate | Route::SubmissionGet => Err(FhirError::NotFound("route")),
-        }
     }
 
     /// The FHIR base the links start with: the setting, or this request's own host.
@@ -502,7 +480,7 @@ struct Summary {
 fn read_error(e: ReadAllError) -> FhirError {
     match e {
         ReadAllError::Store(e) => FhirError::Store(e),
-        e @ ReadAllError::TooMany(_) => bad(format!("{e}; ask for a shorter period")),
+        e @ ReadAllError::TooMany(_) => FhirError::BadRequest(cgm_edge::BadRequest::too_many_readings(e, "period")),
     }
 }
 

@@ -18,13 +18,12 @@ use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
 use cgm_domain::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
 use cgm_domain::time::Timestamp;
-use cgm_edge::{Answer, Api, Params, reply};
+use cgm_edge::{Answer, Api, Frame, Params, RequestMeta, Routes, reply};
 use cgm_fhir_profiles as profiles;
 use chrono::NaiveDate;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// The longest period one request covers (the summary's limit too).
 const MAX_DAYS: i64 = 90;
@@ -49,12 +48,41 @@ impl Api for SubmissionsApi {
         };
         reply::status_message(status, &message)
     }
+}
 
-    fn deadline_reply(after: Duration) -> Response<Body> {
-        reply::status_message(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("the answer took longer than {} s", after.as_secs()),
-        )
+/// A submission route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Create,
+    Get,
+}
+
+const ROUTES: &[cgm_edge::Route<Route>] = &[
+    cgm_edge::Route::new("POST", "/fhir-submissions", "fhir_submission_create", Route::Create),
+    cgm_edge::Route::new("GET", "/fhir-submissions/{id}", "fhir_submission_get", Route::Get),
+];
+
+/// Whether `req` is one of these routes (any other, the FHIR family answers).
+pub fn takes(req: &Request) -> bool {
+    cgm_edge::serve::lookup(ROUTES, req.method(), RequestMeta::of(req).route_path()).is_some()
+}
+
+/// The submission routes of a FHIR service, served as their own family.
+pub struct Submissions<'a, S, U, T>(pub &'a FhirService<S, U, T>);
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore> Routes for Submissions<'_, S, U, T> {
+    type Api = SubmissionsApi;
+    type Route = Route;
+
+    fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), FhirError> {
+        cgm_edge::serve::lookup(ROUTES, method, path).ok_or(FhirError::NotFound("route"))
+    }
+
+    async fn route(&self, route: Route, req: &Request, _: &Frame) -> Result<Answer, FhirError> {
+        match route {
+            Route::Create => self.0.create_submission(req).await,
+            Route::Get => self.0.get_submission(req).await,
+        }
     }
 }
 

@@ -7,7 +7,6 @@ use cgm_edge::{Api, BadRequest, reply};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::json;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
@@ -57,12 +56,5 @@ impl Api for NightscoutApi {
             }
             NsError::NotServed(why) => reply::status_message(StatusCode::NOT_IMPLEMENTED, why),
         }
-    }
-
-    fn deadline_reply(after: Duration) -> Response<Body> {
-        reply::status_message(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("the answer took longer than {} s", after.as_secs()),
-        )
     }
 }

@@ -35,16 +35,13 @@ pub mod v3;
 
 use cgm_domain::store::reads::ReadStore;
 use cgm_domain::time::SourceZone;
-use cgm_edge::{Answer, Frame, HttpService};
+use cgm_edge::{Answer, Frame, HttpService, Routes};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use error::{NightscoutApi, NsError};
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use std::time::{Duration, Instant};
-
-/// Every route answers inside API Gateway's 30 s and the function's 28 s timeout.
-const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 
 pub struct NightscoutService<S> {
     store: S,
@@ -57,7 +54,7 @@ pub struct NightscoutService<S> {
 
 /// Which route a request is, from API Gateway's route key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Entries,
     Current,
     Status,
@@ -122,32 +119,22 @@ impl Route {
 impl<S: ReadStore> HttpService for NightscoutService<S> {
     /// Answers one request. Never fails: every outcome is a reply with a status.
     async fn handle(&self, req: Request) -> Response<Body> {
-        let frame = Frame::start(&req);
-        let Some(route) = Route::of(frame.meta().route_path()) else {
-            return frame.finish::<NightscoutApi>("unknown", Err(NsError::NotFound("route").into()));
-        };
-        let started = frame.started();
-        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, started)).await;
-        frame.finish::<NightscoutApi>(route.name(), result)
+        cgm_edge::serve(self, req).await
     }
 }
 
-impl<S: ReadStore> NightscoutService<S> {
-    pub fn new(store: S, zone: SourceZone, mmol: bool) -> Self {
-        Self { store, zone, mmol, jwt: None }
+impl<S: ReadStore> Routes for NightscoutService<S> {
+    type Api = NightscoutApi;
+    type Route = Route;
+
+    /// Nightscout's paths, by path alone, with or without `.json`.
+    fn route_of(_: &Method, path: &str) -> Result<(Route, &'static str), NsError> {
+        Route::of(path).map(|r| (r, r.name())).ok_or(NsError::NotFound("route"))
     }
 
-    /// The same, issuing and accepting JWTs signed with `keys`.
-    pub fn with_jwt(self, keys: jwt::JwtKeys) -> Self {
-        Self { jwt: Some(keys), ..self }
-    }
-
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    async fn route(&self, route: Route, req: &Request, started: Instant) -> Result<Answer, NsError> {
+    async fn route(&self, route: Route, req: &Request, frame: &Frame) -> Result<Answer, NsError> {
         let p = cgm_edge::Params::of(req);
+        let started = frame.started();
         match route {
             Route::Entries => self.entries(p, started, false).await,
             Route::Current => self.entries(p, started, true).await,
@@ -167,6 +154,21 @@ impl<S: ReadStore> NightscoutService<S> {
                  (\"websocket\", \"real-time\") setting off",
             )),
         }
+    }
+}
+
+impl<S: ReadStore> NightscoutService<S> {
+    pub fn new(store: S, zone: SourceZone, mmol: bool) -> Self {
+        Self { store, zone, mmol, jwt: None }
+    }
+
+    /// The same, issuing and accepting JWTs signed with `keys`.
+    pub fn with_jwt(self, keys: jwt::JwtKeys) -> Self {
+        Self { jwt: Some(keys), ..self }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
     }
 }
 

@@ -7,7 +7,7 @@ use crate::tokens::{TokenRecord, TokenStore, Tokens};
 use crate::window::{MAX_WINDOW_MS, Window, split, window};
 use cgm_domain::cursor::{self, QueryHash};
 use cgm_domain::time::now_ms;
-use cgm_edge::{Answer, Frame, HttpService, Params, reply};
+use cgm_edge::{Answer, Frame, HttpService, Params, Routes, reply};
 use futures_util::future::try_join_all;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -16,7 +16,8 @@ use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
 
-/// Every route answers inside API Gateway's 30 s integration timeout, with room to spare.
+/// Every route answers inside API Gateway's 30 s integration timeout, with room to spare
+/// (longer than the edge's default: a page may wait on several upstream windows).
 const ROUTE_DEADLINE: Duration = Duration::from_secs(27);
 /// Upstream windows fetched at once when a page needs more than one.
 const WINDOW_CONCURRENCY: usize = 3;
@@ -34,7 +35,7 @@ pub struct PartnerService<S> {
 
 /// Which proxied route a request is, from API Gateway's route key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Register,
     RefreshToken,
     UserGlucose,
@@ -42,28 +43,17 @@ enum Route {
     DeviceGlucose,
 }
 
-impl Route {
-    fn of(method: &Method, path: &str) -> Option<Route> {
-        Some(match (method.as_str(), path) {
-            ("POST", "/partner/users") => Route::Register,
-            ("POST", "/partner/users/{open_id}/token") => Route::RefreshToken,
-            ("GET", "/partner/users/{open_id}/glucose") => Route::UserGlucose,
-            ("GET", "/partner/devices/{device_sn}") => Route::DeviceInfo,
-            ("GET", "/partner/devices/{device_sn}/glucose") => Route::DeviceGlucose,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Route::Register => "register",
-            Route::RefreshToken => "refresh_token",
-            Route::UserGlucose => "user_glucose",
-            Route::DeviceInfo => "device_info",
-            Route::DeviceGlucose => "device_glucose",
-        }
-    }
-}
+/// The partner proxy's routes: the template's route keys, each with its log name.
+const ROUTES: &[cgm_edge::Route<Route>] = {
+    use cgm_edge::Route as R;
+    &[
+        R::new("POST", "/partner/users", "register", Route::Register),
+        R::new("POST", "/partner/users/{open_id}/token", "refresh_token", Route::RefreshToken),
+        R::new("GET", "/partner/users/{open_id}/glucose", "user_glucose", Route::UserGlucose),
+        R::new("GET", "/partner/devices/{device_sn}", "device_info", Route::DeviceInfo),
+        R::new("GET", "/partner/devices/{device_sn}/glucose", "device_glucose", Route::DeviceGlucose),
+    ]
+};
 
 /// `data` of a register or token answer.
 #[derive(Debug, Serialize)]
@@ -84,12 +74,36 @@ struct PageData {
 impl<S: TokenStore> HttpService for PartnerService<S> {
     /// Answers one request. Never fails: every outcome is an envelope with a status.
     async fn handle(&self, req: Request) -> Response<Body> {
-        let frame = Frame::start(&req);
-        let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
-            return frame.finish::<PartnerApi>("unknown", Err(ProxyError::NoRoute.into()));
+        cgm_edge::serve(self, req).await
+    }
+}
+
+impl<S: TokenStore> Routes for PartnerService<S> {
+    type Api = PartnerApi;
+    type Route = Route;
+
+    fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), ProxyError> {
+        cgm_edge::serve::lookup(ROUTES, method, path).ok_or(ProxyError::NoRoute)
+    }
+
+    fn deadline(&self) -> Duration {
+        ROUTE_DEADLINE
+    }
+
+    async fn route(&self, route: Route, req: &Request, _: &Frame) -> Result<Answer, ProxyError> {
+        let p = Params::of(req);
+        let data = match route {
+            Route::Register => return self.register(p).await,
+            Route::RefreshToken => {
+                let rec = self.tokens()?.refresh(p.path("open_id")?, None).await?;
+                return Ok(token_answer(&rec));
+            }
+            Route::UserGlucose => self.user_glucose(p).await?,
+            Route::DeviceInfo => return self.device_info(p).await,
+            Route::DeviceGlucose => self.device_glucose(p).await?,
         };
-        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req)).await;
-        frame.finish::<PartnerApi>(route.name(), result)
+        let items = data.records.len();
+        Ok(Answer::new(ok(&data)).items(items))
     }
 }
 
@@ -105,22 +119,6 @@ impl<S: TokenStore> PartnerService<S> {
 
     fn tokens(&self) -> Result<&Tokens<S>, ProxyError> {
         self.tokens.as_ref().ok_or(ProxyError::NotConfigured)
-    }
-
-    async fn route(&self, route: Route, req: &Request) -> Result<Answer, ProxyError> {
-        let p = Params::of(req);
-        let data = match route {
-            Route::Register => return self.register(p).await,
-            Route::RefreshToken => {
-                let rec = self.tokens()?.refresh(p.path("open_id")?, None).await?;
-                return Ok(token_answer(&rec));
-            }
-            Route::UserGlucose => self.user_glucose(p).await?,
-            Route::DeviceInfo => return self.device_info(p).await,
-            Route::DeviceGlucose => self.device_glucose(p).await?,
-        };
-        let items = data.records.len();
-        Ok(Answer::new(ok(&data)).items(items))
     }
 
     async fn register(&self, p: Params<'_>) -> Result<Answer, ProxyError> {

@@ -7,7 +7,7 @@ use cgm_domain::store::StoreError;
 use cgm_domain::store::push::{Arrival, Conflict, PushStore, PutOutcome, Quarantined, Recorded};
 use cgm_domain::time::{SourceZone, Timestamp, now_ms};
 use cgm_edge::frame::LogFields;
-use cgm_edge::{Answer, Api, Frame, HttpService, reply};
+use cgm_edge::{Answer, Api, Frame, HttpService, Routes, reply};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
@@ -100,13 +100,31 @@ fn answer(outcome: Outcome, status: StatusCode, msg: &'static str) -> Answer {
 impl<S: PushStore> HttpService for PushService<S> {
     /// Answers one push. Never fails: every case is a row of the reply table.
     async fn handle(&self, req: Request) -> Response<Body> {
-        let frame = Frame::start(&req);
+        cgm_edge::serve(self, req).await
+    }
+}
+
+/// The push is one route, whatever the method and path: a request that is no push is a
+/// row of the reply table too (405, 401, 403…).
+impl<S: PushStore> Routes for PushService<S> {
+    type Api = PushApi;
+    type Route = ();
+
+    fn route_of(_: &Method, _: &str) -> Result<((), &'static str), PushError> {
+        Ok(((), "push"))
+    }
+
+    /// `PUSH_DEADLINE_MS`, well inside Sinocare's 5 s.
+    fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    async fn route(&self, _: (), req: &Request, frame: &Frame) -> Result<Answer, PushError> {
         let arrival = Arrival { received_at_ms: now_ms(), request_id: frame.meta().request_id.clone() };
-        let result = match self.refusal(&req, frame.meta().source_ip.as_deref()) {
+        match self.refusal(req, frame.meta().source_ip.as_deref()) {
             Some(refused) => Ok(refused),
-            None => frame.within(self.deadline, self.store_body(req.body(), &arrival)).await,
-        };
-        frame.finish::<PushApi>("push", result)
+            None => self.store_body(req.body(), &arrival).await,
+        }
     }
 }
 

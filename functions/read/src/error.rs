@@ -7,7 +7,6 @@ use cgm_domain::store::reads::paging::ReadAllError;
 use cgm_edge::{Api, BadRequest, reply};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -32,7 +31,7 @@ impl From<ReadAllError> for ReadError {
     fn from(e: ReadAllError) -> Self {
         match e {
             ReadAllError::Store(s) => ReadError::Store(s),
-            ReadAllError::TooMany(_) => bad(format!("{e}; ask for a shorter range")),
+            ReadAllError::TooMany(_) => ReadError::BadRequest(BadRequest::too_many_readings(e, "range")),
         }
     }
 }
@@ -58,12 +57,5 @@ impl Api for ReadApi {
             ReadError::Busy => (StatusCode::CONFLICT, "the sensor changed meanwhile; retry".to_string()),
         };
         reply::status_message(status, &message)
-    }
-
-    fn deadline_reply(after: Duration) -> Response<Body> {
-        reply::status_message(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("the answer took longer than {} s", after.as_secs()),
-        )
     }
 }

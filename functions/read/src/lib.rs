@@ -23,7 +23,7 @@ use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
 use cgm_domain::time::SourceZone;
-use cgm_edge::{Answer, Frame, HttpService};
+use cgm_edge::{Answer, Frame, HttpService, Routes};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::Config;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
@@ -32,10 +32,6 @@ use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
 use error::{ReadApi, ReadError};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use std::time::{Duration, Instant};
-
-/// Every route answers inside API Gateway's 30 s and the function's 28 s timeout.
-const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 
 pub struct ReadService<S, U = DynamoRollupStore, T = DynamoSensorStore> {
     store: S,
@@ -50,7 +46,7 @@ pub struct ReadService<S, U = DynamoRollupStore, T = DynamoSensorStore> {
 
 /// Which route a request is, from API Gateway's route key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Readings,
     Gaps,
     Summary,
@@ -67,82 +63,45 @@ enum Route {
     AcknowledgeAlert,
 }
 
-impl Route {
-    fn of(method: &Method, path: &str) -> Option<Route> {
-        Some(match (method.as_str(), path) {
-            ("GET", "/devices/{device_sn}/readings") => Route::Readings,
-            ("GET", "/devices/{device_sn}/gaps") => Route::Gaps,
-            ("GET", "/devices/{device_sn}/summary") => Route::Summary,
-            ("GET", "/devices/{device_sn}/agp.json") => Route::Agp,
-            ("GET", "/devices/{device_sn}/agp.svg") => Route::AgpSvg,
-            ("GET", "/devices/{device_sn}/chart.svg") => Route::Chart,
-            ("POST", "/devices/{device_sn}/follow-tokens") => Route::CreateToken,
-            ("GET", "/devices/{device_sn}/follow-tokens") => Route::ListTokens,
-            ("DELETE", "/devices/{device_sn}/follow-tokens/{token_id}") => Route::RevokeToken,
-            ("GET", "/sensors") => Route::Sensors,
-            ("GET", "/sensors/{device_sn}") => Route::Sensor,
-            ("GET", "/patients/{patient_id}/sensors") => Route::PatientSensors,
-            ("GET", "/alerts") => Route::Alerts,
-            ("POST", "/alerts/{alert_id}/acknowledge") => Route::AcknowledgeAlert,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Route::Readings => "readings",
-            Route::Gaps => "gaps",
-            Route::Summary => "summary",
-            Route::Agp => "agp_json",
-            Route::AgpSvg => "agp_svg",
-            Route::Chart => "chart",
-            Route::CreateToken => "create_follow_token",
-            Route::ListTokens => "list_follow_tokens",
-            Route::RevokeToken => "revoke_follow_token",
-            Route::Sensors => "sensors",
-            Route::Sensor => "sensor",
-            Route::PatientSensors => "patient_sensors",
-            Route::Alerts => "alerts",
-            Route::AcknowledgeAlert => "acknowledge_alert",
-        }
-    }
-}
+/// The read API's routes: the template's route keys, each with its log name.
+const ROUTES: &[cgm_edge::Route<Route>] = {
+    use cgm_edge::Route as R;
+    &[
+        R::new("GET", "/devices/{device_sn}/readings", "readings", Route::Readings),
+        R::new("GET", "/devices/{device_sn}/gaps", "gaps", Route::Gaps),
+        R::new("GET", "/devices/{device_sn}/summary", "summary", Route::Summary),
+        R::new("GET", "/devices/{device_sn}/agp.json", "agp_json", Route::Agp),
+        R::new("GET", "/devices/{device_sn}/agp.svg", "agp_svg", Route::AgpSvg),
+        R::new("GET", "/devices/{device_sn}/chart.svg", "chart", Route::Chart),
+        R::new("POST", "/devices/{device_sn}/follow-tokens", "create_follow_token", Route::CreateToken),
+        R::new("GET", "/devices/{device_sn}/follow-tokens", "list_follow_tokens", Route::ListTokens),
+        R::new("DELETE", "/devices/{device_sn}/follow-tokens/{token_id}", "revoke_follow_token", Route::RevokeToken),
+        R::new("GET", "/sensors", "sensors", Route::Sensors),
+        R::new("GET", "/sensors/{device_sn}", "sensor", Route::Sensor),
+        R::new("GET", "/patients/{patient_id}/sensors", "patient_sensors", Route::PatientSensors),
+        R::new("GET", "/alerts", "alerts", Route::Alerts),
+        R::new("POST", "/alerts/{alert_id}/acknowledge", "acknowledge_alert", Route::AcknowledgeAlert),
+    ]
+};
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> HttpService for ReadService<S, U, T> {
     /// Answers one request. Never fails: every outcome is a reply with a status.
     async fn handle(&self, req: Request) -> Response<Body> {
-        let frame = Frame::start(&req);
-        let Some(route) = Route::of(req.method(), frame.meta().route_path()) else {
-            return frame.finish::<ReadApi>("unknown", Err(ReadError::NotFound("route").into()));
-        };
-        let started = frame.started();
-        let caller = frame.meta().caller.clone();
-        let result = frame.within(ROUTE_DEADLINE, self.route(route, &req, caller.as_deref(), started)).await;
-        frame.finish::<ReadApi>(route.name(), result)
+        cgm_edge::serve(self, req).await
     }
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
-    pub fn new(store: S, rollups: U, sensors: T, zone: SourceZone, patient_fields: bool) -> Self {
-        Self { store, rollups, sensors, zone, patient_fields }
+impl<S: ReadStore, U: RollupStore, T: SensorStore> Routes for ReadService<S, U, T> {
+    type Api = ReadApi;
+    type Route = Route;
+
+    fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), ReadError> {
+        cgm_edge::serve::lookup(ROUTES, method, path).ok_or(ReadError::NotFound("route"))
     }
 
-    pub fn sensor_store(&self) -> &T {
-        &self.sensors
-    }
-
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    async fn route(
-        &self,
-        route: Route,
-        req: &Request,
-        caller: Option<&str>,
-        started: Instant,
-    ) -> Result<Answer, ReadError> {
+    async fn route(&self, route: Route, req: &Request, frame: &Frame) -> Result<Answer, ReadError> {
         let p = cgm_edge::Params::of(req);
+        let (caller, started) = (frame.meta().caller.as_deref(), frame.started());
         match route {
             Route::Readings => self.readings(p, started).await,
             Route::Gaps => self.gaps(p).await,
@@ -159,6 +118,20 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
             Route::Alerts => self.list_alerts(p).await,
             Route::AcknowledgeAlert => self.acknowledge(p, caller).await,
         }
+    }
+}
+
+impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
+    pub fn new(store: S, rollups: U, sensors: T, zone: SourceZone, patient_fields: bool) -> Self {
+        Self { store, rollups, sensors, zone, patient_fields }
+    }
+
+    pub fn sensor_store(&self) -> &T {
+        &self.sensors
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
     }
 }
 

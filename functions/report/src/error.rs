@@ -8,7 +8,6 @@ use cgm_domain::store::reads::paging::ReadAllError;
 use cgm_edge::{Api, BadRequest, reply};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -37,9 +36,7 @@ impl From<ReadAllError> for ReportError {
     fn from(e: ReadAllError) -> Self {
         match e {
             ReadAllError::Store(s) => ReportError::Store(s),
-            ReadAllError::TooMany(_) => {
-                ReportError::BadRequest(BadRequest::new(format!("{e}; ask for a shorter range")))
-            }
+            ReadAllError::TooMany(_) => ReportError::BadRequest(BadRequest::too_many_readings(e, "range")),
         }
     }
 }
@@ -58,12 +55,5 @@ impl Api for ReportApi {
             ReportError::Pdf(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the PDF could not be made".to_string()),
         };
         reply::status_message(status, &message)
-    }
-
-    fn deadline_reply(after: Duration) -> Response<Body> {
-        reply::status_message(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("the answer took longer than {} s", after.as_secs()),
-        )
     }
 }

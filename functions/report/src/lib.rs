@@ -20,24 +20,20 @@ use cgm_domain::store::patients::{PatientRef, PatientStore};
 use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::time::{SourceZone, Timestamp};
-use cgm_edge::{Answer, Frame, HttpService, reply};
+use cgm_edge::{Answer, Frame, HttpService, Routes, reply};
 use cgm_shared::aws::{self, CallLimits};
 use cgm_shared::config::{Config, ConfigError};
 use cgm_shared::store::patients::dynamodb::DynamoPatientStore;
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use error::{ReportApi, ReportError};
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The service as Lambda runs it.
 pub type DynamoReportService = ReportService<DynamoReadStore, DynamoRollupStore, DynamoPatientStore>;
-
-/// Inside API Gateway's 30 s and the function's 28 s timeout, as the read routes.
-const ROUTE_DEADLINE: Duration = Duration::from_secs(25);
 
 /// Where the fonts layer puts its fonts in Lambda.
 pub const DEFAULT_FONT_DIR: &str = "/opt/fonts";
@@ -54,12 +50,23 @@ pub struct ReportService<S, U, P> {
 
 impl<S: ReadStore, U: RollupStore, P: PatientStore> HttpService for ReportService<S, U, P> {
     async fn handle(&self, req: Request) -> Response<Body> {
-        let frame = Frame::start(&req);
-        if (req.method().as_str(), frame.meta().route_path()) != ("GET", "/devices/{device_sn}/agp.pdf") {
-            return frame.finish::<ReportApi>("unknown", Err(ReportError::NotFound("route").into()));
-        }
-        let result = frame.within(ROUTE_DEADLINE, self.agp_pdf(&req)).await;
-        frame.finish::<ReportApi>("agp_pdf", result)
+        cgm_edge::serve(self, req).await
+    }
+}
+
+/// The report function's one route.
+const ROUTES: &[cgm_edge::Route<()>] = &[cgm_edge::Route::new("GET", "/devices/{device_sn}/agp.pdf", "agp_pdf", ())];
+
+impl<S: ReadStore, U: RollupStore, P: PatientStore> Routes for ReportService<S, U, P> {
+    type Api = ReportApi;
+    type Route = ();
+
+    fn route_of(method: &Method, path: &str) -> Result<((), &'static str), ReportError> {
+        cgm_edge::serve::lookup(ROUTES, method, path).ok_or(ReportError::NotFound("route"))
+    }
+
+    async fn route(&self, _: (), req: &Request, _: &Frame) -> Result<Answer, ReportError> {
+        self.agp_pdf(req).await
     }
 }
 
