@@ -78,8 +78,16 @@ fn push_body() -> String {
     body.to_string()
 }
 
-/// Runs one bootstrap on `events` and returns what it wrote, stdout then stderr.
+/// Runs one bootstrap on `events` and returns what it wrote, stdout then stderr; every
+/// invocation must succeed.
 async fn run(function: &str, env: &[(&str, String)], events: &[String]) -> String {
+    let (text, errors) = run_reporting(function, env, events).await;
+    assert!(errors.is_empty(), "{function} reported errors: {errors:?}\n{text}");
+    text
+}
+
+/// Runs one bootstrap on `events`: what it wrote, and the errors it reported to the runtime.
+async fn run_reporting(function: &str, env: &[(&str, String)], events: &[String]) -> (String, Vec<String>) {
     let api = RuntimeApi::start().await.expect("a Runtime API stand-in");
     for (i, e) in events.iter().enumerate() {
         api.push(format!("req-{i}"), e.clone());
@@ -117,8 +125,7 @@ async fn run(function: &str, env: &[(&str, String)], events: &[String]) -> Strin
     let (out, err) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
     let text = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
     assert!(answered.is_ok(), "{function} did not answer {} events in 60 s; it wrote:\n{text}", events.len());
-    assert!(api.errors().is_empty(), "{function} reported errors: {:?}\n{text}", api.errors());
-    text
+    (text, api.errors())
 }
 
 #[tokio::test]
@@ -238,9 +245,18 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         env.push(("EVENT_BUS_NAME", "canary-bus".to_string()));
         env.push(("EVENT_PATIENT_FIELDS", "true".to_string()));
         env.push(("AWS_ENDPOINT_URL_EVENTBRIDGE", cgm_tests::net::refused_url()));
-        let out = run("EventsFunction", &env, &[batch, r#"{"check":"sensors"}"#.to_string()]).await;
+        let (out, errors) = run_reporting("EventsFunction", &env, &[batch, r#"{"check":"sensors"}"#.to_string()]).await;
         check("EventsFunction", level, &out, "stream batch");
         assert!(out.contains("PutEvents failed"), "the unreachable bus was tried and its failure logged:\n{out}");
+        // The batch's records are failed for the retry (its answer, not an error); the check
+        // finds the session's outbox still unsent and fails, so the function's errors alarm
+        // tells the operator the bus is not taking events.
+        assert!(
+            errors.len() == 1
+                && errors[0].starts_with("/2018-06-01/runtime/invocation/req-1/error")
+                && errors[0].contains("1 sensors could not be brought up to date"),
+            "only the check fails, on the unsent outbox: {errors:?}\n{out}"
+        );
         // The session the events function kept names the patient: the FHIR function returns
         // its id in bodies, never in its output.
         let out = run("FhirFunction", &env, &fhir).await;
@@ -258,7 +274,7 @@ async fn no_secret_or_personal_field_reaches_the_real_runtimes_output_at_trace()
         stack.client.clone(),
         stack.table("SENSORS_TABLE").to_string(),
     );
-    while cgm_shared::store::sensors::SensorStore::session(&sensors, &"23xxdrt33".into())
+    while cgm_domain::store::sensors::SensorStore::session(&sensors, &"23xxdrt33".into())
         .await
         .expect("the sensors table")
         .is_none_or(|s| s.patient_id.is_none())
