@@ -197,6 +197,11 @@ impl<'a> Params<'a> {
         self.query("cursor").map(|c| cursor::decode(c.trim(), query).map_err(|e| bad(e.to_string()))).transpose()
     }
 
+    /// The cursor in the query parameter `name` (FHIR's `_cursor`), its refusal naming it.
+    pub fn cursor_param<P: CursorPayload>(&self, name: &str, query: QueryHash) -> Result<Option<P>, BadRequest> {
+        self.query(name).map(|c| cursor::decode(c.trim(), query).map_err(|e| bad(format!("{name}: {e}")))).transpose()
+    }
+
     /// The body as sent.
     pub fn body(&self) -> &'a [u8] {
         self.req.body()

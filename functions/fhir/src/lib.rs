@@ -23,7 +23,7 @@ pub mod search;
 pub mod submissions;
 
 use cgm_agp::pdf::{self as agp_pdf, fontdb};
-use cgm_domain::cursor::{self, CursorPayload, QueryHash};
+use cgm_domain::cursor::{self, QueryHash};
 use cgm_domain::ids::DeviceSn;
 use cgm_edge::{Answer, Frame, HttpService, Params, Routes};
 use cgm_shared::aws::{self, CallLimits};
@@ -138,22 +138,6 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> Routes for FhirService<S, U, 
             Route::Observations => self.observations(p, &base, frame.started()).await,
             Route::Reports => self.reports(p, &base).await,
         }
-    }
-}
-
-/// A search cursor: the device/time index key of the last reading a page covered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SearchCursor(Position);
-
-impl CursorPayload for SearchCursor {
-    const KIND: &'static str = "fhir";
-
-    fn write(&self) -> String {
-        self.0.to_cursor_text()
-    }
-
-    fn read(text: &str) -> Option<Self> {
-        Position::from_cursor_text(text).map(SearchCursor)
     }
 }
 
@@ -311,15 +295,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
             unit.reading_code(),
             if include_warm_up { "all" } else { "valid" },
         ]);
-        let start = match p.query("_cursor") {
-            None => None,
-            Some(c) => {
-                let c: SearchCursor = cursor::decode(c.trim(), qh).map_err(|e| bad(format!("_cursor: {e}")))?;
-                if !range.contains(c.0.measured_at) {
-                    return Err(bad("_cursor: cursor is malformed"));
-                }
-                Some(c.0)
-            }
+        let start = match p.cursor_param::<Position>("_cursor", qh)? {
+            Some(c) if !range.contains(c.measured_at) => return Err(bad("_cursor: cursor is malformed")),
+            start => start,
         };
         let device_ref = profiles::device_reference(sn);
         let q = ReadingQuery { device_sn: sn, range, valid_only: !include_warm_up, newest_first: false };
@@ -338,7 +316,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
         }
         let entries: Vec<String> = page.items.into_iter().flatten().collect();
         let next = page.next.map(|pos| {
-            let token = cursor::encode(&SearchCursor(pos), qh);
+            let token = cursor::encode(&pos, qh);
             search_url(base, "Observation", &p.pairs_all(), Some(&token))
         });
         let body = resources::searchset(s.self_url, next.as_deref(), &entries);

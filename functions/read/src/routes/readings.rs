@@ -5,7 +5,7 @@ use crate::ReadService;
 use crate::error::{ReadError, bad};
 use crate::params::{self, Format};
 use crate::text::csv_field;
-use cgm_domain::cursor::{self, CursorPayload, QueryHash};
+use cgm_domain::cursor::{self, QueryHash};
 use cgm_domain::ids::{DeviceSn, TestId};
 use cgm_domain::store::reads::paging;
 use cgm_domain::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
@@ -22,22 +22,6 @@ pub const READINGS_MAX_LIMIT: usize = 5_000;
 
 const CSV_HEADER: &str =
     "device_sn,test_id,serial_no,measured_at,measured_at_utc,local_time,glucose_mmol,status,valid\r\n";
-
-/// A readings cursor: the device/time index key of the last reading a page covered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadingCursor(pub Position);
-
-impl CursorPayload for ReadingCursor {
-    const KIND: &'static str = "read";
-
-    fn write(&self) -> String {
-        self.0.to_cursor_text()
-    }
-
-    fn read(text: &str) -> Option<Self> {
-        Position::from_cursor_text(text).map(ReadingCursor)
-    }
-}
 
 #[derive(Debug, Serialize)]
 struct ReadingOut<'a> {
@@ -106,15 +90,15 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
             &range.end().ms().to_string(),
             if include_invalid { "all" } else { "valid" },
         ]);
-        let start = match p.cursor::<ReadingCursor>(qh)? {
+        let start = match p.cursor::<Position>(qh)? {
             // A start key outside the query's range is refused by DynamoDB: say so here.
-            Some(c) if !range.contains(c.0.measured_at) => return Err(bad("cursor is malformed")),
-            c => c.map(|c| c.0),
+            Some(c) if !range.contains(c.measured_at) => return Err(bad("cursor is malformed")),
+            start => start,
         };
         let q = ReadingQuery { device_sn: &sn, range, valid_only: !include_invalid, newest_first: false };
         let until = started + PAGE_TIME_BUDGET;
         let zone = self.zone;
-        let next_cursor = |p: Option<Position>| p.map(|p| cursor::encode(&ReadingCursor(p), qh));
+        let next_cursor = |p: Option<Position>| p.map(|p| cursor::encode(&p, qh));
         match format {
             Format::Json => {
                 let page = paging::fill_page(&self.store, &q, start, limit, PAGE_BUDGET_BYTES, until, |r| {

@@ -43,6 +43,20 @@ impl Position {
     }
 }
 
+/// The one cursor of every listing over the device/time index (the read API's readings,
+/// FHIR's Observation search): the position of the last reading a page covered.
+impl crate::cursor::CursorPayload for Position {
+    const KIND: &'static str = "position";
+
+    fn write(&self) -> String {
+        self.to_cursor_text()
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        Position::from_cursor_text(text)
+    }
+}
+
 impl StoredReading {
     pub fn position(&self) -> Position {
         Position { measured_at: self.measured_at, test_id: self.test_id.clone() }
