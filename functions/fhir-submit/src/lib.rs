@@ -224,7 +224,20 @@ impl Left {
     }
 }
 
-pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSensorStore, C = DynamoCheckpointStore> {
+/// The submitter, generic over the stores it reads and writes so that memory stores stand in
+/// for DynamoDB in its unit tests: `S` the readings ([`ReadStore`](cgm_domain::store::reads::ReadStore)),
+/// `U` the daily rollups ([`RollupStore`](cgm_domain::store::rollups::RollupStore)), `T` the
+/// sensor sessions ([`SensorStore`](cgm_domain::store::sensors::SensorStore)), `C` its
+/// checkpoints ([`CheckpointStore`](checkpoints::CheckpointStore)) and `Q` the one-time
+/// submissions ([`SubmissionRequests`](cgm_domain::store::submissions::SubmissionRequests)).
+/// The EHR is reached over HTTP ([`Ehr`]); the tests give it a stand-in on loopback.
+pub struct Submitter<
+    S = DynamoReadStore,
+    U = DynamoRollupStore,
+    T = DynamoSensorStore,
+    C = DynamoCheckpointStore,
+    Q = DynamoSubmissionRequests,
+> {
     store: S,
     rollups: U,
     sensors: T,
@@ -240,7 +253,7 @@ pub struct Submitter<S = DynamoReadStore, U = DynamoRollupStore, T = DynamoSenso
     /// Cleared when the EHR shows it has no conditional create.
     conditional: AtomicBool,
     /// The one-time submissions (`POST /fhir-submissions`), in the submissions table.
-    requests: Option<DynamoSubmissionRequests>,
+    requests: Option<Q>,
 }
 
 /// Builds the submitter from the configuration: the EHR's base, the client and its key
@@ -303,6 +316,7 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
 const DEFAULT_FONT_DIR: &str = "/opt/fonts";
 
 impl<S, U, T, C> Submitter<S, U, T, C> {
+    /// A submitter without one-time submissions ([`Self::with_requests`] adds them).
     pub fn new(
         store: S,
         rollups: U,
@@ -328,17 +342,47 @@ impl<S, U, T, C> Submitter<S, U, T, C> {
             requests: None,
         }
     }
+}
 
+impl<S, U, T, C, Q> Submitter<S, U, T, C, Q> {
     /// With the fonts the summary's PDF is drawn in (`cgm-summary-pdf`; without, none is sent).
     pub fn with_fonts(mut self, fonts: Option<Arc<fontdb::Database>>) -> Self {
         self.fonts = fonts;
         self
     }
 
-    /// With the one-time submissions to send first in each run.
-    pub fn with_requests(mut self, requests: Option<DynamoSubmissionRequests>) -> Self {
-        self.requests = requests;
-        self
+    /// With the one-time submissions to send first in each run, from this store.
+    pub fn with_requests<R>(self, requests: Option<R>) -> Submitter<S, U, T, C, R> {
+        let Submitter {
+            store,
+            rollups,
+            sensors,
+            checkpoints,
+            ehr,
+            zone,
+            unit,
+            naming,
+            patient_system,
+            settings,
+            fonts,
+            conditional,
+            requests: _,
+        } = self;
+        Submitter {
+            store,
+            rollups,
+            sensors,
+            checkpoints,
+            ehr,
+            zone,
+            unit,
+            naming,
+            patient_system,
+            settings,
+            fonts,
+            conditional,
+            requests,
+        }
     }
 
     pub fn checkpoints(&self) -> &C {

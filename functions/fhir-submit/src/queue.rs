@@ -20,7 +20,7 @@ pub const MAX_REQUEST_ATTEMPTS: u32 = 5;
 /// The longest one-time submission (`POST /fhir-submissions` takes no longer one).
 const MAX_REQUEST_DAYS: i64 = 90;
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q: SubmissionRequests> Submitter<S, U, T, C, Q> {
     /// The one-time submissions queued by `POST /fhir-submissions`, oldest first: each sends
     /// its period's readings and summary again (with `ifNoneExist` only, so the EHR matches
     /// what it has), whatever the checkpoints say, and is written `done` or `failed`. One the

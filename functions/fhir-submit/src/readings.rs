@@ -33,7 +33,7 @@ pub(crate) struct Resent {
     pub tally: Tally,
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q> Submitter<S, U, T, C, Q> {
     /// The readings after the checkpoint, oldest first, a bundle at a time. The checkpoint
     /// passes every stored reading, warm-up ones too (they are not sent), and counts them per
     /// local day, so its counts compare with the session's ([`Self::late_days`]).

@@ -17,6 +17,7 @@ use cgm_domain::store::StoreError;
 use cgm_domain::store::reads::{Position, ReadStore};
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::SubmissionRequests;
 use cgm_domain::time::Timestamp;
 use cgm_shared::config::PatientReference;
 use chrono::{Datelike, NaiveDate};
@@ -34,7 +35,7 @@ pub(crate) struct Patient<'s> {
     pub subject: Value,
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q: SubmissionRequests> Submitter<S, U, T, C, Q> {
     /// One scheduled run at `now`, until `until`. Only what the whole run needs (the lists of
     /// running sensors and open checkpoints) fails it; a device's failure is counted in the
     /// report and the run goes on with the others.
@@ -74,7 +75,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         report.log();
         Ok(report)
     }
+}
 
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q> Submitter<S, U, T, C, Q> {
     /// The readings checkpoint of a running sensor, written empty when it has none.
     async fn open_checkpoint(&self, sn: &DeviceSn, now: Timestamp) -> Result<(), SubmitError> {
         let mut c = self.checkpoints.get(sn, Kind::Readings).await?;
@@ -170,7 +173,9 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         }
         Ok(plan)
     }
+}
 
+impl<S, U, T, C, Q> Submitter<S, U, T, C, Q> {
     /// Each run starts from what the EHR's CapabilityStatement declares of conditional
     /// create; when it declares nothing, from "it has it" (the IG recommends it), corrected
     /// by the first bundle's answers ([`Self::send`]). So an EHR that gains (or loses) it is
@@ -202,6 +207,26 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
         Ok(Some(Patient { id, ehr_id, subject }))
     }
 
+    /// The local day of `t` when a FHIR `dateTime` can hold it (years 1 to 9999 in the zone).
+    pub(crate) fn fhir_day(&self, t: Timestamp) -> Option<NaiveDate> {
+        self.zone.local_date(t).filter(|d| FHIR_YEARS.contains(&d.year()))
+    }
+
+    /// The local days of the session's first and last readings. Either outside what FHIR can
+    /// write is a stored value gone wrong (a corrupt item, a device clock far off): nothing
+    /// of the device can be placed by it, so the device fails, for someone to look at.
+    pub(crate) fn session_days(&self, s: &Session) -> Result<(NaiveDate, NaiveDate), SubmitError> {
+        let first = self
+            .fhir_day(s.first.at)
+            .ok_or(SubmitError::BadStoredData("the session's first reading is at no time of years 1 to 9999"))?;
+        let last = self
+            .fhir_day(s.last.at)
+            .ok_or(SubmitError::BadStoredData("the session's last reading is at no time of years 1 to 9999"))?;
+        Ok((first, last))
+    }
+}
+
+impl<S, U, T, C: CheckpointStore, Q> Submitter<S, U, T, C, Q> {
     /// Writes `c` as it now stands, over the version it was read as: another run's write in
     /// between is a conflict (this run stops for the device; the next reads it again).
     pub(crate) async fn save(&self, c: &mut Checkpoint) -> Result<(), SubmitError> {
@@ -243,25 +268,5 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter
             self.save(&mut c).await?;
         }
         Ok(())
-    }
-}
-
-impl<S, U, T, C> Submitter<S, U, T, C> {
-    /// The local day of `t` when a FHIR `dateTime` can hold it (years 1 to 9999 in the zone).
-    pub(crate) fn fhir_day(&self, t: Timestamp) -> Option<NaiveDate> {
-        self.zone.local_date(t).filter(|d| FHIR_YEARS.contains(&d.year()))
-    }
-
-    /// The local days of the session's first and last readings. Either outside what FHIR can
-    /// write is a stored value gone wrong (a corrupt item, a device clock far off): nothing
-    /// of the device can be placed by it, so the device fails, for someone to look at.
-    pub(crate) fn session_days(&self, s: &Session) -> Result<(NaiveDate, NaiveDate), SubmitError> {
-        let first = self
-            .fhir_day(s.first.at)
-            .ok_or(SubmitError::BadStoredData("the session's first reading is at no time of years 1 to 9999"))?;
-        let last = self
-            .fhir_day(s.last.at)
-            .ok_or(SubmitError::BadStoredData("the session's last reading is at no time of years 1 to 9999"))?;
-        Ok((first, last))
     }
 }

@@ -122,7 +122,7 @@ pub(crate) fn smaller(batch: usize) -> usize {
     half
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q> Submitter<S, U, T, C, Q> {
     pub(crate) fn device_entry(&self, session: &Session, subject: &Value) -> Entry {
         Entry::of(profiles::device(&session.device_sn, Some(session), &self.naming, Some(subject)))
     }

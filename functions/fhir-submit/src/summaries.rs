@@ -77,7 +77,7 @@ fn next_summary(
     Ok(Some(DueSummary { period_last, first, last }))
 }
 
-impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore> Submitter<S, U, T, C> {
+impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q> Submitter<S, U, T, C, Q> {
     /// The summaries due: one every `plan.every_days` local days from the sensor's first
     /// day, each over the `plan.lookback_days` that end with its period, once the period's
     /// last day has passed.

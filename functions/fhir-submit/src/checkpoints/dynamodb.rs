@@ -1,6 +1,11 @@
 //! The DynamoDB [`CheckpointStore`]: the submissions table, key `deviceSn` and `kind`.
+//!
+//! The same table holds the one-time submissions, in their own layout
+//! (`cgm_shared::store::submissions::dynamodb`: `deviceSn` = `request#<id>`, `kind` =
+//! `request`). [`CheckpointStore::open`]'s scan reads those items too; a `kind` that is no
+//! [`Kind`] makes them no checkpoint, so they are skipped.
 
-use super::{Checkpoint, CheckpointStore, Kind, Saved};
+use super::{Checkpoint, CheckpointStore, Kind, Saved, version_limit};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cgm_domain::ids::DeviceSn;
@@ -55,11 +60,6 @@ fn checkpoint_of(item: &Item) -> Option<Checkpoint> {
         completed_at: Timestamp(num(item, sa::COMPLETED_AT).unwrap_or(0)),
         version: num(item, sa::VERSION).unwrap_or(0),
     })
-}
-
-/// A checkpoint whose stored version is the largest there is cannot be written again.
-pub(super) fn version_limit() -> StoreError {
-    StoreError::Failed { kind: "VersionLimit".into(), source: "the checkpoint's stored version is at its limit".into() }
 }
 
 impl CheckpointStore for DynamoCheckpointStore {

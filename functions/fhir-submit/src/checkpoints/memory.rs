@@ -23,7 +23,7 @@ impl CheckpointStore for MemoryCheckpointStore {
         if items.get(&key).map_or(0, |o| o.version) != c.version {
             return Ok(Saved::Conflict);
         }
-        let Some(next) = c.version.checked_add(1) else { return Err(super::dynamodb::version_limit()) };
+        let Some(next) = c.version.checked_add(1) else { return Err(super::version_limit()) };
         items.insert(key, Checkpoint { version: next, ..c.clone() });
         Ok(Saved::Stored)
     }

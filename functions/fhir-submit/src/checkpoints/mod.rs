@@ -81,6 +81,11 @@ impl Checkpoint {
     }
 }
 
+/// A checkpoint whose stored version is the largest there is cannot be written again.
+pub(crate) fn version_limit() -> StoreError {
+    StoreError::Failed { kind: "VersionLimit".into(), source: "the checkpoint's stored version is at its limit".into() }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
     Stored,
