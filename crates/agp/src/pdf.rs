@@ -34,6 +34,16 @@ pub enum FontsError {
     Empty { dir: String },
 }
 
+/// Where the fonts layer (the template's `FontsLayer`) puts its fonts in Lambda.
+pub const DEFAULT_FONT_DIR: &str = "/opt/fonts";
+
+/// The fonts of `AGP_FONT_DIR` (`setting`), else of the fonts layer's [`DEFAULT_FONT_DIR`]:
+/// how every function that typesets a PDF loads them at cold start. Its caller refuses to
+/// start on an error: a PDF whose text silently vanished would be worse than none.
+pub fn load_configured_fonts(setting: Option<&str>) -> Result<fontdb::Database, FontsError> {
+    load_fonts(Path::new(setting.unwrap_or(DEFAULT_FONT_DIR)))
+}
+
 /// Every font file in `dir` (not its subfolders), with sans-serif set to [`FONT_FAMILY`]
 /// when it is among them.
 pub fn load_fonts(dir: &Path) -> Result<fontdb::Database, FontsError> {

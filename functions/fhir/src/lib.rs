@@ -489,15 +489,11 @@ fn search_url(base: &str, resource: &str, pairs: &[(&str, &str)], cursor: Option
     format!("{base}/{resource}?{}", parts.join("&"))
 }
 
-/// Where the fonts layer puts its fonts in Lambda.
-const DEFAULT_FONT_DIR: &str = "/opt/fonts";
-
 /// Builds the service the way a cold start does: one DynamoDB client for the process, and
 /// the fonts of `AGP_FONT_DIR` (a folder without a font stops the cold start: a PDF whose
 /// text silently vanished would be worse than none).
 pub async fn from_config(cfg: &Config) -> Result<FhirService, ConfigError> {
-    let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
-    let fonts = agp_pdf::load_fonts(std::path::Path::new(dir))
+    let fonts = agp_pdf::load_configured_fonts(cfg.agp_font_dir.as_deref())
         .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
     let sdk = aws::sdk_config(cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);

@@ -29,14 +29,10 @@ use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use error::{ReportApi, ReportError};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use std::path::Path;
 use std::sync::Arc;
 
 /// The service as Lambda runs it.
 pub type DynamoReportService = ReportService<DynamoReadStore, DynamoRollupStore, DynamoPatientStore>;
-
-/// Where the fonts layer puts its fonts in Lambda.
-pub const DEFAULT_FONT_DIR: &str = "/opt/fonts";
 
 pub struct ReportService<S, U, P> {
     /// The readings index and the daily rollups, as the read side reads them.
@@ -116,8 +112,7 @@ fn file_safe(s: &str) -> String {
 /// `AGP_FONT_DIR` (the layer's `/opt/fonts` by default). No font, no start: a PDF whose
 /// text silently vanished would be worse than an error.
 pub async fn from_config(cfg: &Config) -> Result<DynamoReportService, ConfigError> {
-    let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
-    let fonts = pdf::load_fonts(Path::new(dir))
+    let fonts = pdf::load_configured_fonts(cfg.agp_font_dir.as_deref())
         .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
     let sdk = aws::sdk_config(cfg).await;
     let client = aws::dynamodb(&sdk, cfg.dynamodb_endpoint.as_deref(), CallLimits::READ);
