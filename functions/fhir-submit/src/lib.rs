@@ -44,6 +44,8 @@
 //! - [`readings`]: the readings checkpoint, late days, and a period's readings sent again;
 //! - [`summaries`]: the summaries due per period and their PDFs;
 //! - [`checkpoints`]: the checkpoint store (its trait, DynamoDB and memory);
+//! - `exactly_once` (tests only): the exactly-once rules (a partial answer, a lost answer,
+//!   late days, a restart, a one-time submission) on memory stores and the stand-in EHR;
 //! - [`smart`] gets the access tokens, [`ehr`] talks to the EHR, [`bundle`] builds the
 //!   `cgm-data-submission-bundle`, [`orders`] reads standing orders as a plan; the
 //!   resources come from `cgm-fhir-profiles`, as the FHIR read API serves them.
@@ -51,6 +53,8 @@
 pub mod bundle;
 pub mod checkpoints;
 pub mod ehr;
+#[cfg(test)]
+mod exactly_once;
 pub mod orders;
 mod queue;
 mod readings;
