@@ -294,8 +294,7 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
     // Standing orders may ask for the PDF (the IG's example does), and so may a one-time
     // submission: the fonts are loaded whenever AGP_FONT_DIR names them (the stack's does).
     let fonts = if s.submit_summary_pdf || s.read_standing_orders || cfg.agp_font_dir.is_some() {
-        let dir = cfg.agp_font_dir.as_deref().unwrap_or(DEFAULT_FONT_DIR);
-        let db = pdf::load_fonts(std::path::Path::new(dir))
+        let db = pdf::load_configured_fonts(cfg.agp_font_dir.as_deref())
             .map_err(|e| ConfigError::Invalid { var: "AGP_FONT_DIR", reason: e.to_string() })?;
         Some(Arc::new(db))
     } else {
@@ -315,9 +314,6 @@ pub async fn from_config(cfg: &Config) -> Result<Submitter, ConfigError> {
     .with_fonts(fonts)
     .with_requests(Some(DynamoSubmissionRequests::new(dynamo, t.submissions.clone()))))
 }
-
-/// Where the fonts layer puts its fonts in Lambda.
-const DEFAULT_FONT_DIR: &str = "/opt/fonts";
 
 impl<S, U, T, C> Submitter<S, U, T, C> {
     /// A submitter without one-time submissions ([`Self::with_requests`] adds them).
