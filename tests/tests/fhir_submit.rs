@@ -11,8 +11,8 @@
 use cgm_domain::ids::DeviceSn;
 use cgm_domain::session::Session;
 use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::checkpoints::{CheckpointStore, Kind};
 use cgm_domain::time::Timestamp;
-use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
 use cgm_shared::store::attr;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
 use cgm_tests::fake_ehr::{CLIENT_ID, FakeEhr, KEY_ID, TestKey};
@@ -609,7 +609,10 @@ async fn a_device_with_impossible_stored_values_fails_alone_and_the_others_are_s
     let submitter = cgm_fhir_submit::from_config(&cfg).await.expect("the submitter starts");
     let mut c = submitter.checkpoints().get(&DeviceSn::from("SN-CKPT"), Kind::Summary).await.unwrap();
     c.through = Some(chrono::NaiveDate::MAX.to_string());
-    assert_eq!(submitter.checkpoints().put(&c).await.unwrap(), cgm_fhir_submit::checkpoints::Saved::Stored);
+    assert_eq!(
+        submitter.checkpoints().put(&c).await.unwrap(),
+        cgm_domain::store::submissions::checkpoints::Saved::Stored
+    );
     let requests = cgm_shared::store::submissions::dynamodb::DynamoSubmissionRequests::new(
         stack.client.clone(),
         stack.table("SUBMISSIONS_TABLE").into(),

@@ -9,8 +9,6 @@
 //! warm-up (never sent, but passed by the checkpoint); its session as the readings stream's
 //! consumer keeps it, each local day counting every reading.
 
-use crate::checkpoints::memory::MemoryCheckpointStore;
-use crate::checkpoints::{Checkpoint, CheckpointStore, Kind};
 use crate::ehr::{Ehr, Retry};
 use crate::{RunReport, Submitter, smart};
 use cgm_domain::alerts::AlertSettings;
@@ -21,6 +19,8 @@ use cgm_domain::store::reads::StoredReading;
 use cgm_domain::store::reads::memory::MemoryReadStore;
 use cgm_domain::store::rollups::memory::MemoryRollupStore;
 use cgm_domain::store::sensors::memory::MemorySensorStore;
+use cgm_domain::store::submissions::checkpoints::{Checkpoint, CheckpointStore, Kind};
+use cgm_domain::store::submissions::memory::MemoryCheckpointStore;
 use cgm_domain::store::submissions::memory::MemorySubmissionRequests;
 use cgm_domain::store::submissions::{RequestProfiles, RequestStatus, SubmissionRequest, SubmissionRequests};
 use cgm_domain::time::{SourceZone, Timestamp};

@@ -43,7 +43,8 @@
 //!   caller moves its checkpoint or counts by;
 //! - [`readings`]: the readings checkpoint, late days, and a period's readings sent again;
 //! - [`summaries`]: the summaries due per period and their PDFs;
-//! - [`checkpoints`]: the checkpoint store (its trait, DynamoDB and memory);
+//! - the checkpoints it keeps are `cgm_domain::store::submissions::checkpoints` (the
+//!   trait and memory store) and `cgm_shared::store::submissions::dynamodb` (the table);
 //! - `exactly_once` (tests only): the exactly-once rules (a partial answer, a lost answer,
 //!   late days, a restart, a one-time submission) on memory stores and the stand-in EHR;
 //! - [`smart`] gets the access tokens, [`ehr`] talks to the EHR, [`bundle`] builds the
@@ -51,7 +52,6 @@
 //!   resources come from `cgm-fhir-profiles`, as the FHIR read API serves them.
 
 pub mod bundle;
-pub mod checkpoints;
 pub mod ehr;
 #[cfg(test)]
 mod exactly_once;
@@ -72,8 +72,7 @@ use cgm_shared::config::{Config, ConfigError, FhirSubmitSettings};
 use cgm_shared::store::reads::dynamodb::DynamoReadStore;
 use cgm_shared::store::rollups::dynamodb::DynamoRollupStore;
 use cgm_shared::store::sensors::dynamodb::DynamoSensorStore;
-use cgm_shared::store::submissions::dynamodb::DynamoSubmissionRequests;
-use checkpoints::dynamodb::DynamoCheckpointStore;
+use cgm_shared::store::submissions::dynamodb::{DynamoCheckpointStore, DynamoSubmissionRequests};
 use ehr::{Ehr, EhrError};
 use orders::OrderError;
 use serde::Serialize;
@@ -232,7 +231,7 @@ impl Left {
 /// for DynamoDB in its unit tests: `S` the readings ([`ReadStore`](cgm_domain::store::reads::ReadStore)),
 /// `U` the daily rollups ([`RollupStore`](cgm_domain::store::rollups::RollupStore)), `T` the
 /// sensor sessions ([`SensorStore`](cgm_domain::store::sensors::SensorStore)), `C` its
-/// checkpoints ([`CheckpointStore`](checkpoints::CheckpointStore)) and `Q` the one-time
+/// checkpoints ([`CheckpointStore`](cgm_domain::store::submissions::checkpoints::CheckpointStore)) and `Q` the one-time
 /// submissions ([`SubmissionRequests`](cgm_domain::store::submissions::SubmissionRequests)).
 /// The EHR is reached over HTTP ([`Ehr`]); the tests give it a stand-in on loopback.
 pub struct Submitter<

@@ -4,12 +4,12 @@
 //! summary sent again with `ifNoneExist` only whatever the checkpoints say, and written
 //! `done` or `failed`, or left queued for the next run up to [`MAX_REQUEST_ATTEMPTS`].
 
-use crate::checkpoints::CheckpointStore;
 use crate::readings::Resent;
 use crate::{FHIR_YEARS, RunReport, SubmitError, Submitter};
 use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::checkpoints::CheckpointStore;
 use cgm_domain::store::submissions::{RequestStatus, SubmissionRequest, SubmissionRequests};
 use cgm_domain::time::Timestamp;
 use chrono::Datelike;

@@ -9,7 +9,6 @@
 //! that came late.
 
 use crate::bundle::Entry;
-use crate::checkpoints::{Checkpoint, CheckpointStore, Kind};
 use crate::orders::ReadingsPlan;
 use crate::send::{Tally, smaller, too_large};
 use crate::{RunReport, SubmitError, Submitter};
@@ -18,6 +17,7 @@ use cgm_domain::store::reads::paging::fill_page;
 use cgm_domain::store::reads::{Position, ReadStore, ReadingQuery, StoredReading};
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::checkpoints::{Checkpoint, CheckpointStore, Kind};
 use cgm_domain::time::{TimeRange, Timestamp};
 use cgm_fhir_profiles::{self as profiles, GlucoseUnit};
 use serde_json::Value;

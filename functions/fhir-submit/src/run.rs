@@ -8,7 +8,6 @@
 //! all sent.
 
 use crate::bundle::{self, patient_subject};
-use crate::checkpoints::{Checkpoint, CheckpointStore, Kind, Saved};
 use crate::orders::{self, Plan};
 use crate::{FHIR_YEARS, RunReport, SubmitError, Submitter};
 use cgm_domain::ids::DeviceSn;
@@ -18,6 +17,7 @@ use cgm_domain::store::reads::{Position, ReadStore};
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
 use cgm_domain::store::submissions::SubmissionRequests;
+use cgm_domain::store::submissions::checkpoints::{Checkpoint, CheckpointStore, Kind, Saved};
 use cgm_domain::time::Timestamp;
 use cgm_shared::config::PatientReference;
 use chrono::{Datelike, NaiveDate};

@@ -5,13 +5,13 @@
 //! every caller moves its checkpoint or counts by.
 
 use crate::bundle::{self, Entry, submission_bundle};
-use crate::checkpoints::{Checkpoint, CheckpointStore};
 use crate::ehr::EhrError;
 use crate::{RunReport, SubmitError, Submitter};
 use cgm_domain::session::Session;
 use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::checkpoints::{Checkpoint, CheckpointStore};
 use cgm_fhir_profiles as profiles;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
@@ -186,8 +186,8 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q> Submit
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoints::Kind;
     use cgm_domain::ids::DeviceSn;
+    use cgm_domain::store::submissions::checkpoints::Kind;
 
     #[test]
     fn a_tally_counts_in_order_up_to_the_first_entry_not_answered_for() {

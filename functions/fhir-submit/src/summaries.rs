@@ -5,7 +5,6 @@
 //! the EHR answered for all of them.
 
 use crate::bundle::Entry;
-use crate::checkpoints::{CheckpointStore, Kind};
 use crate::orders::SummaryPlan;
 use crate::send::Tally;
 use crate::{RunReport, SubmitError, Submitter};
@@ -16,6 +15,7 @@ use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::reads::paging::ReadAllError;
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
+use cgm_domain::store::submissions::checkpoints::{CheckpointStore, Kind};
 use cgm_domain::time::Timestamp;
 use cgm_fhir_profiles::summary::summary_figures;
 use cgm_fhir_profiles::{self as profiles};

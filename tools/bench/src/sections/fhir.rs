@@ -121,7 +121,7 @@ pub async fn fhir(runs: usize) -> anyhow::Result<String> {
 /// `runs` submissions of device `sn` (already pushed and rolled up in cgm-dev's tables) to a
 /// fresh stand-in EHR each, from the submitter's cold start: one row each.
 async fn submit_runs(sn: &str, runs: usize) -> anyhow::Result<Vec<String>> {
-    use cgm_fhir_submit::checkpoints::{CheckpointStore, Kind};
+    use cgm_domain::store::submissions::checkpoints::{CheckpointStore, Kind};
     let mut rows = Vec::new();
     // Between runs the checkpoints are deleted with one client, made once.
     let local = cgm_shared::Config::from_lookup(|k| (k == "DYNAMODB_ENDPOINT").then(cgm_tests::endpoint))?;

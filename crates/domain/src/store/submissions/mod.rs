@@ -7,6 +7,7 @@
 //! next run sends it and writes `done` or `failed` with the counts; the table's TTL removes
 //! it 90 days after it was made.
 
+pub mod checkpoints;
 pub mod memory;
 
 use crate::ids::DeviceSn;

@@ -1,17 +1,16 @@
-//! Where the submitter remembers what the EHR has: one checkpoint per device and kind (its
-//! readings, its summaries) in the submissions table, key `deviceSn` and `kind`.
+//! Where the FHIR submitter remembers what the EHR has: one checkpoint per device and kind
+//! (its readings, its summaries) in the submissions table, key `deviceSn` and `kind`
+//! (`cgm_shared::store::submissions::dynamodb::DynamoCheckpointStore`, beside the table's
+//! other layout, the one-time requests; [`super::memory::MemoryCheckpointStore`] for tests).
 //!
 //! A checkpoint moves only past entries the EHR answered for (accepted, or declined by its
 //! own rules), and only after it answered: a run cut off before that sends the same entries
 //! again, and their `ifNoneExist` makes the EHR match rather than create them. A write names
 //! the version it read, so two runs cannot move one checkpoint apart.
 
-pub mod dynamodb;
-pub mod memory;
-
-use cgm_domain::ids::DeviceSn;
-use cgm_domain::store::StoreError;
-use cgm_domain::time::Timestamp;
+use crate::ids::DeviceSn;
+use crate::store::StoreError;
+use crate::time::Timestamp;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,7 +19,7 @@ use std::future::Future;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// `cgm-sensor-reading-*` Observations; `through` is the last reading's place in the
-    /// device/time index ([`cgm_domain::store::reads::Position::to_cursor_text`]).
+    /// device/time index ([`crate::store::reads::Position::to_cursor_text`]).
     Readings,
     /// `cgm-summary` panels; `through` is the last local day one covered (`YYYY-MM-DD`).
     Summary,
@@ -82,7 +81,7 @@ impl Checkpoint {
 }
 
 /// A checkpoint whose stored version is the largest there is cannot be written again.
-pub(crate) fn version_limit() -> StoreError {
+pub fn version_limit() -> StoreError {
     StoreError::Failed { kind: "VersionLimit".into(), source: "the checkpoint's stored version is at its limit".into() }
 }
 
