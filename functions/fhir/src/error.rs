@@ -3,6 +3,7 @@
 
 use crate::resources::{FHIR_JSON, IssueType, operation_outcome};
 use cgm_domain::store::StoreError;
+use cgm_domain::store::reads::paging::ReadAllError;
 use cgm_edge::{Api, BadRequest, reply};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
@@ -34,6 +35,14 @@ pub enum FhirError {
 
 pub fn bad(msg: impl Into<String>) -> FhirError {
     FhirError::BadRequest(BadRequest::new(msg))
+}
+
+/// Reading a period failed: the store, or more readings than one answer holds.
+pub(crate) fn read_error(e: ReadAllError) -> FhirError {
+    match e {
+        ReadAllError::Store(e) => FhirError::Store(e),
+        e @ ReadAllError::TooMany(_) => FhirError::BadRequest(cgm_edge::BadRequest::too_many_readings(e, "period")),
+    }
 }
 
 /// A FHIR reply: `application/fhir+json`.

@@ -4,14 +4,14 @@
 
 use super::*;
 use cgm_domain::alerts::AlertSettings;
-use cgm_domain::session::SensorReading;
+use cgm_domain::session::{SensorReading, Session};
 use cgm_domain::settings::FhirSettings;
 use cgm_domain::store::reads::StoredReading;
 use cgm_domain::store::reads::memory::MemoryReadStore;
 use cgm_domain::store::rollups::memory::MemoryRollupStore;
 use cgm_domain::store::sensors::memory::MemorySensorStore;
 use cgm_domain::time::Timestamp;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// 2024-05-01T00:00:00+08:00.
