@@ -3,13 +3,15 @@
 //! (`cgm-sensor-reading-moles-per-volume`, or `-mass-per-volume` in mg/dL), a summary
 //! (`cgm-summary` and its six members, [`summary`] computing its figures), the sensor
 //! (`cgm-device`). The FHIR read API serves them and the submitter sends them to the EHR;
-//! this library is what both share (a function never imports another).
+//! this library is what both share (a function never imports another), with the
+//! percent-encoding of their queries and forms ([`url`]).
 //!
 //! Plain functions from the domain's types to FHIR JSON: no HTTP. Which rule of
 //! `profiles.fsh` each field satisfies is said beside it; the tests run every resource
 //! through a FHIR validator and those rules.
 
 pub mod summary;
+pub mod url;
 
 use cgm_domain::ids::DeviceSn;
 use cgm_domain::metrics::{MG_DL_PER_MMOL, round_to};

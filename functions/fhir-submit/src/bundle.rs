@@ -8,15 +8,9 @@
 //! same bundle.
 
 use cgm_shared::config::PatientReference;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// What stays unencoded in a search value: unreserved characters and the URI punctuation an
-/// identifier system holds (`:`, `/`).
-const SEARCH_VALUE: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':').remove(b'/');
 
 /// One entry to POST.
 #[derive(Debug, Clone)]
@@ -42,10 +36,9 @@ pub fn token_search(param: &str, system: &str, value: &str) -> String {
     format!("{param}={}|{}", search_value(system), search_value(value))
 }
 
-/// A search value, percent-encoded.
-pub fn search_value(v: &str) -> String {
-    utf8_percent_encode(v, SEARCH_VALUE).to_string()
-}
+/// A search value, percent-encoded: unreserved characters and the URI punctuation an
+/// identifier system holds (`:`, `/`) stay ([`cgm_fhir_profiles::url::SEARCH_VALUE`]).
+pub use cgm_fhir_profiles::url::search_value;
 
 /// The `fullUrl` of the resource with this identifier.
 pub fn full_url(system: &str, value: &str) -> String {

@@ -7,7 +7,6 @@
 use cgm_domain::sensitive::Sensitive;
 use cgm_shared::config::SigningAlg;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -20,9 +19,6 @@ const RENEW_BEFORE: Duration = Duration::from_secs(60);
 /// A token without `expires_in` is kept this long (SMART recommends at most 5 minutes).
 const DEFAULT_TOKEN_SECONDS: u64 = 300;
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// Form values: unreserved characters stay, everything else is percent-encoded.
-const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmartError {
@@ -161,7 +157,7 @@ impl Tokens {
             ("client_assertion", assertion.as_str()),
         ]
         .iter()
-        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, FORM)))
+        .map(|(k, v)| format!("{k}={}", cgm_fhir_profiles::url::query_value(v)))
         .collect::<Vec<_>>()
         .join("&");
         let what = "token endpoint";

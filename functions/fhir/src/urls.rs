@@ -6,11 +6,8 @@ use cgm_domain::store::reads::ReadStore;
 use cgm_domain::store::rollups::RollupStore;
 use cgm_domain::store::sensors::SensorStore;
 use cgm_edge::Params;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use cgm_fhir_profiles::url::query_value;
 use serde_json::Value;
-
-/// Unreserved characters stay; everything else of a query value is percent-encoded.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> FhirService<S, U, T> {
     /// The FHIR base the links start with: the setting, or this request's own host.
@@ -35,10 +32,10 @@ pub(crate) fn search_url(base: &str, resource: &str, pairs: &[(&str, &str)], cur
     let mut parts: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| *k != "_cursor")
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY_VALUE), utf8_percent_encode(v, QUERY_VALUE)))
+        .map(|(k, v)| format!("{}={}", query_value(k), query_value(v)))
         .collect();
     if let Some(c) = cursor {
-        parts.push(format!("_cursor={}", utf8_percent_encode(c, QUERY_VALUE)));
+        parts.push(format!("_cursor={}", query_value(c)));
     }
     format!("{base}/{resource}?{}", parts.join("&"))
 }
