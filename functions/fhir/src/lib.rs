@@ -22,12 +22,12 @@
 //! - this file: the service ([`FhirService`]), its constructors, the route table and the
 //!   dispatch of each route (`GET /fhir/metadata` answered here from [`resources`]), and
 //!   the wiring ([`from_config`]: the DynamoDB stores, the fonts);
-//! - [`device`]: `GET /fhir/Device/{id}`, and the device and patient each search starts from;
-//! - [`observations`]: the `Observation` search, readings pages and the summary (and the
+//! - `device`: `GET /fhir/Device/{id}`, and the device and patient each search starts from;
+//! - `observations`: the `Observation` search, readings pages and the summary (and the
 //!   summary's days, which the `DiagnosticReport` search shares);
-//! - [`reports`]: the `DiagnosticReport` search, the summary's PDF;
+//! - `reports`: the `DiagnosticReport` search, the summary's PDF;
 //! - [`submissions`]: the one-time submissions' routes, served as their own family;
-//! - [`urls`]: the FHIR base, `fullUrl`s and a search's links (the query re-encoded);
+//! - `urls`: the FHIR base, `fullUrl`s and a search's links (the query re-encoded);
 //! - [`search`]: the FHIR search parameters (`date`, `token`, references, `_format`);
 //! - [`resources`]: the read API's own resources (`CapabilityStatement`, the searchset
 //!   `Bundle`, `OperationOutcome`); the profiled ones are `cgm-fhir-profiles`';

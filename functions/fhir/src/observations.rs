@@ -1,7 +1,7 @@
 //! `GET /fhir/Observation?device=…&date=…&code=…&_count=…`: a device's readings as a
 //! `searchset` Bundle, paged by its `next` link (`_cursor`), or (`code=107931-8`) a
 //! `cgm-summary` over whole local days, which the `DiagnosticReport` search
-//! ([`crate::reports`]) reports on too.
+//! (`reports`) reports on too.
 
 use crate::error::{FhirError, bad, fhir_reply, read_error};
 use crate::urls::{full_url, search_url};

@@ -1,6 +1,6 @@
 //! `GET /fhir/DiagnosticReport?device=…&date=…`: the summary's `cgm-summary-pdf`, the
 //! ambulatory glucose profile's page as a PDF (the one `agp.pdf` serves), with the summary
-//! it reports on (as the `Observation` search computes it, [`crate::observations`]) included.
+//! it reports on (as the `Observation` search computes it, `observations`) included.
 
 use crate::error::{FhirError, bad, fhir_reply, read_error};
 use crate::observations::Search;
