@@ -157,6 +157,11 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
     let rcu = got.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0);
     let mut item = got.item.ok_or_else(|| anyhow::anyhow!("no session item for {sn}"))?;
     let bytes = attr::item_bytes(&item);
+    // The alert window's part of it: how many readings and resolved episodes it holds.
+    let window = item.get("alertWindow").cloned().ok_or_else(|| anyhow::anyhow!("no alertWindow in {sn}'s session"))?;
+    let list_len = |k: &str| window.as_m().ok().and_then(|m| m.get(k)).and_then(|v| v.as_l().ok()).map_or(0, Vec::len);
+    let (samples, closed) = (list_len("samples"), list_len("closed"));
+    let window_bytes = attr::item_bytes(&HashMap::from([("alertWindow".to_string(), window)]));
     item.insert(attr::DEVICE_SN.to_string(), attr::s(&format!("{sn}-COST")));
     let put = stack
         .client
@@ -203,11 +208,15 @@ pub async fn alerts(rate: usize, seconds: usize, sensors: usize) -> anyhow::Resu
         "Before alerts were evaluated independently of arrival order (issue 25; measured 2026-12-02 on this machine): \
          lag p50 138.59 ms, p99 845.82 ms; 242 records/s; a 0.3 KB session. The order-independent evaluation adds no \
          read: the alert window (the readings of the last `ALERT_MAX_AGE_MINUTES` + `ALERT_STREAM_LAG_MINUTES` by \
-         measured time, about 30 bytes each) and the outbox live in the session item the consumer already reads and \
-         writes, so it costs item size, not requests: at the defaults (10 + 30 minutes, 14 readings 3 minutes apart) \
-         about 0.7 KB, one RCU and one WCU per 4 KB and 1 KB of it. This run's window is {} minutes \
-         (`ALERT_MAX_AGE_MINUTES` 1440, so backlog readings count), the costliest case.\n",
+         measured time, and the episodes resolved in that time) and the outbox live in the session item the consumer \
+         already reads and writes. It costs item size instead, and the sensors table's index entries repeat the item: \
+         here the window is {} minutes (`ALERT_MAX_AGE_MINUTES` 1440, so that these backlog readings count) and holds \
+         {samples} readings and {closed} resolved episodes (every reading opens or resolves an urgent low), {:.1} KB of \
+         the {:.1} KB item: the costliest case, not a ward's. At the defaults (10 + 30 minutes) a window holds about 14 \
+         readings and the episodes of those 40 minutes.\n",
         1440 + cgm_domain::alerts::AlertSettings::default().stream_lag_minutes,
+        window_bytes as f64 / 1024.0,
+        bytes as f64 / 1024.0,
     )?;
     Ok(o)
 }
