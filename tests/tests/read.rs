@@ -662,6 +662,9 @@ async fn follower_tokens_expire_are_listed_audited_and_legacy_ones_upgrade_in_pl
     event["requestContext"]["routeKey"] = json!(format!("POST {route}"));
     event["requestContext"]["http"]["method"] = json!("POST");
     event["rawPath"] = json!(path);
+    // The push event's own query (its key) is no parameter of this route.
+    event["rawQueryString"] = json!("");
+    event["queryStringParameters"] = json!({});
     event["pathParameters"] = json!({"device_sn": "SN-T"});
     event["requestContext"]["authorizer"] = json!({"iam": {"userArn": caller, "accountId": "123456789012"}});
     event["body"] = json!(r#"{"label":"CANARY-LABEL-Grandma's watch","expires_in":3600}"#);

@@ -104,6 +104,7 @@ impl GapOut {
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn gaps(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        p.only(&["from", "to", "limit", "cursor"])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
         let limit = p.limit("limit", GAPS_DEFAULT_LIMIT, GAPS_MAX_LIMIT)?;
@@ -147,6 +148,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     }
 
     pub(crate) async fn summary(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        p.only(&["from", "to"])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let range = params::analysis_range(p, Timestamp::now(), ANALYSIS_DEFAULT_MS, ANALYSIS_MAX_MS)?;
         let period = Period::of(&self.zone, &self.pieces(&sn, range).await?);

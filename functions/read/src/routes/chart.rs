@@ -15,6 +15,7 @@ use lambda_http::http::StatusCode;
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn chart(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        p.only(&["date"])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let day = match p.date("date")? {
             Some(d) => d,

@@ -79,6 +79,7 @@ fn token_request(p: Params<'_>) -> Result<(Option<String>, i64), ReadError> {
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn create_token(&self, p: Params<'_>, caller: Option<&str>) -> Result<Answer, ReadError> {
+        p.only(&[])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let (label, life_s) = token_request(p)?;
         let token = follow::new_token()?;
@@ -107,6 +108,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     }
 
     pub(crate) async fn list_tokens(&self, p: Params<'_>) -> Result<Answer, ReadError> {
+        p.only(&[])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let tokens = self.store.list_follow_tokens(&sn).await?;
         let now = Timestamp::now();
@@ -128,6 +130,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     }
 
     pub(crate) async fn revoke_token(&self, p: Params<'_>, caller: Option<&str>) -> Result<Answer, ReadError> {
+        p.only(&[])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let token_id = p.path("token_id")?;
         if !self.store.delete_follow_token(&sn, token_id).await? {

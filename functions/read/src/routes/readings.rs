@@ -77,6 +77,7 @@ fn csv_row(r: &StoredReading, zone: &SourceZone) -> String {
 
 impl<S: ReadStore, U: RollupStore, T: SensorStore> ReadService<S, U, T> {
     pub(crate) async fn readings(&self, p: Params<'_>, started: Instant) -> Result<Answer, ReadError> {
+        p.only(&["from", "to", "include_invalid", "limit", "format", "cursor"])?;
         let sn = DeviceSn::from(p.path("device_sn")?);
         let bounds = params::bounds(p)?;
         let include_invalid = p.flag("include_invalid")?;

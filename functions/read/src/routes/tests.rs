@@ -82,6 +82,48 @@ async fn call(svc: &Svc, req: lambda_http::Request) -> (u16, Value) {
 }
 
 #[tokio::test]
+async fn an_unknown_query_parameter_is_a_400_naming_it_never_the_default_range() {
+    // Given a device with a day of readings
+    let svc = service(day("SN-Q"));
+    let create = || {
+        let route = "POST /devices/{device_sn}/follow-tokens";
+        request(route, "/devices/SN-Q/follow-tokens", json!({"device_sn": "SN-Q"}), &[("days", "7")], json!({}))
+    };
+    let revoke = || {
+        let route = "DELETE /devices/{device_sn}/follow-tokens/{token_id}";
+        let params = json!({"device_sn": "SN-Q", "token_id": "t1"});
+        request(route, "/devices/SN-Q/follow-tokens/t1", params, &[("force", "1")], json!({}))
+    };
+    // When each route is asked with a misspelt or unknown parameter (issue 27's cases)
+    for (req, name) in [
+        (device("readings", "SN-Q", &[("form", "1")]), "form"),
+        (device("gaps", "SN-Q", &[("frm", "1")]), "frm"),
+        (device("summary", "SN-Q", &[("fromm", "1")]), "fromm"),
+        (device("chart.svg", "SN-Q", &[("day", "2024-01-01")]), "day"),
+        (device("follow-tokens", "SN-Q", &[("all", "1")]), "all"),
+        (create(), "days"),
+        (revoke(), "force"),
+    ] {
+        // Then it is refused, naming the parameter, rather than answered for the default range
+        let (status, body) = call(&svc, req).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("unknown query parameter \"{name}\"")), "{name}: {body}");
+    }
+    // And the parameters each route documents are still taken
+    let from = (Timestamp::now().ms() - 86_400_000).to_string();
+    for req in [
+        device("readings", "SN-Q", &[("from", "0"), ("include_invalid", "true"), ("limit", "5"), ("format", "json")]),
+        device("gaps", "SN-Q", &[("from", &from), ("limit", "5")]),
+        device("summary", "SN-Q", &[("from", &from)]),
+        device("chart.svg", "SN-Q", &[("date", "2024-05-01")]),
+    ] {
+        let (status, body) = call(&svc, req).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn readings_page_through_to_the_end_each_once() {
     let svc = service(day("SN1"));
     let mut cursor: Option<String> = None;
