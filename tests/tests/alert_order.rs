@@ -75,7 +75,7 @@ fn readings(devices: &[Device], start_idx: &[usize]) -> Vec<(SensorReading, RefR
                 reading: StoredReading {
                     test_id: format!("{sn}-{serial}").into(),
                     device_sn: sn.as_str().into(),
-                    measured_at: Timestamp(at),
+                    measured_at: Timestamp::from_ms(at),
                     mmol,
                     serial_no: Some(serial as u64 + 1),
                     status: Some(if *valid { "0" } else { "1" }.into()),
@@ -89,7 +89,7 @@ fn readings(devices: &[Device], start_idx: &[usize]) -> Vec<(SensorReading, RefR
                 customer_name: Some("Ward 7".into()),
                 patient_id: None,
                 visit_id: None,
-                received_at: Some(Timestamp(received)),
+                received_at: Some(Timestamp::from_ms(received)),
             };
             let m = RefReading { at_ms: at, serial: serial as u64 + 1, mmol, received_ms: received, valid: *valid };
             out.push((r, m));

@@ -155,8 +155,8 @@ async fn a_silent_sensor_raises_signal_lost_once_and_it_resolves_when_readings_c
     env.drained("SN-SILENT", 1).await;
 
     // When the scheduled check runs 25 and 26 minutes later
-    let first = env.consumer.check(Timestamp(now + 24 * MIN)).await.expect("a check");
-    let second = env.consumer.check(Timestamp(now + 25 * MIN)).await.expect("a check");
+    let first = env.consumer.check(Timestamp::from_ms(now + 24 * MIN)).await.expect("a check");
+    let second = env.consumer.check(Timestamp::from_ms(now + 25 * MIN)).await.expect("a check");
 
     // Then signal lost opens once
     assert_eq!((first.active, first.events, second.events), (1, 1, 0));

@@ -389,7 +389,7 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     // is at 01:00 on the day after the sensor's last: the first submission starts at the
     // start of the sensor's last day, and the days before it are not taken for late ones.
     ehr.add_order(standing_order("so-2", "active", (1, "h"), Some((1, "d")), &["cgm-sensor-reading-mass-per-volume"]));
-    let at = cgm_domain::time::Timestamp(DAY0 + 3 * 86_400_000 + 3_600_000);
+    let at = cgm_domain::time::Timestamp::from_ms(DAY0 + 3 * 86_400_000 + 3_600_000);
     let third = submitter.run(at, later()).await.expect("a run");
     assert_eq!((third.unfinished, third.late), (0, 0), "{third:?}");
     let stored = ehr.stored("Observation");
@@ -404,7 +404,8 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
 
     // Within the hour nothing is due.
     let before = ehr.submissions();
-    let fourth = submitter.run(cgm_domain::time::Timestamp(at.ms() + 1_800_000), later()).await.expect("a run");
+    let fourth =
+        submitter.run(cgm_domain::time::Timestamp::from_ms(at.ms() + 1_800_000), later()).await.expect("a run");
     assert_eq!((fourth.bundles, ehr.submissions()), (0, before), "{fourth:?}");
 
     // The searches named the patient as the IG's Data Receiver declares (patient, code),
@@ -416,7 +417,7 @@ async fn with_standing_orders_it_sends_only_what_the_ehr_asks_for_as_often_as_it
     let mut other = standing_order("so-3", "active", (1, "h"), None, &["cgm-sensor-reading-moles-per-volume"]);
     other["subject"]["reference"] = json!("Patient/pat-other");
     ehr.add_order(other);
-    let fifth = submitter.run(cgm_domain::time::Timestamp(at.ms() + 7_200_000), later()).await.expect("a run");
+    let fifth = submitter.run(cgm_domain::time::Timestamp::from_ms(at.ms() + 7_200_000), later()).await.expect("a run");
     assert_eq!((fifth.unfinished, fifth.bundles, ehr.submissions()), (1, 0, before), "{fifth:?}");
 
     let report = validate(&ehr.bundles());
@@ -595,12 +596,12 @@ async fn a_device_with_impossible_stored_values_fails_alone_and_the_others_are_s
     let far = chrono::NaiveDate::from_ymd_opt(262_142, 6, 1).unwrap();
     let far_ms = far.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
     another_session(&stack, sn, "SN-YEAR", |s| {
-        (s.first.at, s.last.at) = (Timestamp(far_ms), Timestamp(far_ms));
+        (s.first.at, s.last.at) = (Timestamp::from_ms(far_ms), Timestamp::from_ms(far_ms));
         s.days = BTreeMap::from([(far, 1)]);
     })
     .await;
     copy_readings(&stack, sn, "SN-YEAR", 1, |_, _| far_ms).await;
-    another_session(&stack, sn, "SN-MAX", |s| s.last.at = Timestamp(i64::MAX)).await;
+    another_session(&stack, sn, "SN-MAX", |s| s.last.at = Timestamp::from_ms(i64::MAX)).await;
     copy_readings(&stack, sn, "SN-MAX", 5, |i, at| if i < 5 { at } else { i64::MAX }).await;
     another_session(&stack, sn, "SN-CKPT", |_| {}).await;
     let ehr = FakeEhr::start(TestKey::es384()).await;
@@ -629,8 +630,8 @@ async fn a_device_with_impossible_stored_values_fails_alone_and_the_others_are_s
         accepted: 0,
         declined: 0,
         reason: None,
-        created_at: Timestamp(created),
-        updated_at: Timestamp(created),
+        created_at: Timestamp::from_ms(created),
+        updated_at: Timestamp::from_ms(created),
         version: 0,
     };
     let (long, worn) = ("0123456789abcdef0123456789abcde0", "0123456789abcdef0123456789abcde1");

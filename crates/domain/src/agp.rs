@@ -221,7 +221,7 @@ mod tests {
             .map(|i| StoredReading {
                 test_id: format!("t{i}").into(),
                 device_sn: "D".into(),
-                measured_at: Timestamp(start + i * 600_000),
+                measured_at: Timestamp::from_ms(start + i * 600_000),
                 mmol: 5.0 + i as f64 / 10.0,
                 serial_no: Some(i as u64),
                 status: Some("0".into()),

@@ -192,7 +192,7 @@ pub fn parse_alert_id(id: &str) -> Option<(DeviceSn, AlertKind, Timestamp)> {
     let ms: i64 = parts.next()?.parse().ok()?;
     let kind = AlertKind::parse(parts.next()?)?;
     let sn = parts.next().filter(|s| !s.is_empty())?;
-    Some((DeviceSn::from(sn), kind, Timestamp(ms)))
+    Some((DeviceSn::from(sn), kind, Timestamp::from_ms(ms)))
 }
 
 /// The scheduled check of one sensor at `now`: opens signal lost once its last reading is
@@ -294,7 +294,7 @@ mod tests {
         let s = AlertSettings::default();
         let sn: DeviceSn = "SN".into();
         let mut alerts = Alerts::new();
-        let last = Timestamp(T0);
+        let last = Timestamp::from_ms(T0);
         assert!(check(&mut alerts, &sn, last, last.plus_ms(19 * MIN), &s).is_empty());
         let opened = check(&mut alerts, &sn, last, last.plus_ms(21 * MIN), &s);
         assert_eq!(kinds(&opened), vec![(AlertKind::SignalLost, Transition::Opened)]);
@@ -306,8 +306,8 @@ mod tests {
 
     #[test]
     fn alert_ids_name_their_sensor_even_with_tildes() {
-        let id = alert_id(&"A~B".into(), AlertKind::VeryHigh, Timestamp(42));
-        assert_eq!(parse_alert_id(&id), Some(("A~B".into(), AlertKind::VeryHigh, Timestamp(42))));
+        let id = alert_id(&"A~B".into(), AlertKind::VeryHigh, Timestamp::from_ms(42));
+        assert_eq!(parse_alert_id(&id), Some(("A~B".into(), AlertKind::VeryHigh, Timestamp::from_ms(42))));
         assert_eq!(parse_alert_id("nonsense"), None);
         assert_eq!(parse_alert_id("~low~1"), None);
     }

@@ -280,7 +280,7 @@ mod tests {
         StoredReading {
             test_id: id.into(),
             device_sn: "D".into(),
-            measured_at: Timestamp(at),
+            measured_at: Timestamp::from_ms(at),
             mmol,
             serial_no: Some(serial),
             status: Some(if valid { "0" } else { "1" }.into()),
@@ -352,7 +352,7 @@ mod tests {
                     readings.push(r.clone());
                 }
             }
-            let from = Timestamp(base + from_minute * 60_000);
+            let from = Timestamp::from_ms(base + from_minute * 60_000);
             let to = from.plus_ms(len_minutes * 60_000);
             let in_range = |r: &&StoredReading| r.measured_at >= from && r.measured_at <= to;
             // The readings path: every distinct reading of the range.

@@ -365,7 +365,7 @@ mod tests {
     const STEP: i64 = 180_000;
 
     fn reading(i: u64, mmol: f64) -> SensorReading {
-        let at = Timestamp(T0 + i as i64 * STEP);
+        let at = Timestamp::from_ms(T0 + i as i64 * STEP);
         SensorReading {
             reading: StoredReading {
                 test_id: format!("t{i}").into(),
@@ -422,7 +422,7 @@ mod tests {
         let (session, events) = (a.session.unwrap(), a.events);
         assert_eq!(kinds(&events), ["sensor:started", "urgent_low:opened", "urgent_low:resolved"]);
         assert_eq!((session.first.serial_no, session.last.serial_no, session.readings()), (Some(1), Some(5), 5));
-        assert_eq!(session.expected_end(), Some(Timestamp(T0 + 30_000 + 15 * DAY_MS)), "by arrival");
+        assert_eq!(session.expected_end(), Some(Timestamp::from_ms(T0 + 30_000 + 15 * DAY_MS)), "by arrival");
         assert_eq!(session.customer_name.as_deref(), Some("Ward 7"));
         // Status 4: the sensor ends, once.
         let mut done = reading(5, 6.0);
@@ -438,11 +438,11 @@ mod tests {
         let s = AlertSettings::default();
         let (session, _) = apply(None, &[reading(0, 6.0)], &s);
         let mut session = session.unwrap();
-        let lost = session.check(Timestamp(T0 + 25 * 60_000), &s);
+        let lost = session.check(Timestamp::from_ms(T0 + 25 * 60_000), &s);
         assert_eq!(kinds(&lost), ["signal_lost:opened"]);
-        let ended = session.check(Timestamp(T0 + 30_000 + 15 * DAY_MS), &s);
+        let ended = session.check(Timestamp::from_ms(T0 + 30_000 + 15 * DAY_MS), &s);
         assert_eq!(kinds(&ended), ["signal_lost:resolved", "sensor:ended"]);
-        assert!(session.check(Timestamp(T0 + 16 * DAY_MS), &s).is_empty());
+        assert!(session.check(Timestamp::from_ms(T0 + 16 * DAY_MS), &s).is_empty());
     }
 
     #[test]
@@ -450,7 +450,7 @@ mod tests {
         let s = AlertSettings::default();
         let (session, _) = apply(None, &[reading(5, 6.0), reading(6, 6.0)], &s);
         let mut session = session.unwrap();
-        assert_eq!(kinds(&session.check(Timestamp(T0 + 6 * STEP + 21 * 60_000), &s)), ["signal_lost:opened"]);
+        assert_eq!(kinds(&session.check(Timestamp::from_ms(T0 + 6 * STEP + 21 * 60_000), &s)), ["signal_lost:opened"]);
         // A reading older than the last one (a re-send) says nothing of the signal now.
         let (session, events) = apply(Some(session), &[reading(2, 6.0)], &s);
         assert!(events.is_empty(), "{events:?}");
@@ -466,10 +466,10 @@ mod tests {
         let now = T0 + 60 * 60_000;
         let at = |ago_min: i64, mmol: f64, serial: u64| {
             let mut r = reading(0, mmol);
-            r.reading.measured_at = Timestamp(now - ago_min * 60_000);
+            r.reading.measured_at = Timestamp::from_ms(now - ago_min * 60_000);
             r.reading.serial_no = Some(serial);
             r.reading.test_id = format!("t{serial}").into();
-            r.received_at = Some(Timestamp(now));
+            r.received_at = Some(Timestamp::from_ms(now));
             r
         };
         let (session, first) = apply(None, &[at(1, 6.0, 11)], &s);
@@ -498,8 +498,8 @@ mod tests {
         for ahead_min in [20 * 24 * 60, 60] {
             let (session, _) = apply(None, &[reading(0, 6.0), reading(1, 6.1)], &s);
             let mut ahead = reading(2, 6.0);
-            ahead.received_at = Some(Timestamp(T0 + 2 * STEP));
-            ahead.reading.measured_at = Timestamp(T0 + 2 * STEP + ahead_min * 60_000);
+            ahead.received_at = Some(Timestamp::from_ms(T0 + 2 * STEP));
+            ahead.reading.measured_at = Timestamp::from_ms(T0 + 2 * STEP + ahead_min * 60_000);
             let a = Session::apply(session, &[ahead], &BTreeMap::new(), &s);
             assert_eq!(a.clock_ahead, 1);
             assert!(a.events.is_empty(), "{:?}", a.events);
@@ -518,7 +518,7 @@ mod tests {
         let backlog: Vec<SensorReading> = (0..20)
             .map(|i| {
                 let mut r = reading(i, 2.5);
-                r.received_at = Some(Timestamp(T0 + 5 * 3_600_000));
+                r.received_at = Some(Timestamp::from_ms(T0 + 5 * 3_600_000));
                 r
             })
             .collect();

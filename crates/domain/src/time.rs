@@ -85,9 +85,14 @@ pub fn now_ms() -> i64 {
 /// kept. Arithmetic on it saturates, so no stored value can overflow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 #[serde(transparent)]
-pub struct Timestamp(pub i64);
+pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// The instant `ms` milliseconds since the Unix epoch (UTC).
+    pub const fn from_ms(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
     pub const MIN: Timestamp = Timestamp(i64::MIN);
     pub const MAX: Timestamp = Timestamp(i64::MAX);
 
@@ -95,7 +100,7 @@ impl Timestamp {
         Timestamp(now_ms())
     }
 
-    pub fn ms(self) -> i64 {
+    pub const fn ms(self) -> i64 {
         self.0
     }
 

@@ -167,7 +167,7 @@ impl<'a> Params<'a> {
                     zone.local_day(day).ok_or_else(|| bad(format!("{name}: that day does not exist in the zone")))?;
                 return Ok(Some(if end { span.end().minus_ms(1) } else { span.start() }));
             }
-            Ok(p.instant(name)?.map(Timestamp))
+            Ok(p.instant(name)?.map(Timestamp::from_ms))
         };
         let (from, to) = (day_or_instant("from", false)?, day_or_instant("to", true)?);
         let today = zone.local_date(now).ok_or_else(|| bad("the current time has no local day"))?;

@@ -283,7 +283,7 @@ mod tests {
             reading: StoredReading {
                 test_id: test_id.into(),
                 device_sn: "SN-POISON".into(),
-                measured_at: Timestamp(at),
+                measured_at: Timestamp::from_ms(at),
                 mmol: 6.0,
                 serial_no: None,
                 status: Some("0".into()),

@@ -142,7 +142,7 @@ mod tests {
         StoredReading {
             test_id: format!("t{i}").into(),
             device_sn: "D".into(),
-            measured_at: Timestamp(at),
+            measured_at: Timestamp::from_ms(at),
             mmol: 5.0 + (i % 10) as f64 / 10.0,
             serial_no: Some(i),
             status: Some("0".into()),

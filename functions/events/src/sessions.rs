@@ -228,7 +228,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn reading(sn: &str, i: i64, mmol: f64) -> (String, SensorReading) {
-        let at = Timestamp(1_700_000_000_000 + i * 180_000);
+        let at = Timestamp::from_ms(1_700_000_000_000 + i * 180_000);
         let r = SensorReading {
             reading: StoredReading {
                 test_id: format!("{sn}-{i}").into(),
@@ -311,7 +311,7 @@ mod tests {
         let r = step(&sensors, &sink, &s, &[reading("A", 0, 2.5)], &BTreeMap::new()).await;
         assert_eq!(r.failed.len(), 1);
         assert!(sink.taken().is_empty());
-        let r = check(&sensors, &sink, &s, Timestamp(1_700_000_000_000 + 60_000)).await.unwrap();
+        let r = check(&sensors, &sink, &s, Timestamp::from_ms(1_700_000_000_000 + 60_000)).await.unwrap();
         assert_eq!(r.events, 2, "{r:?}");
         assert_eq!(sink.taken().len(), 2);
         assert!(sensors.sessions.lock().unwrap()[&DeviceSn::from("A")].outbox.is_empty());
@@ -325,7 +325,7 @@ mod tests {
         sensors.fail.store(true, Ordering::SeqCst);
         let r = step(&sensors, &sink, &s, &[reading("A", 0, 6.0)], &BTreeMap::new()).await;
         assert_eq!(r.failed.len(), 1);
-        assert!(check(&sensors, &sink, &s, Timestamp(0)).await.is_err());
+        assert!(check(&sensors, &sink, &s, Timestamp::from_ms(0)).await.is_err());
         assert!(sink.taken().is_empty());
     }
 
@@ -335,7 +335,7 @@ mod tests {
         let s = Settings { alerts: &a, zone: &z, patient_fields: false };
         let (sensors, sink) = (MemorySensorStore::default(), MemorySink::default());
         step(&sensors, &sink, &s, &[reading("A", 0, 6.0)], &BTreeMap::new()).await;
-        let later = Timestamp(1_700_000_000_000 + 25 * 60_000);
+        let later = Timestamp::from_ms(1_700_000_000_000 + 25 * 60_000);
         let r = check(&sensors, &sink, &s, later).await.unwrap();
         assert_eq!((r.active, r.events, r.written), (1, 1, 1));
         let r = check(&sensors, &sink, &s, later.plus_ms(60_000)).await.unwrap();

@@ -50,7 +50,7 @@ fn reading(s: i64) -> StoredReading {
     StoredReading {
         test_id: TestId::from(id(s).as_str()),
         device_sn: DeviceSn::from(SN),
-        measured_at: Timestamp(DAY0 + (s - 1) * MIN5),
+        measured_at: Timestamp::from_ms(DAY0 + (s - 1) * MIN5),
         mmol: 4.0 + (s % 80) as f64 / 10.0,
         serial_no: u64::try_from(s).ok(),
         status: Some(if s <= 3 { "1" } else { "0" }.into()),
@@ -265,7 +265,7 @@ async fn a_lost_answer_is_sent_again_and_conditional_create_makes_it_a_no_op() {
 fn arrives_late(s: &Memory) {
     let mut late = reading(20);
     late.test_id = TestId::from(format!("{SN}-late").as_str());
-    late.measured_at = Timestamp(DAY0 + 19 * MIN5 + 120_000);
+    late.measured_at = Timestamp::from_ms(DAY0 + 19 * MIN5 + 120_000);
     late.serial_no = Some(9_999);
     s.store.readings.lock().expect("lock").push(late);
     let mut sessions = s.sensors.sessions.lock().expect("lock");

@@ -65,7 +65,7 @@ impl<S: ReadStore, U: RollupStore, T: SensorStore, C: CheckpointStore, Q> Submit
         // for days whose readings came late.
         let start = match (plan.lookback_ms, &c.through) {
             (Some(back), None) => {
-                let back = Timestamp(now.ms().saturating_sub(back));
+                let back = Timestamp::from_ms(now.ms().saturating_sub(back));
                 let day = self.zone.local_date(back);
                 let from = day.and_then(|d| self.zone.local_day(d)).map_or(back, |d| d.start());
                 if let Some(day) = day {

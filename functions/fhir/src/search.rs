@@ -85,7 +85,8 @@ pub fn date_range(values: &[&str], zone: &SourceZone) -> Result<TimeRange<Includ
             _ => return Err(bad("date: unknown prefix; use eq, ge, gt, le or lt")),
         }
     }
-    TimeRange::new(Timestamp(from), Timestamp(to)).ok_or_else(|| bad("date: the values leave no time between them"))
+    TimeRange::new(Timestamp::from_ms(from), Timestamp::from_ms(to))
+        .ok_or_else(|| bad("date: the values leave no time between them"))
 }
 
 /// A `token` parameter's codes (comma means any of them), each with its system checked:

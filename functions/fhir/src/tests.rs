@@ -23,7 +23,7 @@ fn reading(sn: &str, i: u64, valid: bool) -> StoredReading {
     StoredReading {
         test_id: format!("{sn}-{i:04}").into(),
         device_sn: sn.into(),
-        measured_at: Timestamp(DAY0 + (i as i64 - 1) * MIN3),
+        measured_at: Timestamp::from_ms(DAY0 + (i as i64 - 1) * MIN3),
         mmol: 4.0 + (i % 50) as f64 / 10.0,
         serial_no: Some(i),
         status: Some(if valid { "0" } else { "1" }.into()),

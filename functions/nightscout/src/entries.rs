@@ -78,7 +78,7 @@ mod tests {
         StoredReading {
             test_id: id.into(),
             device_sn: "SN1".into(),
-            measured_at: cgm_domain::time::Timestamp(at),
+            measured_at: cgm_domain::time::Timestamp::from_ms(at),
             mmol,
             serial_no: None,
             status: Some("0".into()),

@@ -18,7 +18,7 @@ fn reading(i: u64, mmol: f64) -> StoredReading {
     StoredReading {
         test_id: format!("SN1-{i:04}").into(),
         device_sn: "SN1".into(),
-        measured_at: Timestamp(DAY0 + (i as i64 - 1) * MIN3),
+        measured_at: Timestamp::from_ms(DAY0 + (i as i64 - 1) * MIN3),
         mmol,
         serial_no: Some(i),
         status: Some("0".into()),

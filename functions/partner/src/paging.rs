@@ -45,7 +45,9 @@ fn key_text(v: &Value) -> Option<String> {
 /// placed in time, but dropping them would silently lose vendor data the client may want.
 pub fn prepare_window(records: Vec<Value>, window: Option<Window>) -> Vec<Value> {
     let mut records: Vec<Value> = match window {
-        Some(w) => records.into_iter().filter(|r| measured_at(r).is_none_or(|t| w.contains(Timestamp(t)))).collect(),
+        Some(w) => {
+            records.into_iter().filter(|r| measured_at(r).is_none_or(|t| w.contains(Timestamp::from_ms(t)))).collect()
+        }
         None => records,
     };
     records.sort_by_key(|r| {

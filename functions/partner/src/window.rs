@@ -32,7 +32,7 @@ pub fn split(range: TimeRange<Included>, max_ms: i64) -> Vec<Window> {
 
 /// The window from `start_ms` to `end_ms`, both included; `None` when start is after end.
 pub fn window(start_ms: i64, end_ms: i64) -> Option<Window> {
-    TimeRange::new(Timestamp(start_ms), Timestamp(end_ms))
+    TimeRange::new(Timestamp::from_ms(start_ms), Timestamp::from_ms(end_ms))
 }
 
 #[cfg(test)]
@@ -116,17 +116,17 @@ mod tests {
     #[test]
     fn a_window_owns_its_inclusive_edges_only() {
         let w = window(10, 20).unwrap();
-        assert!(w.contains(Timestamp(10)));
-        assert!(w.contains(Timestamp(20)));
-        assert!(!w.contains(Timestamp(9)));
-        assert!(!w.contains(Timestamp(21)));
+        assert!(w.contains(Timestamp::from_ms(10)));
+        assert!(w.contains(Timestamp::from_ms(20)));
+        assert!(!w.contains(Timestamp::from_ms(9)));
+        assert!(!w.contains(Timestamp::from_ms(21)));
     }
 
     #[test]
     fn every_instant_is_owned_by_exactly_one_window() {
         let windows = sp(0, 100, 9);
         for t in 0..=100 {
-            assert_eq!(windows.iter().filter(|w| w.contains(Timestamp(t))).count(), 1, "t={t}");
+            assert_eq!(windows.iter().filter(|w| w.contains(Timestamp::from_ms(t))).count(), 1, "t={t}");
         }
     }
 
@@ -181,7 +181,7 @@ mod props {
         fn every_instant_has_one_owner(start in -1_000i64..1_000, len in 0i64..400, max in 0i64..60, t in 0i64..400) {
             let windows = sp(start, start + len, max);
             let t = start + t % (len + 1);
-            prop_assert_eq!(windows.iter().filter(|w| w.contains(Timestamp(t))).count(), 1);
+            prop_assert_eq!(windows.iter().filter(|w| w.contains(Timestamp::from_ms(t))).count(), 1);
         }
     }
 }

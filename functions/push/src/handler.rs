@@ -176,7 +176,7 @@ impl<S: PushStore> PushService<S> {
             return Ok(answer(Outcome::Quarantined, StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
         }
 
-        let received_at = Timestamp(arrival.received_at_ms);
+        let received_at = Timestamp::from_ms(arrival.received_at_ms);
         let reading = match parse_push_arrived(body, &self.zone, received_at, self.clock_ahead) {
             Ok(r) => r,
             Err(why) => return self.quarantine(body, &why.to_string(), arrival).await,

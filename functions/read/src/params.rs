@@ -17,7 +17,7 @@ pub struct Bounds {
 impl Bounds {
     pub fn range(&self) -> TimeRange<Included> {
         let (from, to) = (self.from.unwrap_or(i64::MIN), self.to.unwrap_or(i64::MAX));
-        TimeRange::new(Timestamp(from), Timestamp(to)).unwrap_or(TimeRange::ALL)
+        TimeRange::new(Timestamp::from_ms(from), Timestamp::from_ms(to)).unwrap_or(TimeRange::ALL)
     }
 }
 
@@ -40,8 +40,8 @@ pub fn analysis_range(
     max_ms: i64,
 ) -> Result<TimeRange<Included>, ReadError> {
     let b = bounds(p)?;
-    let to = b.to.map_or(now, Timestamp);
-    let from = b.from.map_or(to.minus_ms(default_ms), Timestamp);
+    let to = b.to.map_or(now, Timestamp::from_ms);
+    let from = b.from.map_or(to.minus_ms(default_ms), Timestamp::from_ms);
     let range = TimeRange::new(from, to).ok_or_else(|| bad("from is after to"))?;
     if range.span_ms() > max_ms {
         return Err(bad(format!("the range is longer than {} days; ask for a shorter one", max_ms / DAY_MS)));

@@ -165,8 +165,11 @@ pub fn judge(item: &Quarantined, zone: &SourceZone) -> Verdict {
 /// have taken (tools write 0 for "unknown"), is judged against now. The clock-ahead flag
 /// uses `CLOCK_AHEAD_MINUTES`' default.
 fn parse(item: &Quarantined, zone: &SourceZone) -> Result<Reading, Unusable> {
-    let received_at =
-        item.received_at_ms.map(Timestamp).filter(|t| *t >= EARLIEST_MEASURED_AT).unwrap_or_else(Timestamp::now);
+    let received_at = item
+        .received_at_ms
+        .map(Timestamp::from_ms)
+        .filter(|t| *t >= EARLIEST_MEASURED_AT)
+        .unwrap_or_else(Timestamp::now);
     let clock_ahead = Duration::from_secs(AlertSettings::default().clock_ahead_minutes.saturating_mul(60));
     parse_push_arrived(&item.body, zone, received_at, clock_ahead)
 }
@@ -347,7 +350,7 @@ mod tests {
             "SN-9".into(),
             "4200",
             &["rollup: the day has no instants"],
-            cgm_domain::time::Timestamp(1_700_000_000_000),
+            cgm_domain::time::Timestamp::from_ms(1_700_000_000_000),
         );
         let mut q = item(b"", false);
         q.body_sha256 = p.key.clone();

@@ -151,7 +151,7 @@ mod tests {
             "SN-1".into(),
             "4200",
             &["rollup: the day has no instants"],
-            Timestamp(1_700_000_000_000),
+            Timestamp::from_ms(1_700_000_000_000),
         );
         let dry = Line { record: record.clone(), redo: None };
         assert_eq!(

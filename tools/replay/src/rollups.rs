@@ -60,7 +60,7 @@ pub async fn backfill<R: ReadStore, U: RollupStore>(
             let (Some(sn), Some(at)) = (text(item, attr::DEVICE_SN), num::<i64>(item, attr::MEASURED_AT)) else {
                 continue;
             };
-            let Some(day) = zone.local_date(Timestamp(at)) else { continue };
+            let Some(day) = zone.local_date(Timestamp::from_ms(at)) else { continue };
             let key = (DeviceSn::new(sn), day);
             if done.contains(&key) {
                 continue;

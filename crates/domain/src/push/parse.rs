@@ -28,7 +28,7 @@ pub const MAX_TEXT_BYTES: usize = 1024;
 /// The earliest `testTime` accepted: 2015-01-01T00:00:00Z, years before any iCan sensor. An
 /// earlier time is a device whose clock was never set (1970, 2000), not a measurement to
 /// chart or alert on.
-pub const EARLIEST_MEASURED_AT: Timestamp = Timestamp(1_420_070_400_000);
+pub const EARLIEST_MEASURED_AT: Timestamp = Timestamp::from_ms(1_420_070_400_000);
 
 /// How far after its arrival a reading may say it was measured and still be stored: a
 /// day. Beyond that the time is not a clock running fast but a wrong one (the year
@@ -189,7 +189,7 @@ pub fn parse_push(body: &[u8], zone: &SourceZone) -> Result<Reading, Unusable> {
         None | Some(Value::Null) | Some(Value::String(_)) => return Err(Unusable::TestTimeMissing),
         Some(_) => return Err(Unusable::TestTimeUnparseable),
     };
-    let measured_at = Timestamp(
+    let measured_at = Timestamp::from_ms(
         zone.to_utc(&test_time)
             .map_err(|e| match e {
                 TimeError::Unparseable => Unusable::TestTimeUnparseable,
@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(r.serial_no, Some(1));
         assert_eq!(r.test_time, "2021-11-02 12:33:33");
         // 2021-11-02T04:33:33Z
-        assert_eq!(r.measured_at, Timestamp(1_635_827_613_000));
+        assert_eq!(r.measured_at, Timestamp::from_ms(1_635_827_613_000));
         assert_eq!(r.status.as_deref(), Some("1"));
         assert!(!r.is_valid(), "status 1 is sensor warm-up");
         assert_eq!(r.cgm_status.as_deref(), Some("2"));
@@ -497,7 +497,7 @@ mod tests {
     #[test]
     fn explicit_offset_is_accepted() {
         let r = parse(&with_data(json!({"testTime": "2021-11-02T12:33:33+08:00"}))).unwrap();
-        assert_eq!(r.measured_at, Timestamp(1_635_827_613_000));
+        assert_eq!(r.measured_at, Timestamp::from_ms(1_635_827_613_000));
         assert_eq!(r.test_time, "2021-11-02T12:33:33+08:00");
     }
 
@@ -642,7 +642,7 @@ mod tests {
     }
 
     /// 2024-05-01T00:00:00Z, as epoch ms.
-    const ARRIVED: Timestamp = Timestamp(1_714_521_600_000);
+    const ARRIVED: Timestamp = Timestamp::from_ms(1_714_521_600_000);
     const FIVE_MINUTES: Duration = Duration::from_secs(300);
     const MINUTE: i64 = 60_000;
     const DAY: i64 = 86_400_000;
@@ -657,7 +657,7 @@ mod tests {
         assert_eq!(at(DAY), Ok(MeasuredTime::ClockAhead));
         assert_eq!(at(DAY + 1), Err(Unusable::TestTimeAfterArrival));
         assert_eq!(at(i64::MAX), Err(Unusable::TestTimeAfterArrival), "saturates, never overflows");
-        let early = |ms: i64| measured_time(Timestamp(ms), ARRIVED, FIVE_MINUTES);
+        let early = |ms: i64| measured_time(Timestamp::from_ms(ms), ARRIVED, FIVE_MINUTES);
         assert_eq!(early(EARLIEST_MEASURED_AT.ms()), Ok(MeasuredTime::Plausible));
         assert_eq!(early(EARLIEST_MEASURED_AT.ms() - 1), Err(Unusable::TestTimeBefore2015));
         assert_eq!(early(i64::MIN), Err(Unusable::TestTimeBefore2015));

@@ -189,7 +189,7 @@ mod tests {
         Measurement {
             device_sn: Some("sn".into()),
             serial_no: Some(1),
-            measured_at: Timestamp(1),
+            measured_at: Timestamp::from_ms(1),
             mmol: 5.6,
             status: Some("0".into()),
         }
@@ -203,7 +203,7 @@ mod tests {
         let variants = [
             Measurement { device_sn: None, ..m() },
             Measurement { serial_no: Some(2), ..m() },
-            Measurement { measured_at: Timestamp(2), ..m() },
+            Measurement { measured_at: Timestamp::from_ms(2), ..m() },
             Measurement { mmol: 5.7, ..m() },
             Measurement { status: Some("1".into()), ..m() },
         ];

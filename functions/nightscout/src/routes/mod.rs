@@ -124,8 +124,8 @@ impl<S: ReadStore> NightscoutService<S> {
         until: Instant,
     ) -> Result<Vec<Entry>, NsError> {
         let Page { want, skip, newest_first } = page;
-        let from = filter.from_ms.map_or(Timestamp::MIN, |f| Timestamp(f).minus_ms(TREND_WINDOW_MS));
-        let to = filter.to_ms.map_or(Timestamp::MAX, Timestamp);
+        let from = filter.from_ms.map_or(Timestamp::MIN, |f| Timestamp::from_ms(f).minus_ms(TREND_WINDOW_MS));
+        let to = filter.to_ms.map_or(Timestamp::MAX, Timestamp::from_ms);
         let Some(range) = TimeRange::new(from, to) else { return Ok(Vec::new()) };
         if want == 0 || filter.no_sgv || filter.from_ms.zip(filter.to_ms).is_some_and(|(f, t)| f > t) {
             return Ok(Vec::new());

@@ -19,7 +19,7 @@ fn reading(sn: &str, i: u64, mmol: f64, valid: bool) -> StoredReading {
     StoredReading {
         test_id: format!("{sn}-{i:04}").into(),
         device_sn: sn.into(),
-        measured_at: Timestamp(DAY0 + (i as i64 - 1) * MIN3),
+        measured_at: Timestamp::from_ms(DAY0 + (i as i64 - 1) * MIN3),
         mmol,
         serial_no: Some(i),
         status: Some(if valid { "0" } else { "1" }.into()),
@@ -310,7 +310,7 @@ mod props {
             |(id, at, serial_no, incre_minute, mmol, valid, low, high)| StoredReading {
                 test_id: format!("t{id}").into(),
                 device_sn: "P".into(),
-                measured_at: Timestamp(at),
+                measured_at: Timestamp::from_ms(at),
                 mmol,
                 serial_no,
                 status: Some(if valid { "0" } else { "1" }.into()),
@@ -360,7 +360,7 @@ async fn summary_and_gaps_read_whole_days_from_rollups_and_give_the_readings_num
         .filter(|i| i % 50 != 7 && !(475..=490).contains(i))
         .map(|i| {
             let mut r = reading("R", i, 3.0 + (i % 97) as f64 / 10.0, i % 13 != 0);
-            r.measured_at = Timestamp(DAY0 - 86_400_000 + (i as i64) * MIN3);
+            r.measured_at = Timestamp::from_ms(DAY0 - 86_400_000 + (i as i64) * MIN3);
             r
         })
         .collect();
@@ -527,7 +527,7 @@ mod agp {
         (1..=14 * 480u64)
             .map(|i| {
                 let mut r = reading("A", i, 4.0 + ((i * 7) % 83) as f64 / 10.0, i > 5);
-                r.measured_at = Timestamp(DAY0 + (i as i64 - 1) * MIN3);
+                r.measured_at = Timestamp::from_ms(DAY0 + (i as i64 - 1) * MIN3);
                 r
             })
             .collect()

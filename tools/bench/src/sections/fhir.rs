@@ -21,7 +21,8 @@ pub async fn fhir(runs: usize) -> anyhow::Result<String> {
     push_sensor(&http, &push_url, SN, READINGS, last_at, json!({"patientId": "BENCH-MPI-1"})).await?;
     // The session (which names the patient) and the rollups come from the stream consumer.
     let zone = cgm_domain::time::SourceZone::default();
-    let today = zone.local_date(cgm_domain::time::Timestamp(last_at)).ok_or_else(|| anyhow::anyhow!("a day"))?;
+    let today =
+        zone.local_date(cgm_domain::time::Timestamp::from_ms(last_at)).ok_or_else(|| anyhow::anyhow!("a day"))?;
     let (first, last) = (today - chrono::Duration::days(14), today - chrono::Duration::days(1));
     let summary = format!("/fhir/Observation?device={SN}&code=107931-8&date=ge{first}&date=le{last}");
     let waited = Instant::now();

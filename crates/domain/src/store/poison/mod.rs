@@ -88,8 +88,9 @@ mod tests {
 
     #[test]
     fn one_key_per_reading_and_reason_never_a_push_bodys() {
-        let p =
-            |id: &str, seq: &str, reasons: &[&str]| Poisoned::new(id.into(), "SN".into(), seq, reasons, Timestamp(1));
+        let p = |id: &str, seq: &str, reasons: &[&str]| {
+            Poisoned::new(id.into(), "SN".into(), seq, reasons, Timestamp::from_ms(1))
+        };
         let a = p("t1", "100", &["the day has no instants"]);
         assert_eq!(a.key, p("t1", "200", &["the day has no instants"]).key, "a later record of the same failure");
         assert_ne!(a.key, p("t2", "100", &["the day has no instants"]).key);

@@ -39,7 +39,7 @@ impl Position {
         if id.is_empty() {
             return None;
         }
-        Some(Position { measured_at: Timestamp(at.parse().ok()?), test_id: TestId::from(id) })
+        Some(Position { measured_at: Timestamp::from_ms(at.parse().ok()?), test_id: TestId::from(id) })
     }
 }
 

@@ -98,7 +98,7 @@ mod tests {
             .map(|i| StoredReading {
                 test_id: format!("t{i:05}").into(),
                 device_sn: "D".into(),
-                measured_at: Timestamp(i as i64 * 180_000),
+                measured_at: Timestamp::from_ms(i as i64 * 180_000),
                 mmol: 5.0,
                 serial_no: Some(i as u64 + 1),
                 status: Some(if valid(i) { "0" } else { "1" }.into()),

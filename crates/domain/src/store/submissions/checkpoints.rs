@@ -71,10 +71,10 @@ impl Checkpoint {
             through: None,
             accepted: 0,
             declined: 0,
-            updated_at: Timestamp(0),
+            updated_at: Timestamp::from_ms(0),
             days: BTreeMap::new(),
             done: false,
-            completed_at: Timestamp(0),
+            completed_at: Timestamp::from_ms(0),
             version: 0,
         }
     }

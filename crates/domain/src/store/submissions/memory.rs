@@ -116,8 +116,8 @@ mod tests {
             accepted: 0,
             declined: 0,
             reason: None,
-            created_at: Timestamp(created),
-            updated_at: Timestamp(created),
+            created_at: Timestamp::from_ms(created),
+            updated_at: Timestamp::from_ms(created),
             version: 0,
         }
     }

@@ -59,7 +59,7 @@ pub fn poisoned_of(item: &Item) -> Option<Poisoned> {
         device_sn: DeviceSn::new(text(item, attr::DEVICE_SN).unwrap_or_default()),
         sequence_number: text(item, SEQUENCE_NUMBER).unwrap_or_default(),
         reason: text(item, attr::REASON).unwrap_or_default(),
-        at: Timestamp(num(item, attr::RECEIVED_AT).unwrap_or_default()),
+        at: Timestamp::from_ms(num(item, attr::RECEIVED_AT).unwrap_or_default()),
     })
 }
 
@@ -109,8 +109,13 @@ mod tests {
 
     #[test]
     fn an_item_reads_back_as_its_record_and_a_push_body_as_none() {
-        let p =
-            Poisoned::new("t1".into(), "SN".into(), "4200", &["the day has no instants"], Timestamp(1_700_000_000_000));
+        let p = Poisoned::new(
+            "t1".into(),
+            "SN".into(),
+            "4200",
+            &["the day has no instants"],
+            Timestamp::from_ms(1_700_000_000_000),
+        );
         let item = poison_item(&p, 86_400);
         assert_eq!(poisoned_of(&item), Some(p));
         assert_eq!(num::<i64>(&item, attr::EXPIRES_AT), Some(1_700_000_000 + 86_400));

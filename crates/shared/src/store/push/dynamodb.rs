@@ -213,7 +213,7 @@ pub fn measurement_of(item: &HashMap<String, AttributeValue>) -> Option<Measurem
             Some(n) => Some(n.parse().ok()?),
             None => None,
         },
-        measured_at: Timestamp(num(attr::MEASURED_AT)?.parse().ok()?),
+        measured_at: Timestamp::from_ms(num(attr::MEASURED_AT)?.parse().ok()?),
         mmol: num(attr::GLUCOSE_MMOL)?.parse().ok()?,
         status: text(attr::STATUS),
     })
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn clock_ahead_is_true_when_ahead_and_absent_otherwise() {
         // The seed's testTime, 2021-11-02 12:33:33 in China, is 2021-11-02T04:33:33Z.
-        let measured = Timestamp(1_635_827_613_000);
+        let measured = Timestamp::from_ms(1_635_827_613_000);
         let five = std::time::Duration::from_secs(300);
         let arrival = |at: Timestamp| Arrival { received_at_ms: at.ms(), request_id: String::new() };
         let body = seed_with(serde_json::json!({}));

@@ -256,7 +256,7 @@ pub fn reading_of(item: &Item) -> Option<StoredReading> {
     Some(StoredReading {
         test_id: TestId::new(text(item, attr::TEST_ID)?),
         device_sn: DeviceSn::new(text(item, attr::DEVICE_SN)?),
-        measured_at: Timestamp(num(item, attr::MEASURED_AT)?),
+        measured_at: Timestamp::from_ms(num(item, attr::MEASURED_AT)?),
         // Bounded as the push route bounds them now, for items stored before it did (or
         // written by hand): a value outside is no value, never a number to compute with.
         mmol: num(item, attr::GLUCOSE_MMOL).filter(|v: &f64| v.is_finite() && *v > 0.0 && *v <= MAX_MMOL)?,
@@ -275,14 +275,14 @@ pub fn reading_of(item: &Item) -> Option<StoredReading> {
 
 fn position_of(key: &Item) -> Option<Position> {
     Some(Position {
-        measured_at: Timestamp(num(key, attr::MEASURED_AT)?),
+        measured_at: Timestamp::from_ms(num(key, attr::MEASURED_AT)?),
         test_id: TestId::new(text(key, attr::TEST_ID)?),
     })
 }
 
 fn token_of(item: &Item) -> Option<FollowToken> {
     use follow as f;
-    let created_at = Timestamp(num(item, f::CREATED_AT).unwrap_or(0));
+    let created_at = Timestamp::from_ms(num(item, f::CREATED_AT).unwrap_or(0));
     Some(FollowToken {
         token_id: text(item, f::TOKEN_ID)?,
         device_sn: DeviceSn::new(text(item, f::DEVICE_SN)?),
@@ -290,8 +290,8 @@ fn token_of(item: &Item) -> Option<FollowToken> {
         label: text(item, f::LABEL).map(Sensitive::new),
         created_at,
         // A row without an expiry is one from before expiries existed and not upgraded yet.
-        expires_at: num::<i64>(item, f::EXPIRES_AT).map_or(created_at, |s| Timestamp(s.saturating_mul(1000))),
-        last_used_at: num(item, f::LAST_USED_AT).map(Timestamp),
+        expires_at: num::<i64>(item, f::EXPIRES_AT).map_or(created_at, |s| Timestamp::from_ms(s.saturating_mul(1000))),
+        last_used_at: num(item, f::LAST_USED_AT).map(Timestamp::from_ms),
     })
 }
 
@@ -324,7 +324,7 @@ mod tests {
             StoredReading {
                 test_id: "t1".into(),
                 device_sn: "d1".into(),
-                measured_at: Timestamp(1_635_827_613_000),
+                measured_at: Timestamp::from_ms(1_635_827_613_000),
                 mmol: 5.6,
                 serial_no: Some(12),
                 status: Some("1".into()),
@@ -334,7 +334,7 @@ mod tests {
                 high: Some(10.0),
             }
         );
-        assert_eq!(r.position(), Position { measured_at: Timestamp(1_635_827_613_000), test_id: "t1".into() });
+        assert_eq!(r.position(), Position { measured_at: Timestamp::from_ms(1_635_827_613_000), test_id: "t1".into() });
     }
 
     #[test]

@@ -264,7 +264,7 @@ mod tests {
         StoredReading {
             test_id: format!("t{m}").into(),
             device_sn: "D".into(),
-            measured_at: Timestamp(start + m as i64 * 60_000),
+            measured_at: Timestamp::from_ms(start + m as i64 * 60_000),
             mmol,
             serial_no: Some(m + 1),
             status: Some("0".into()),
@@ -304,7 +304,7 @@ mod tests {
             .map(|s| StoredReading {
                 test_id: format!("t{s}").into(),
                 device_sn: "D".into(),
-                measured_at: Timestamp(start + s as i64 * 180_000),
+                measured_at: Timestamp::from_ms(start + s as i64 * 180_000),
                 mmol: 4.0 + s as f64 / 10.0,
                 serial_no: Some(s),
                 status: Some("0".into()),

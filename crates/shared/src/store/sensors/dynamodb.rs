@@ -97,7 +97,7 @@ fn mark_av(m: &Mark) -> AttributeValue {
 fn mark_of(v: Option<&AttributeValue>) -> Option<Mark> {
     let m = v?.as_m().ok()?;
     Some(Mark {
-        at: Timestamp(num(m, "at")?),
+        at: Timestamp::from_ms(num(m, "at")?),
         serial_no: num(m, "serialNo"),
         mmol: num::<f64>(m, "mmol").filter(|v| v.is_finite())?,
         valid: *m.get("valid")?.as_bool().ok()?,
@@ -131,10 +131,10 @@ fn episode_of(m: &Item) -> Result<Option<Episode>, ()> {
     let Some(id) = text(m, "id") else { return Ok(None) };
     Ok(Some(Episode {
         id,
-        opened_at: Timestamp(num(m, "openedAt").ok_or(())?),
-        notified_at: Timestamp(num(m, "notifiedAt").ok_or(())?),
+        opened_at: Timestamp::from_ms(num(m, "openedAt").ok_or(())?),
+        notified_at: Timestamp::from_ms(num(m, "notifiedAt").ok_or(())?),
         notifications: num(m, "notifications").ok_or(())?,
-        acknowledged_at: num(m, "acknowledgedAt").map(Timestamp),
+        acknowledged_at: num(m, "acknowledgedAt").map(Timestamp::from_ms),
         value_mmol: num(m, "valueMmol"),
         threshold_mmol: num(m, "thresholdMmol"),
     }))
@@ -151,7 +151,7 @@ fn alert_av(st: &AlertState) -> AttributeValue {
 
 fn alert_of(v: &AttributeValue) -> Option<AlertState> {
     let m = v.as_m().ok()?;
-    Some(AlertState { pending_since: num(m, "pendingSince").map(Timestamp), open: episode_of(m).ok()? })
+    Some(AlertState { pending_since: num(m, "pendingSince").map(Timestamp::from_ms), open: episode_of(m).ok()? })
 }
 
 fn run_av(r: &Run) -> AttributeValue {
@@ -170,8 +170,8 @@ fn run_of(v: &AttributeValue) -> Option<Run> {
     let m = v.as_m().ok()?;
     Some(Run {
         id: text(m, "id"),
-        opened_at: Timestamp(num(m, "openedAt")?),
-        notified_at: Timestamp(num(m, "notifiedAt")?),
+        opened_at: Timestamp::from_ms(num(m, "openedAt")?),
+        notified_at: Timestamp::from_ms(num(m, "notifiedAt")?),
         notifications: num(m, "notifications")?,
         value_mmol: num(m, "valueMmol"),
         threshold_mmol: num(m, "thresholdMmol"),
@@ -194,7 +194,7 @@ fn sample_text(x: &Sample) -> String {
 
 fn sample_of(t: &str) -> Option<Sample> {
     let mut f = t.split('|');
-    let at = Timestamp(f.next()?.parse().ok()?);
+    let at = Timestamp::from_ms(f.next()?.parse().ok()?);
     let opt_u = |v: &str| if v.is_empty() { Ok(None) } else { v.parse().map(Some) };
     let opt_f = |v: &str| -> Option<Option<f64>> {
         if v.is_empty() { Some(None) } else { v.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some) }
@@ -257,10 +257,13 @@ fn window_of(v: &AttributeValue) -> Option<AlertWindow> {
             Some(r) => Some(run_of(r)?),
             None => None,
         };
-        kinds.insert(AlertKind::parse(k)?, KindState { pending_since: num(km, "pendingSince").map(Timestamp), open });
+        kinds.insert(
+            AlertKind::parse(k)?,
+            KindState { pending_since: num(km, "pendingSince").map(Timestamp::from_ms), open },
+        );
     }
     let prev = match (num(base, "prevAt"), num::<f64>(base, "prevMmol")) {
-        (Some(at), Some(mmol)) if mmol.is_finite() => Some((Timestamp(at), mmol)),
+        (Some(at), Some(mmol)) if mmol.is_finite() => Some((Timestamp::from_ms(at), mmol)),
         _ => None,
     };
     let mut samples = Vec::new();
@@ -273,16 +276,16 @@ fn window_of(v: &AttributeValue) -> Option<AlertWindow> {
         closed.push(Closed {
             kind: AlertKind::parse(&text(cm, "kind")?)?,
             episode: episode_of(cm).ok()??,
-            resolved_at: Timestamp(num(cm, "resolvedAt")?),
+            resolved_at: Timestamp::from_ms(num(cm, "resolvedAt")?),
             retracted: cm.get("retracted").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         });
     }
     Some(AlertWindow {
-        base_at: Timestamp(num(m, "baseAt")?),
+        base_at: Timestamp::from_ms(num(m, "baseAt")?),
         base: FoldState { kinds, prev },
         samples,
         closed,
-        clock: Timestamp(num(m, "clock")?),
+        clock: Timestamp::from_ms(num(m, "clock")?),
     })
 }
 
@@ -377,8 +380,8 @@ pub fn session_of(item: &Item) -> Option<Session> {
         customer_name: text(item, sa::CUSTOMER_NAME),
         patient_id: text(item, sa::PATIENT_ID),
         visit_id: text(item, sa::VISIT_ID),
-        first_received_at: num(item, sa::FIRST_RECEIVED_AT).map(Timestamp),
-        ended_at: num(item, sa::ENDED_AT).map(Timestamp),
+        first_received_at: num(item, sa::FIRST_RECEIVED_AT).map(Timestamp::from_ms),
+        ended_at: num(item, sa::ENDED_AT).map(Timestamp::from_ms),
         alerts,
         // A window this version cannot read starts again (from the announced alerts), rather
         // than leave the whole session unreadable.
@@ -403,7 +406,7 @@ pub fn sensor_reading_of(item: &Item) -> Option<SensorReading> {
         customer_name: text(item, attr::CUSTOMER_NAME),
         patient_id: text(item, attr::PATIENT_ID),
         visit_id: text(item, attr::VISIT_ID),
-        received_at: num(item, attr::RECEIVED_AT).map(Timestamp),
+        received_at: num(item, attr::RECEIVED_AT).map(Timestamp::from_ms),
     })
 }
 
@@ -462,7 +465,7 @@ mod tests {
             reading: StoredReading {
                 test_id: format!("t{i}").into(),
                 device_sn: "SN".into(),
-                measured_at: Timestamp(1_700_000_000_000 + i * 180_000),
+                measured_at: Timestamp::from_ms(1_700_000_000_000 + i * 180_000),
                 mmol,
                 serial_no: Some(i as u64),
                 status: Some("0".into()),

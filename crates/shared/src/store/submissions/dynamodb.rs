@@ -69,8 +69,8 @@ fn request_of(item: &Item) -> Option<SubmissionRequest> {
         accepted: num(item, ra::ACCEPTED).unwrap_or(0),
         declined: num(item, ra::DECLINED).unwrap_or(0),
         reason: text(item, ra::REASON),
-        created_at: Timestamp(num(item, ra::CREATED_AT).unwrap_or(0)),
-        updated_at: Timestamp(num(item, ra::UPDATED_AT).unwrap_or(0)),
+        created_at: Timestamp::from_ms(num(item, ra::CREATED_AT).unwrap_or(0)),
+        updated_at: Timestamp::from_ms(num(item, ra::UPDATED_AT).unwrap_or(0)),
         version: num(item, ra::VERSION).unwrap_or(0),
     })
 }
@@ -205,14 +205,14 @@ fn checkpoint_of(item: &Item) -> Option<Checkpoint> {
         through: text(item, sa::THROUGH),
         accepted: num(item, sa::ACCEPTED).unwrap_or(0),
         declined: num(item, sa::DECLINED).unwrap_or(0),
-        updated_at: Timestamp(num(item, sa::UPDATED_AT).unwrap_or(0)),
+        updated_at: Timestamp::from_ms(num(item, sa::UPDATED_AT).unwrap_or(0)),
         days: item
             .get(sa::DAYS)
             .and_then(|v| v.as_m().ok())
             .map(|m| m.iter().filter_map(|(d, n)| Some((d.parse().ok()?, n.as_n().ok()?.parse().ok()?))).collect())
             .unwrap_or_default(),
         done: item.get(sa::DONE).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-        completed_at: Timestamp(num(item, sa::COMPLETED_AT).unwrap_or(0)),
+        completed_at: Timestamp::from_ms(num(item, sa::COMPLETED_AT).unwrap_or(0)),
         version: num(item, sa::VERSION).unwrap_or(0),
     })
 }
