@@ -1,4 +1,3 @@
-use super::{BENCH_KEY, cgm_dev, push_sensor, until_serving};
 use crate::stats::{ms, summarize};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -9,16 +8,9 @@ use std::time::{Duration, Instant};
 /// poll of the last hour, a 14-day summary computed from the rollups, and the sensor.
 pub async fn fhir(runs: usize) -> anyhow::Result<String> {
     const SN: &str = "BENCH-FHIR-15D";
-    const READINGS: usize = 15 * 480;
-    const MIN3: i64 = 180_000;
-    let log = std::fs::File::create(cgm_local::repo_root().join("target/bench-fhir-cgm-dev.log"))?;
-    let (mut cmd, base) = cgm_dev("warn", log)?;
-    let mut child = cmd.spawn()?;
-    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
-    until_serving(&http, &push_url).await?;
-    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
-    push_sensor(&http, &push_url, SN, READINGS, last_at, json!({"patientId": "BENCH-MPI-1"})).await?;
+    const READINGS: usize = super::SENSOR_READINGS;
+    let super::LiveSensor { mut child, base, http, last_at } =
+        super::live_sensor("fhir", SN, json!({"patientId": "BENCH-MPI-1"})).await?;
     // The session (which names the patient) and the rollups come from the stream consumer.
     let zone = cgm_domain::time::SourceZone::default();
     let today =

@@ -108,6 +108,34 @@ fn event(i: usize) -> String {
     e.to_string()
 }
 
+/// A 15-day sensor on a release `cgm-dev` of its own: the server, its base URL, a client,
+/// and when its last reading was measured (ms).
+struct LiveSensor {
+    child: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+    last_at: i64,
+}
+
+/// The readings of a 15-day sensor, one every 3 minutes.
+const SENSOR_READINGS: usize = 15 * 480;
+
+/// Starts `cgm-dev` (stderr in `target/bench-<tag>-cgm-dev.log`) and pushes it
+/// [`SENSOR_READINGS`] readings of `sn`, 3 minutes apart and ending now, through the push
+/// route, with `extra` laid over each body.
+async fn live_sensor(tag: &str, sn: &'static str, extra: Value) -> anyhow::Result<LiveSensor> {
+    const MIN3: i64 = 180_000;
+    let log = std::fs::File::create(cgm_local::repo_root().join(format!("target/bench-{tag}-cgm-dev.log")))?;
+    let (mut cmd, base) = cgm_dev("warn", log)?;
+    let child = cmd.spawn()?;
+    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
+    until_serving(&http, &push_url).await?;
+    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
+    push_sensor(&http, &push_url, sn, SENSOR_READINGS, last_at, extra).await?;
+    Ok(LiveSensor { child, base, http, last_at })
+}
+
 /// Pushes `readings` of one sensor, 3 minutes apart and ending at `last_at`, through the
 /// push route at concurrency 32, each body with `extra` fields laid over it.
 async fn push_sensor(

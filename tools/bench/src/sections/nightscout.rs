@@ -1,4 +1,3 @@
-use super::{BENCH_KEY, cgm_dev, push_sensor, until_serving};
 use crate::stats::{ms, summarize};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -9,16 +8,8 @@ use std::time::Instant;
 /// entries a follower asks for, `runs` times each after a warm-up.
 pub async fn nightscout(runs: usize) -> anyhow::Result<String> {
     const SN: &str = "BENCH-NS-15D";
-    const READINGS: usize = 15 * 480;
-    const MIN3: i64 = 180_000;
-    let log = std::fs::File::create(cgm_local::repo_root().join("target/bench-nightscout-cgm-dev.log"))?;
-    let (mut cmd, base) = cgm_dev("warn", log)?;
-    let mut child = cmd.spawn()?;
-    let push_url = format!("{base}/sinocare/cgm?key={BENCH_KEY}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
-    until_serving(&http, &push_url).await?;
-    let last_at = chrono::Utc::now().timestamp_millis() / MIN3 * MIN3;
-    push_sensor(&http, &push_url, SN, READINGS, last_at, json!({})).await?;
+    const READINGS: usize = super::SENSOR_READINGS;
+    let super::LiveSensor { mut child, base, http, last_at } = super::live_sensor("nightscout", SN, json!({})).await?;
     let r = http.post(format!("{base}/devices/{SN}/follow-tokens")).send().await?;
     anyhow::ensure!(r.status() == 201, "creating a follower token: {}", r.status());
     let token = r.json::<Value>().await?["token"].as_str().unwrap_or_default().to_string();
