@@ -42,15 +42,6 @@ pub enum Failure<E> {
     Deadline(Duration),
 }
 
-impl<E> From<E> for Failure<E>
-where
-    E: std::error::Error,
-{
-    fn from(e: E) -> Self {
-        Failure::Route(e)
-    }
-}
-
 /// What the log line says about a request beyond its status and latency. Route handlers
 /// set what they know; a field left `None` is left out of the line.
 #[derive(Debug, Default, Clone)]

@@ -1,5 +1,6 @@
-//! The HTTP edge of cgm-bridge: what every HTTP Lambda (push, partner, read) and the local
-//! server share, so that a route is written once and behaves like every other.
+//! The HTTP edge of cgm-bridge: what every HTTP Lambda (push, partner, read, report,
+//! Nightscout, FHIR) and the local server share, so that a route is written once and
+//! behaves like every other.
 //!
 //! - [`meta`]: what API Gateway says about a request (request id, route key, source address);
 //! - [`params`]: typed path, query and body parameters, with one [`params::BadRequest`];

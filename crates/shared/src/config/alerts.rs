@@ -13,15 +13,8 @@ pub(super) fn alert_settings(non_empty: &impl Fn(&str) -> Option<String>) -> Res
             _ => Err(ConfigError::Invalid { var, reason: "expected mmol/L between 1.0 and 30.0".into() }),
         },
     };
-    let minutes = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match non_empty(var) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u64>() {
-            Ok(m) if range.contains(&m) => Ok(m),
-            _ => Err(ConfigError::Invalid {
-                var,
-                reason: format!("expected minutes between {} and {}", range.start(), range.end()),
-            }),
-        },
+    let minutes = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+        super::number(non_empty, var, default, range, "minutes")
     };
     let s = AlertSettings {
         urgent_low_mmol: mmol("ALERT_URGENT_LOW_MMOL", d.urgent_low_mmol)?,
